@@ -1,0 +1,96 @@
+//! The command line: one file per subcommand; the doc comments are the help.
+//! Exit codes: 0 success, 1 a stage failed (or the store is damaged), 2 the
+//! pipeline or its inputs are invalid.
+
+mod dag;
+mod gc;
+mod lineage;
+mod progress;
+mod run;
+mod schema;
+mod status;
+mod validate;
+mod verify;
+
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::engine::{spec, Diagnostics, Plan};
+
+/// Declarative, content-addressed, per-patient cached pipelines for imaging biomarkers.
+#[derive(Debug, Parser)]
+#[command(name = "radpipe", version, max_term_width = 100)]
+pub struct Cli {
+    /// Workspace folder: pipeline paths resolve against it; `.radpipe/` (the
+    /// store) and `results/` live in it. Default: the current directory.
+    #[arg(long, global = true, value_name = "DIR")]
+    workspace: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a pipeline: execute what is stale, reuse what is cached.
+    Run(run::Args),
+    /// Which nodes a run would execute, and why.
+    Status(status::Args),
+    /// Show the pipeline's graph (text, dot or mermaid).
+    Dag(dag::Args),
+    /// Trace a metric or artifact back to its source files.
+    Lineage(lineage::Args),
+    /// Check a pipeline file and its inputs without running anything.
+    Validate(validate::Args),
+    /// Remove cached results that recent runs no longer use.
+    Gc(gc::Args),
+    /// Re-hash every stored object and report corrupt or missing ones.
+    Verify(verify::Args),
+    /// Print the JSON Schema of pipeline files.
+    #[command(hide = true)]
+    Schema,
+}
+
+/// Exit codes.
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_INVALID: u8 = 2;
+
+pub(crate) struct Ctx {
+    pub workspace: PathBuf,
+}
+
+impl Ctx {
+    /// Load and plan a pipeline; diagnostics go to stderr and give exit code 2.
+    pub fn plan(&self, pipeline: &Path, sets: &[String]) -> Result<Plan, ExitCode> {
+        let loaded = spec::load(pipeline, sets).map_err(report_invalid)?;
+        crate::engine::plan::build(loaded, &self.workspace).map_err(report_invalid)
+    }
+}
+
+pub(crate) fn report_invalid(d: Diagnostics) -> ExitCode {
+    eprintln!("{d}");
+    ExitCode::from(EXIT_INVALID)
+}
+
+pub(crate) fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let workspace = match cli.workspace {
+        Some(w) => w,
+        None => PathBuf::from("."),
+    };
+    let ctx = Ctx { workspace };
+    match cli.command {
+        Command::Run(a) => run::run(&ctx, a),
+        Command::Status(a) => status::run(&ctx, a),
+        Command::Dag(a) => dag::run(&ctx, a),
+        Command::Lineage(a) => lineage::run(&ctx, a),
+        Command::Validate(a) => validate::run(&ctx, a),
+        Command::Gc(a) => gc::run(&ctx, a),
+        Command::Verify(a) => verify::run(&ctx, a),
+        Command::Schema => schema::run(),
+    }
+}

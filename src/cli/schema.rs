@@ -1,0 +1,7 @@
+use std::process::ExitCode;
+
+/// `radpipe schema`: the JSON Schema of pipeline files (what `schemas/pipeline.schema.json` holds).
+pub fn run() -> ExitCode {
+    super::print_json(&crate::engine::spec::json_schema());
+    ExitCode::SUCCESS
+}

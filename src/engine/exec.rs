@@ -1,0 +1,418 @@
+//! Execution: nodes in topological order, ready ones in parallel on a rayon
+//! pool bounded by `--jobs`. For each ready node the key is computed from its
+//! material; a recorded action with all its objects present is a cache hit
+//! (outputs are restored into the workspace or `results/` if they differ), else
+//! the node runs in a private temporary folder and its outputs are committed:
+//! objects first, the action record last. A node whose upstream failed is
+//! skipped; a cohort-level node with `on_missing: drop` runs on what is left and
+//! lists the dropped patients.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use super::events::{Event, Outcome, Reporter};
+use super::key::{set_digest, InputDigest, KeyMaterial};
+use super::plan::{Node, Plan};
+use super::store::{now_unix, ActionRecord, Environment, FileRecord, InputRecord, Memo, RunRecord, Store};
+use crate::stages::{InputArtifact, RunContext};
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub jobs: usize,
+    pub keep_going: bool,
+    /// Stages to re-execute even when cached.
+    pub force: Vec<String>,
+    /// Run only these stages (and what they need).
+    pub only: Vec<String>,
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub executed: Vec<String>,
+    pub cached: Vec<String>,
+    /// (node, why)
+    pub failed: Vec<(String, String)>,
+    pub skipped: Vec<String>,
+    pub results: PathBuf,
+}
+
+/// A finished node's outputs, as downstream nodes see them.
+#[derive(Debug, Clone)]
+struct Done {
+    key: String,
+    outputs: BTreeMap<String, FileRecord>,
+}
+
+impl Done {
+    fn selected(&self, select: Option<&str>) -> BTreeMap<String, FileRecord> {
+        match select {
+            None => self.outputs.clone(),
+            Some(sel) => self
+                .outputs
+                .iter()
+                .filter(|(name, _)| name.as_str() == sel || name.starts_with(&format!("{sel}/")))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+fn output_digest(outputs: &BTreeMap<String, FileRecord>) -> String {
+    set_digest(outputs.iter().map(|(k, v)| (k, &v.digest)))
+}
+
+/// Where a node's outputs appear for users: its workspace `outs`, or
+/// `results/<stage>/` (single node) or `results/<stage>/<item>/`.
+pub fn results_dir(plan: &Plan, node: &Node) -> PathBuf {
+    let base = plan.workspace.join("results").join(plan.stage_name(node));
+    match &node.decl.item {
+        Some(item) => base.join(&item.id),
+        None => base,
+    }
+}
+
+fn output_path(plan: &Plan, node: &Node, name: &str) -> PathBuf {
+    if node.decl.outs.is_empty() {
+        results_dir(plan, node).join(name)
+    } else {
+        plan.workspace.join(name)
+    }
+}
+
+/// The material of a node's key, given its finished upstream nodes. Sources
+/// are hashed through the memo. `dropped`: upstream nodes left out.
+fn material(plan: &Plan, node: &Node, done: &[Option<Done>], memo: &mut Memo) -> Result<(KeyMaterial, Vec<InputRecord>, Vec<String>), String> {
+    let stage = plan.stage(node);
+    let mut sources = BTreeMap::new();
+    for s in &node.sources {
+        let path = plan.workspace.join(s);
+        let digest = source_digest(&path, memo).map_err(|e| format!("cannot read input `{s}`: {e}"))?;
+        sources.insert(s.clone(), digest);
+    }
+    let mut inputs = Vec::new();
+    let mut records = Vec::new();
+    let mut dropped = Vec::new();
+    for u in &node.upstream {
+        let up = &plan.nodes[u.node];
+        match &done[u.node] {
+            Some(d) => {
+                let sel = d.selected(u.select.as_deref());
+                inputs.push(InputDigest { node: up.id.clone(), select: u.select.clone(), digest: output_digest(&sel) });
+                records.push(InputRecord { node: up.id.clone(), key: d.key.clone() });
+            }
+            None => dropped.push(up.id.clone()),
+        }
+    }
+    inputs.sort();
+    records.sort_by(|a, b| a.node.cmp(&b.node));
+    records.dedup();
+    let m = KeyMaterial {
+        kind: stage.kind().to_string(),
+        version: stage.version(),
+        item: node.decl.item.as_ref().map(|i| i.id.clone()),
+        params: node.decl.params.clone(),
+        sources,
+        inputs,
+    };
+    Ok((m, records, dropped))
+}
+
+/// A source's digest: a file's content hash, or a folder's over its files.
+pub fn source_digest(path: &Path, memo: &mut Memo) -> std::io::Result<String> {
+    if path.is_dir() {
+        let files = walk(path)?;
+        let mut digests = BTreeMap::new();
+        for f in files {
+            let rel = f.strip_prefix(path).unwrap_or(&f).to_string_lossy().into_owned();
+            digests.insert(rel, memo.file_digest(&f)?);
+        }
+        Ok(set_digest(digests.iter()))
+    } else {
+        memo.file_digest(path)
+    }
+}
+
+/// Files under a folder, sorted.
+pub fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Make a cached node's outputs present where users expect them. `false`: an
+/// object is missing or corrupt, so the node must run again.
+fn restore(plan: &Plan, node: &Node, action: &ActionRecord, store: &Store, memo: &mut Memo) -> std::io::Result<bool> {
+    for (name, file) in &action.outputs {
+        let dest = output_path(plan, node, name);
+        if memo.matches(&dest, &file.digest) {
+            continue;
+        }
+        if dest.is_file() && super::store::hash_file(&dest).ok().as_deref() == Some(file.digest.as_str()) {
+            memo.record(&dest, &file.digest);
+            continue;
+        }
+        if !store.restore(&file.digest, &dest)? {
+            return Ok(false);
+        }
+        memo.record(&dest, &file.digest);
+    }
+    Ok(true)
+}
+
+struct Executed {
+    action: ActionRecord,
+}
+
+/// Run one node in a private folder and commit its outputs.
+/// `ups` holds the finished upstream outputs, aligned with `node.upstream`.
+fn execute(plan: &Plan, store: &Store, ni: usize, material: KeyMaterial, inputs_rec: Vec<InputRecord>, dropped: Vec<String>, ups: &[Option<Done>]) -> Result<Executed, String> {
+    let node = &plan.nodes[ni];
+    let stage = plan.stage(node);
+    let key = material.key();
+    let tmp = store.tmp_path("node");
+    let out_dir = tmp.join("out");
+    fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create a work folder: {e}"))?;
+    let inputs: Vec<InputArtifact> = node
+        .upstream
+        .iter()
+        .zip(ups)
+        .filter_map(|(u, d)| {
+            let d = d.as_ref()?;
+            let up = &plan.nodes[u.node];
+            Some(InputArtifact {
+                node: up.id.clone(),
+                stage: plan.stage_name(up).to_string(),
+                item: up.decl.item.clone(),
+                files: d.selected(u.select.as_deref()).into_iter().map(|(n, f)| (n, store.object_path(&f.digest))).collect(),
+            })
+        })
+        .collect();
+    let mut log: Vec<u8> = Vec::new();
+    let started = Instant::now();
+    let result = {
+        let mut ctx = RunContext { workspace: &plan.workspace, node_id: &node.id, decl: &node.decl, inputs: &inputs, out_dir: &out_dir, log: &mut log };
+        stage.run(&mut ctx)
+    };
+    let duration_s = started.elapsed().as_secs_f64();
+    let commit = || -> std::io::Result<ActionRecord> {
+        let log_rec = store.put_bytes(&log)?;
+        let mut outputs = BTreeMap::new();
+        if node.decl.outs.is_empty() {
+            for f in walk(&out_dir)? {
+                let rel = f.strip_prefix(&out_dir).unwrap_or(&f).to_string_lossy().into_owned();
+                outputs.insert(rel, store.put_file(&f, true)?);
+            }
+        } else {
+            for out in &node.decl.outs {
+                let path = plan.workspace.join(out);
+                if path.is_dir() {
+                    for f in walk(&path)? {
+                        let rel = f.strip_prefix(&plan.workspace).unwrap_or(&f).to_string_lossy().into_owned();
+                        outputs.insert(rel, store.put_file(&f, false)?);
+                    }
+                } else {
+                    outputs.insert(out.trim_start_matches("./").to_string(), store.put_file(&path, false)?);
+                }
+            }
+        }
+        let action = ActionRecord {
+            key: key.clone(),
+            node: node.id.clone(),
+            stage: plan.stage_name(node).to_string(),
+            cohort: node.decl.item.as_ref().and_then(|i| i.cohort.clone()),
+            output_digest: output_digest(&outputs),
+            material,
+            inputs: inputs_rec,
+            outputs,
+            dropped,
+            log: log_rec.digest,
+            duration_s,
+            finished_unix: now_unix(),
+            environment: Environment::current(),
+        };
+        store.write_action(&action)?;
+        Ok(action)
+    };
+    let outcome = match result {
+        Ok(()) => commit().map_err(|e| format!("cannot store the outputs: {e}")),
+        Err(e) => {
+            // Keep the log of a failure where users can read it.
+            let _ = store.put_bytes(&log);
+            Err(e.to_string())
+        }
+    };
+    let _ = fs::remove_dir_all(&tmp);
+    outcome.map(|action| Executed { action })
+}
+
+/// Nodes a run covers: all, or with `--only` those stages and their upstream.
+fn selected_nodes(plan: &Plan, only: &[String]) -> Vec<bool> {
+    if only.is_empty() {
+        return vec![true; plan.nodes.len()];
+    }
+    let mut keep = vec![false; plan.nodes.len()];
+    let mut stack: Vec<usize> = plan.nodes.iter().enumerate().filter(|(_, n)| only.contains(&plan.stages[n.stage].name)).map(|(i, _)| i).collect();
+    while let Some(i) = stack.pop() {
+        if !keep[i] {
+            keep[i] = true;
+            stack.extend(plan.nodes[i].upstream.iter().map(|u| u.node));
+        }
+    }
+    keep
+}
+
+/// Run the plan. The caller holds the store lock.
+pub fn run(plan: &Plan, store: &Store, options: &RunOptions, reporter: &dyn Reporter) -> std::io::Result<RunSummary> {
+    let started_unix = now_unix();
+    let run_id = store.new_run_id();
+    let mut memo = store.load_memo();
+    let selected = selected_nodes(plan, &options.only);
+    let dependents = plan.dependents();
+    let force: HashSet<&str> = options.force.iter().map(String::as_str).collect();
+    reporter.event(Event::Planned {
+        stages: plan.stages.iter().map(|s| (s.name.clone(), s.nodes.iter().filter(|&&n| selected[n]).count())).collect(),
+    });
+
+    let n = plan.nodes.len();
+    let mut done: Vec<Option<Done>> = vec![None; n];
+    let mut finished = vec![false; n];
+    let mut waiting: Vec<usize> = plan.nodes.iter().map(|node| {
+        let mut ups: Vec<usize> = node.upstream.iter().map(|u| u.node).collect();
+        ups.sort();
+        ups.dedup();
+        ups.len()
+    }).collect();
+    let mut ready: VecDeque<usize> = plan.order.iter().copied().filter(|&i| waiting[i] == 0).collect();
+    let mut summary = RunSummary { run_id: run_id.clone(), executed: vec![], cached: vec![], failed: vec![], skipped: vec![], results: plan.workspace.join("results") };
+    let mut stop = false;
+    let jobs = options.jobs.max(1);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().map_err(std::io::Error::other)?;
+    let (tx, rx) = mpsc::channel::<(usize, Result<Executed, String>)>();
+    let mut running = 0usize;
+
+    pool.in_place_scope(|scope| {
+        let mut finish = |i: usize, outcome: Outcome, out: Option<Done>, ready: &mut VecDeque<usize>, summary: &mut RunSummary, done: &mut Vec<Option<Done>>| {
+            let node = &plan.nodes[i];
+            match &outcome {
+                Outcome::Executed => summary.executed.push(node.id.clone()),
+                Outcome::Cached => summary.cached.push(node.id.clone()),
+                Outcome::Failed(why) => summary.failed.push((node.id.clone(), why.clone())),
+                Outcome::Skipped(_) => summary.skipped.push(node.id.clone()),
+            }
+            done[i] = out;
+            finished[i] = true;
+            reporter.event(Event::NodeFinished { stage: plan.stage_name(node).to_string(), node: node.id.clone(), outcome });
+            for &d in &dependents[i] {
+                waiting[d] -= 1;
+                if waiting[d] == 0 {
+                    ready.push_back(d);
+                }
+            }
+        };
+        loop {
+            while let Some(i) = ready.pop_front() {
+                let node = &plan.nodes[i];
+                if !selected[i] {
+                    finish(i, Outcome::Skipped("not selected by --only".into()), None, &mut ready, &mut summary, &mut done);
+                    summary.skipped.pop();
+                    continue;
+                }
+                if stop {
+                    finish(i, Outcome::Skipped("the run stopped after a failure".into()), None, &mut ready, &mut summary, &mut done);
+                    continue;
+                }
+                let missing: Vec<&str> = node.upstream.iter().filter(|u| done[u.node].is_none()).map(|u| plan.nodes[u.node].id.as_str()).collect();
+                if !missing.is_empty() {
+                    let may_drop = node.is_single() && plan.stage(node).drops_missing() && missing.len() < node.upstream.len();
+                    if !may_drop {
+                        let why = format!("needs {} that did not finish", missing.join(", "));
+                        finish(i, Outcome::Skipped(why), None, &mut ready, &mut summary, &mut done);
+                        continue;
+                    }
+                }
+                let (m, inputs_rec, dropped) = match material(plan, node, &done, &mut memo) {
+                    Ok(v) => v,
+                    Err(why) => {
+                        finish(i, Outcome::Failed(why), None, &mut ready, &mut summary, &mut done);
+                        stop = !options.keep_going;
+                        continue;
+                    }
+                };
+                let key = m.key();
+                if !force.contains(plan.stage_name(node)) {
+                    if let Some(action) = store.read_action(&key) {
+                        let present = store.has_object(&action.log) && action.outputs.values().all(|f| store.has_object(&f.digest));
+                        if present && restore(plan, node, &action, store, &mut memo).unwrap_or(false) {
+                            let d = Done { key, outputs: action.outputs };
+                            finish(i, Outcome::Cached, Some(d), &mut ready, &mut summary, &mut done);
+                            continue;
+                        }
+                    }
+                }
+                running += 1;
+                let tx = tx.clone();
+                let ups: Vec<Option<Done>> = node.upstream.iter().map(|u| done[u.node].clone()).collect();
+                scope.spawn(move |_| {
+                    let r = execute(plan, store, i, m, inputs_rec, dropped, &ups);
+                    let _ = tx.send((i, r));
+                });
+            }
+            if running == 0 {
+                break;
+            }
+            let Ok((i, result)) = rx.recv() else { break };
+            running -= 1;
+            match result {
+                Ok(ex) => {
+                    let node = &plan.nodes[i];
+                    for (name, f) in &ex.action.outputs {
+                        let dest = output_path(plan, node, name);
+                        if node.decl.outs.is_empty() {
+                            let _ = store.restore(&f.digest, &dest);
+                        }
+                        memo.record(&dest, &f.digest);
+                    }
+                    let d = Done { key: ex.action.key.clone(), outputs: ex.action.outputs };
+                    finish(i, Outcome::Executed, Some(d), &mut ready, &mut summary, &mut done);
+                }
+                Err(why) => {
+                    finish(i, Outcome::Failed(why), None, &mut ready, &mut summary, &mut done);
+                    stop = !options.keep_going;
+                }
+            }
+        }
+    });
+    debug_assert!(finished.iter().all(|f| *f));
+
+    store.save_memo(&memo)?;
+    let record = RunRecord {
+        id: run_id,
+        pipeline: plan.spec.file.to_string_lossy().into_owned(),
+        overrides: options.overrides.clone(),
+        started_unix,
+        finished_unix: now_unix(),
+        nodes: plan.nodes.iter().zip(&done).filter_map(|(node, d)| d.as_ref().map(|d| (node.id.clone(), d.key.clone()))).collect(),
+        executed: summary.executed.clone(),
+        cached: summary.cached.clone(),
+        failed: summary.failed.iter().map(|(n, _)| n.clone()).collect(),
+        skipped: summary.skipped.clone(),
+    };
+    store.write_run(&record)?;
+    Ok(summary)
+}

@@ -1,0 +1,236 @@
+//! Pipeline file -> `PipelineSpec`: the typed form of the YAML, after `--set`
+//! overrides and `${params.x}` resolution, with no I/O beyond reading the file.
+//! Every problem is collected (one bad stage does not hide the next) and carries
+//! its file:line:col.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+use super::diagnostics::{did_you_mean, Diagnostic, Diagnostics, Origin};
+use super::yaml::{self, PathSeg, YNode};
+use crate::stages::StageSpec;
+
+/// A pipeline file. `S` is the stage type: raw JSON in the first pass, then
+/// `StageSpec` (the JSON Schema is generated from `PipelineSpec<StageSpec>`).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec<S = StageSpec> {
+    /// File-format version; 1.
+    pub version: u32,
+    /// A name for the pipeline (used in reports).
+    pub name: String,
+    /// Free parameters, referenced elsewhere as `${params.NAME}` and overridable with `--set params.NAME=...`.
+    #[serde(default)]
+    pub params: IndexMap<String, Value>,
+    /// Cohorts: clinical tables and image folders, referenced by name from stages.
+    #[serde(default)]
+    pub cohorts: IndexMap<String, CohortSpec>,
+    /// The stages, by name. Each has a `kind`.
+    pub stages: IndexMap<String, S>,
+    /// Published values to show beside reproduced ones in the report (free form).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Value>,
+}
+
+/// One cohort: a clinical table and, optionally, a folder of per-patient images.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CohortSpec {
+    /// Clinical table, one row per patient: `.csv` or `.parquet`, relative to the workspace.
+    pub table: String,
+    /// Folder holding one sub-folder per patient (`<images>/<patient_id>/...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<String>,
+    /// The column that holds patient ids.
+    #[serde(default = "default_id_column")]
+    pub id_column: String,
+}
+
+fn default_id_column() -> String {
+    "patient_id".to_string()
+}
+
+/// A loaded, typed pipeline file plus the tree that knows where everything is.
+#[derive(Debug)]
+pub struct LoadedSpec {
+    pub file: PathBuf,
+    pub spec: PipelineSpec,
+    pub tree: YNode,
+}
+
+impl LoadedSpec {
+    /// Where a key path of the file is (for diagnostics).
+    pub fn origin(&self, keys: &[&str]) -> Origin {
+        self.tree.origin_at(&PathSeg::keys(keys.iter().copied()), false)
+    }
+
+    /// Where a stage's field is.
+    pub fn stage_origin(&self, stage: &str, field: &[&str]) -> Origin {
+        let mut keys = vec!["stages", stage];
+        keys.extend_from_slice(field);
+        self.origin(&keys)
+    }
+}
+
+/// Deserialise `value` as `T`; on failure, one diagnostic placed at the offending key or value.
+pub fn typed<T: DeserializeOwned>(tree: &YNode, base: &[PathSeg], value: Value) -> Result<T, Diagnostic> {
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
+        let mut path = base.to_vec();
+        path.extend(yaml::segs_of(err.path()));
+        let message = err.inner().to_string();
+        serde_diagnostic(tree, &path, &message)
+    })
+}
+
+fn backticked(message: &str) -> Option<&str> {
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(&message[start..end])
+}
+
+fn expected_list(message: &str) -> Vec<&str> {
+    message
+        .split_once("expected ")
+        .map(|(_, rest)| rest.split('`').skip(1).step_by(2).collect())
+        .unwrap_or_default()
+}
+
+fn serde_diagnostic(tree: &YNode, path: &[PathSeg], message: &str) -> Diagnostic {
+    let dotted = path
+        .iter()
+        .map(|s| match s {
+            PathSeg::Key(k) => k.clone(),
+            PathSeg::Index(i) => i.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    if message.starts_with("unknown field") {
+        let field = backticked(message).unwrap_or("?");
+        let mut at = path.to_vec();
+        at.push(PathSeg::Key(field.to_string()));
+        let known = expected_list(message);
+        let d = Diagnostic::new(tree.origin_at(&at, true), format!("unknown key `{field}` in `{dotted}`"));
+        return match did_you_mean(field, known.iter().copied()) {
+            Some(k) => d.hint(format!("did you mean `{k}`?")),
+            None if known.is_empty() => d.hint("remove it"),
+            None => d.hint(format!("remove it; allowed keys: {}", known.join(", "))),
+        };
+    }
+    if message.starts_with("unknown variant") {
+        let variant = backticked(message).unwrap_or("?");
+        let known = expected_list(message);
+        let what = if path.last() == Some(&PathSeg::Key("kind".into())) || path.len() == 2 {
+            "stage kind"
+        } else {
+            "value"
+        };
+        let mut at = path.to_vec();
+        if what == "stage kind" && path.last() != Some(&PathSeg::Key("kind".into())) {
+            at.push(PathSeg::Key("kind".into()));
+        }
+        let d = Diagnostic::new(tree.origin_at(&at, false), format!("unknown {what} `{variant}` in `{dotted}`"));
+        return match did_you_mean(variant, known.iter().copied()) {
+            Some(k) => d.hint(format!("did you mean `{k}`? (known: {})", known.join(", "))),
+            None => d.hint(format!("use one of: {}", known.join(", "))),
+        };
+    }
+    if message.starts_with("missing field") {
+        let field = backticked(message).unwrap_or("?");
+        return Diagnostic::new(tree.origin_at(path, true), format!("`{dotted}` is missing the required key `{field}`"))
+            .hint(format!("add `{field}: ...`"));
+    }
+    Diagnostic::new(tree.origin_at(path, false), format!("`{dotted}`: {message}"))
+        .hint("see schemas/pipeline.schema.json for the expected type")
+}
+
+/// Read, override, resolve and type a pipeline file. All problems are returned together.
+pub fn load(file: &Path, overrides: &[String]) -> Result<LoadedSpec, Diagnostics> {
+    let mut tree = YNode::load(file)?;
+    let mut diags = Diagnostics::default();
+    for o in overrides {
+        if let Err(d) = yaml::apply_override(&mut tree, o) {
+            diags.push(d);
+        }
+    }
+    diags.extend(yaml::resolve_params(&mut tree));
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let raw: PipelineSpec<Value> = typed(&tree, &[], tree.to_json())?;
+    if raw.version != 1 {
+        diags.push(
+            Diagnostic::new(tree.origin_at(&PathSeg::keys(["version"]), false), format!("unsupported version {}", raw.version))
+                .hint("this radpipe reads `version: 1`"),
+        );
+    }
+    let mut stages = IndexMap::new();
+    for (name, value) in raw.stages {
+        let base = PathSeg::keys(["stages", name.as_str()]);
+        if name.is_empty() || name.contains(['[', ']', '/', '.', ' ']) {
+            diags.push(
+                Diagnostic::new(tree.origin_at(&base, true), format!("stage name `{name}` contains a reserved character"))
+                    .hint("stage names may not contain `[`, `]`, `/`, `.` or spaces"),
+            );
+            continue;
+        }
+        if !value.is_object() || value.get("kind").is_none() {
+            diags.push(
+                Diagnostic::new(tree.origin_at(&base, true), format!("stage `{name}` has no `kind`"))
+                    .hint(format!("add `kind: ...` (known: {})", crate::stages::KINDS.join(", "))),
+            );
+            continue;
+        }
+        match typed::<StageSpec>(&tree, &base, value) {
+            Ok(stage) => {
+                stages.insert(name, stage);
+            }
+            Err(d) => diags.push(d),
+        }
+    }
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    let spec = PipelineSpec {
+        version: raw.version,
+        name: raw.name,
+        params: raw.params,
+        cohorts: raw.cohorts,
+        stages,
+        reference: raw.reference,
+    };
+    Ok(LoadedSpec { file: file.to_path_buf(), spec, tree })
+}
+
+/// The JSON Schema of pipeline files. Wherever a number or boolean is accepted,
+/// a `${params.NAME}` reference is accepted too (references are resolved before
+/// typing).
+pub fn json_schema() -> Value {
+    let schema = schemars::schema_for!(PipelineSpec<StageSpec>);
+    let mut value = serde_json::to_value(schema).expect("a schema is JSON");
+    allow_references(&mut value);
+    value
+}
+
+fn allow_references(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            let scalar = matches!(map.get("type"), Some(Value::String(t)) if matches!(t.as_str(), "integer" | "number" | "boolean"));
+            for child in map.values_mut() {
+                allow_references(child);
+            }
+            if scalar {
+                let original = Value::Object(std::mem::take(map));
+                map.insert(
+                    "anyOf".into(),
+                    serde_json::json!([original, {"type": "string", "pattern": "^\\$\\{params\\.[^}]+\\}$"}]),
+                );
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(allow_references),
+        _ => {}
+    }
+}

@@ -1,0 +1,196 @@
+//! Why-stale: which nodes a run would execute, and why, without running
+//! anything. A node is fresh when its key (computable once every upstream
+//! node is fresh) has an action record whose objects are all present. For a
+//! stale node, its material is compared with the last action recorded for the
+//! same node id: changed parameters (old and new value), changed source files,
+//! new or removed patients, a new stage version, upstream nodes that will run.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+use super::key::{InputDigest, KeyMaterial};
+use super::plan::Plan;
+use super::store::{ActionRecord, RunRecord, Store};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StaleNode {
+    pub node: String,
+    pub stage: String,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub stale: Vec<StaleNode>,
+    pub fresh: usize,
+}
+
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() > 60 {
+        format!("{}...", &s[..57])
+    } else {
+        s
+    }
+}
+
+fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, child) in m {
+                flatten(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, child, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
+/// What differs between the material of the last action and the current one.
+pub fn explain(old: &KeyMaterial, new: &KeyMaterial, item_names: &BTreeMap<String, String>) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if old.version != new.version {
+        reasons.push(format!("stage version changed: {} -> {}", old.version, new.version));
+    }
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    flatten("", &old.params, &mut a);
+    flatten("", &new.params, &mut b);
+    for (k, v) in &b {
+        match a.get(k) {
+            Some(o) if o == v => {}
+            Some(o) => reasons.push(format!("param `{k}` changed: {} -> {}", show(o), show(v))),
+            None => reasons.push(format!("param `{k}` added: {}", show(v))),
+        }
+    }
+    for (k, o) in &a {
+        if !b.contains_key(k) {
+            reasons.push(format!("param `{k}` removed (was {})", show(o)));
+        }
+    }
+    for (path, d) in &new.sources {
+        match old.sources.get(path) {
+            Some(o) if o == d => {}
+            Some(_) => reasons.push(format!("input file `{path}` changed")),
+            None => reasons.push(format!("new input file `{path}`")),
+        }
+    }
+    for path in old.sources.keys() {
+        if !new.sources.contains_key(path) {
+            reasons.push(format!("input file `{path}` no longer used"));
+        }
+    }
+    let index = |v: &[InputDigest]| -> BTreeMap<(String, Option<String>), String> {
+        v.iter().map(|i| ((i.node.clone(), i.select.clone()), i.digest.clone())).collect()
+    };
+    let (oi, ni) = (index(&old.inputs), index(&new.inputs));
+    let name = |node: &str| match item_names.get(node) {
+        Some(p) => format!("patient {p}"),
+        None => format!("input `{node}`"),
+    };
+    for (k, d) in &ni {
+        match oi.get(k) {
+            Some(o) if o == d => {}
+            Some(_) => reasons.push(format!("input `{}` changed", k.0)),
+            None => reasons.push(format!("new {}", name(&k.0))),
+        }
+    }
+    for k in oi.keys() {
+        if !ni.contains_key(k) {
+            reasons.push(format!("{} removed", name(&k.0)));
+        }
+    }
+    if old.item != new.item {
+        reasons.push("different item".into());
+    }
+    reasons
+}
+
+/// The status of every node of the plan.
+pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
+    let mut memo = store.map(Store::load_memo).unwrap_or_default();
+    let runs: Vec<RunRecord> = store.map(|s| s.run_ids().iter().take(20).filter_map(|id| s.read_run(id)).collect()).unwrap_or_default();
+    let item_names: BTreeMap<String, String> =
+        plan.nodes.iter().filter_map(|n| n.decl.item.as_ref().filter(|i| i.cohort.is_some()).map(|i| (n.id.clone(), i.id.clone()))).collect();
+    let mut fresh: Vec<Option<ActionRecord>> = vec![None; plan.nodes.len()];
+    let mut stale = Vec::new();
+    for &i in &plan.order {
+        let node = &plan.nodes[i];
+        let stage = plan.stage_name(node).to_string();
+        let previous = store.and_then(|s| s.previous_action(&runs, &node.id));
+        let stale_ups: Vec<&str> = node.upstream.iter().filter(|u| fresh[u.node].is_none()).map(|u| plan.nodes[u.node].id.as_str()).collect();
+        let first_time = |reasons: &mut Vec<String>| match &node.decl.item {
+            Some(item) => match &item.cohort {
+                Some(c) => reasons.push(format!("new patient {} (cohort {c})", item.id)),
+                None => reasons.push(format!("new item `{}`", item.id)),
+            },
+            None => reasons.push("never run".into()),
+        };
+        if !stale_ups.is_empty() {
+            let mut reasons = Vec::new();
+            if previous.is_none() {
+                first_time(&mut reasons);
+            }
+            let shown: Vec<&str> = stale_ups.iter().take(3).copied().collect();
+            let more = if stale_ups.len() > 3 { format!(" and {} more", stale_ups.len() - 3) } else { String::new() };
+            reasons.push(format!("upstream {}{more} will run", shown.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")));
+            stale.push(StaleNode { node: node.id.clone(), stage, reasons });
+            continue;
+        }
+        let mut inputs = Vec::new();
+        for u in &node.upstream {
+            let up = fresh[u.node].as_ref().expect("fresh upstream");
+            let sel: BTreeMap<&String, &String> = up
+                .outputs
+                .iter()
+                .filter(|(n, _)| u.select.as_deref().is_none_or(|s| n.as_str() == s || n.starts_with(&format!("{s}/"))))
+                .map(|(n, f)| (n, &f.digest))
+                .collect();
+            inputs.push(InputDigest { node: up.node.clone(), select: u.select.clone(), digest: super::key::set_digest(sel) });
+        }
+        inputs.sort();
+        let mut sources = BTreeMap::new();
+        let mut unreadable = Vec::new();
+        for s in &node.sources {
+            match super::exec::source_digest(&plan.workspace.join(s), &mut memo) {
+                Ok(d) => {
+                    sources.insert(s.clone(), d);
+                }
+                Err(e) => unreadable.push(format!("input file `{s}` cannot be read: {e}")),
+            }
+        }
+        let st = plan.stage(node);
+        let material = KeyMaterial {
+            kind: st.kind().to_string(),
+            version: st.version(),
+            item: node.decl.item.as_ref().map(|i| i.id.clone()),
+            params: node.decl.params.clone(),
+            sources,
+            inputs,
+        };
+        let key = material.key();
+        if unreadable.is_empty() {
+            if let Some(action) = store.and_then(|s| s.read_action(&key)) {
+                let s = store.expect("an action came from a store");
+                if s.has_object(&action.log) && action.outputs.values().all(|f| s.has_object(&f.digest)) {
+                    fresh[i] = Some(action);
+                    continue;
+                }
+                stale.push(StaleNode { node: node.id.clone(), stage, reasons: vec!["outputs missing from the store (corrupt or collected)".into()] });
+                continue;
+            }
+        }
+        let mut reasons = unreadable;
+        match &previous {
+            Some(prev) => reasons.extend(explain(&prev.material, &material, &item_names)),
+            None => first_time(&mut reasons),
+        }
+        if reasons.is_empty() {
+            reasons.push("not in the cache".into());
+        }
+        stale.push(StaleNode { node: node.id.clone(), stage, reasons });
+    }
+    let fresh = fresh.iter().filter(|f| f.is_some()).count();
+    Status { stale, fresh }
+}

@@ -1,0 +1,165 @@
+//! `kind: ingest`: read the cohorts' clinical tables (CSV or Parquet) with
+//! Polars, check them against the clinical schema, derive the binary label, and
+//! write one table of all patients (`clinical.parquet`, with a `cohort` column)
+//! plus `summary.json` (patients and label prevalence per cohort).
+//!
+//! Tables are read and checked when the pipeline is planned, so `validate`
+//! reports schema violations (file, row, column) before anything runs. The
+//! imaging half (sequences and ROI per patient) comes with the imaging stages.
+
+use polars::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{NodeDecl, RunContext, Stage, StageError};
+use crate::engine::diagnostics::{Diagnostic, Diagnostics};
+use crate::engine::plan::PlanContext;
+use crate::tables::{ClinicalSchema, LabelRule, Table};
+
+pub const VERSION: u32 = 1;
+
+/// Read and validate clinical tables; one cohort-level node.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Ingest {
+    /// The cohorts to read (names from the pipeline's `cohorts:`).
+    pub cohorts: Vec<String>,
+    /// The clinical schema file (YAML: `columns: {name: {type, required, nullable, min, max, values}}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// The binary label to derive, e.g. `{ name: pdl1_high, from: cps, rule: ">= 20" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<LabelRule>,
+}
+
+impl Ingest {
+    fn load_schema(&self, ctx: &PlanContext, stage: &str) -> Result<Option<ClinicalSchema>, Diagnostics> {
+        let Some(file) = &self.schema else { return Ok(None) };
+        let path = ctx.workspace.join(file);
+        if !path.exists() {
+            return Err(Diagnostic::new(ctx.origin(stage, &["schema"]), format!("the clinical schema `{file}` does not exist"))
+                .hint("give a path relative to the workspace")
+                .into());
+        }
+        let tree = crate::engine::yaml::YNode::load(&path)?;
+        Ok(Some(crate::engine::spec::typed(&tree, &[], tree.to_json())?))
+    }
+}
+
+impl Stage for Ingest {
+    fn kind(&self) -> &'static str {
+        "ingest"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
+        let schema = self.load_schema(ctx, stage)?;
+        if let Some(label) = &self.label {
+            if let Err(m) = label.parse() {
+                return Err(Diagnostic::new(ctx.origin(stage, &["label", "rule"]), m).hint("write a rule such as \">= 20\"").into());
+            }
+        }
+        let mut diags = Diagnostics::default();
+        let mut deps = Vec::new();
+        for (i, name) in self.cohorts.iter().enumerate() {
+            let table = match ctx.cohort(name, ctx.origin(stage, &["cohorts", &i.to_string()])) {
+                Ok(t) => t,
+                Err(d) => {
+                    diags.extend(d);
+                    continue;
+                }
+            };
+            if let Some(schema) = &schema {
+                diags.extend(table.check(schema));
+            }
+            if let Some(label) = &self.label {
+                if let Err(d) = table.label(label) {
+                    diags.extend(d);
+                }
+            }
+            deps.push(ctx.cohort_spec(name).map(|c| c.table.clone()).unwrap_or_default());
+        }
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+        deps.extend(self.schema.clone());
+        let id_columns: Vec<String> = self.cohorts.iter().filter_map(|c| ctx.cohort_spec(c)).map(|c| c.id_column.clone()).collect();
+        Ok(vec![NodeDecl {
+            item: None,
+            params: json!({ "cohorts": self.cohorts, "label": self.label, "id_columns": id_columns, "schema": self.schema }),
+            deps,
+            outs: Vec::new(),
+        }])
+    }
+
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {
+        let ids: Vec<String> = serde_json::from_value(ctx.decl.params["id_columns"].clone()).unwrap_or_default();
+        let schema: Option<ClinicalSchema> = match &self.schema {
+            Some(file) => {
+                let path = ctx.workspace.join(file);
+                let tree = crate::engine::yaml::YNode::load(&path).map_err(|d| StageError::new(d.to_string()))?;
+                Some(crate::engine::spec::typed(&tree, &[], tree.to_json()).map_err(|d| StageError::new(d.to_string()))?)
+            }
+            None => None,
+        };
+        let fail = |e: &dyn std::fmt::Display| StageError::new(e.to_string());
+        let mut frames: Vec<DataFrame> = Vec::new();
+        let mut summary = serde_json::Map::new();
+        for ((cohort, table_path), id_column) in self.cohorts.iter().zip(&ctx.decl.deps).zip(&ids) {
+            let table = Table::read(&ctx.workspace.join(table_path), id_column).map_err(|d| fail(&d))?;
+            let mut df = table.typed(schema.as_ref()).map_err(|e| fail(&e))?;
+            let n = df.height();
+            df.with_column(Column::new("cohort".into(), vec![cohort.as_str(); n])).map_err(|e| fail(&e))?;
+            let mut entry = json!({ "patients": n });
+            if let Some(label) = &self.label {
+                let y = table.label(label).map_err(|d| fail(&d))?;
+                entry["positives"] = json!(y.iter().filter(|v| **v == 1).count());
+                df.with_column(Column::new(label.name.as_str().into(), y)).map_err(|e| fail(&e))?;
+            }
+            let _ = writeln!(ctx.log, "{cohort}: {n} patients from {table_path}");
+            summary.insert(cohort.clone(), entry);
+            frames.push(df);
+        }
+        let mut all = stack(frames).map_err(|e| fail(&e))?;
+        let file = std::fs::File::create(ctx.out_dir.join("clinical.parquet")).map_err(|e| fail(&e))?;
+        ParquetWriter::new(file).finish(&mut all).map_err(|e| fail(&e))?;
+        let text = serde_json::to_string_pretty(&summary).map_err(|e| fail(&e))?;
+        std::fs::write(ctx.out_dir.join("summary.json"), text + "\n").map_err(|e| fail(&e))?;
+        Ok(())
+    }
+}
+
+/// Stack cohort tables whose columns may differ (e.g. `dcb` only in the ICI
+/// cohort): missing columns become nulls of the type another cohort gives them.
+fn stack(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+    let mut names: Vec<(PlSmallStr, DataType)> = Vec::new();
+    for df in &frames {
+        for c in df.columns() {
+            if !names.iter().any(|(n, _)| n == c.name()) {
+                names.push((c.name().clone(), c.dtype().clone()));
+            }
+        }
+    }
+    let mut out: Option<DataFrame> = None;
+    for df in frames {
+        let n = df.height();
+        let columns = names
+            .iter()
+            .map(|(name, dtype)| match df.column(name) {
+                Ok(c) => c.cast(dtype),
+                Err(_) => Ok(Column::full_null(name.clone(), n, dtype)),
+            })
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let df = DataFrame::new_infer_height(columns)?;
+        out = Some(match out {
+            None => df,
+            Some(acc) => acc.vstack(&df)?,
+        });
+    }
+    Ok(out.unwrap_or_default())
+}
+
