@@ -240,6 +240,7 @@ fn execute(plan: &Plan, store: &Store, ni: usize, material: KeyMaterial, inputs_
             material,
             inputs: inputs_rec,
             outputs,
+            outs_in_workspace: !node.decl.outs.is_empty(),
             dropped,
             log: log_rec.digest,
             duration_s,
@@ -277,10 +278,41 @@ fn selected_nodes(plan: &Plan, only: &[String]) -> Vec<bool> {
     keep
 }
 
+/// Outputs of nodes that the last run had and this plan no longer has (a
+/// patient removed from a table, a cohort swapped): removed from the workspace
+/// and `results/`, so that folder-level deps do not read them. They stay in the
+/// store, and come back from it if the node returns.
+fn remove_vanished_outputs(plan: &Plan, store: &Store, reporter: &dyn Reporter) {
+    let Some(last) = store.run_ids().first().and_then(|id| store.read_run(id)) else { return };
+    for (node, key) in &last.nodes {
+        if plan.node_index.contains_key(node) {
+            continue;
+        }
+        let Some(action) = store.read_action(key) else { continue };
+        for name in action.outputs.keys() {
+            let path = if action.outs_in_workspace {
+                plan.workspace.join(name)
+            } else {
+                let mut p = plan.workspace.join("results").join(&action.stage);
+                if let Some(item) = &action.material.item {
+                    p = p.join(item);
+                }
+                p.join(name)
+            };
+            if std::fs::remove_file(&path).is_ok() {
+                reporter.event(Event::Note(format!("removed `{}`: node `{node}` is no longer in the pipeline", path.display())));
+            }
+        }
+    }
+}
+
 /// Run the plan. The caller holds the store lock.
 pub fn run(plan: &Plan, store: &Store, options: &RunOptions, reporter: &dyn Reporter) -> std::io::Result<RunSummary> {
     let started_unix = now_unix();
     let run_id = store.new_run_id();
+    if options.only.is_empty() {
+        remove_vanished_outputs(plan, store, reporter);
+    }
     let mut memo = store.load_memo();
     let selected = selected_nodes(plan, &options.only);
     let dependents = plan.dependents();

@@ -89,7 +89,9 @@ fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<(ActionRecord
         let node = parts[..k].join("/");
         if let Some(key) = run.nodes.get(&node) {
             let action = read(key)?;
-            let Some(file) = action.outputs.get("metrics.json") else { continue };
+            let Some(file) = action.outputs.iter().find(|(name, _)| *name == "metrics.json" || name.ends_with("/metrics.json")).map(|(_, f)| f) else {
+                continue;
+            };
             let Ok(bytes) = std::fs::read(store.object_path(&file.digest)) else { continue };
             let Ok(metrics) = serde_json::from_slice::<Value>(&bytes) else { continue };
             if let Some(v) = metric_value(&metrics, target, &parts[k..]) {

@@ -108,7 +108,11 @@ impl<'a> PlanContext<'a> {
         let paths = glob::glob(&full.to_string_lossy()).map_err(|e| format!("invalid glob `{pattern}`: {e}"))?;
         let mut items: Vec<Item> = paths
             .filter_map(Result::ok)
-            .filter_map(|p| p.strip_prefix(self.workspace).ok().map(|r| r.to_string_lossy().into_owned()))
+            .map(|p| match p.strip_prefix(self.workspace) {
+                Ok(rel) => rel.to_string_lossy().into_owned(),
+                // `./x/*` comes back as `x/...`: already relative to the workspace.
+                Err(_) => p.to_string_lossy().into_owned(),
+            })
             .map(|id| Item { id, cohort: None })
             .collect();
         items.sort();

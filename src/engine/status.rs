@@ -49,7 +49,8 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, Value>) {
 }
 
 /// What differs between the material of the last action and the current one.
-pub fn explain(old: &KeyMaterial, new: &KeyMaterial, item_names: &BTreeMap<String, String>) -> Vec<String> {
+/// `patient_of` names the patient of a per-patient input node, if it is one.
+pub fn explain(old: &KeyMaterial, new: &KeyMaterial, patient_of: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
     let mut reasons = Vec::new();
     if old.version != new.version {
         reasons.push(format!("stage version changed: {} -> {}", old.version, new.version));
@@ -85,7 +86,7 @@ pub fn explain(old: &KeyMaterial, new: &KeyMaterial, item_names: &BTreeMap<Strin
         v.iter().map(|i| ((i.node.clone(), i.select.clone()), i.digest.clone())).collect()
     };
     let (oi, ni) = (index(&old.inputs), index(&new.inputs));
-    let name = |node: &str| match item_names.get(node) {
+    let name = |node: &str| match patient_of(node) {
         Some(p) => format!("patient {p}"),
         None => format!("input `{node}`"),
     };
@@ -183,7 +184,17 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
         }
         let mut reasons = unreadable;
         match &previous {
-            Some(prev) => reasons.extend(explain(&prev.material, &material, &item_names)),
+            Some(prev) => {
+                // Inputs that left the plan (a removed patient) are named from their own records.
+                let patient_of = |node: &str| {
+                    item_names.get(node).cloned().or_else(|| {
+                        let input = prev.inputs.iter().find(|i| i.node == node)?;
+                        let action = store?.read_action(&input.key)?;
+                        action.cohort.and(action.material.item)
+                    })
+                };
+                reasons.extend(explain(&prev.material, &material, &patient_of));
+            }
             None => first_time(&mut reasons),
         }
         if reasons.is_empty() {

@@ -57,6 +57,8 @@ pub struct ActionRecord {
     pub inputs: Vec<InputRecord>,
     /// Output files: workspace paths for `outs`, else paths inside the node's output folder.
     pub outputs: BTreeMap<String, FileRecord>,
+    /// Whether `outputs` are workspace paths (`outs`) rather than `results/` files.
+    pub outs_in_workspace: bool,
     pub output_digest: String,
     /// Per-patient inputs left out under `on_missing: drop`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
