@@ -241,7 +241,7 @@ pub fn build(spec: LoadedSpec, workspace: &Path) -> Result<Plan, Diagnostics> {
     if let Some(cycle) = stage_cycle(&stages) {
         let names: Vec<&str> = cycle.iter().map(|s| stages[*s].name.as_str()).collect();
         let first = names[0];
-        return Err(Diagnostic::new(spec.stage_origin(first, &[]), format!("the stages form a cycle: {} -> {first}", names.join(" -> ")))
+        return Err(Diagnostic::new(spec.stage_key_origin(first), format!("the stages form a cycle: {} -> {first}", names.join(" -> ")))
             .hint("a stage cannot depend on its own outputs; remove one `input:` or dep in the cycle")
             .into());
     }

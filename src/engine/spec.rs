@@ -68,6 +68,11 @@ impl LoadedSpec {
         self.tree.origin_at(&PathSeg::keys(keys.iter().copied()), false)
     }
 
+    /// Where a stage's name is written.
+    pub fn stage_key_origin(&self, stage: &str) -> Origin {
+        self.tree.origin_at(&PathSeg::keys(["stages", stage]), true)
+    }
+
     /// Where a stage's field is.
     pub fn stage_origin(&self, stage: &str, field: &[&str]) -> Origin {
         let mut keys = vec!["stages", stage];
@@ -99,21 +104,28 @@ fn expected_list(message: &str) -> Vec<&str> {
         .unwrap_or_default()
 }
 
-fn serde_diagnostic(tree: &YNode, path: &[PathSeg], message: &str) -> Diagnostic {
-    let dotted = path
-        .iter()
+fn dotted_path(path: &[PathSeg]) -> String {
+    path.iter()
         .map(|s| match s {
             PathSeg::Key(k) => k.clone(),
             PathSeg::Index(i) => i.to_string(),
         })
         .collect::<Vec<_>>()
-        .join(".");
+        .join(".")
+}
+
+fn serde_diagnostic(tree: &YNode, path: &[PathSeg], message: &str) -> Diagnostic {
+    let dotted = dotted_path(path);
     if message.starts_with("unknown field") {
         let field = backticked(message).unwrap_or("?");
+        // The error path may or may not end with the unknown key itself.
         let mut at = path.to_vec();
-        at.push(PathSeg::Key(field.to_string()));
+        if at.last() != Some(&PathSeg::Key(field.to_string())) {
+            at.push(PathSeg::Key(field.to_string()));
+        }
+        let parent = dotted_path(&at[..at.len() - 1]);
         let known = expected_list(message);
-        let d = Diagnostic::new(tree.origin_at(&at, true), format!("unknown key `{field}` in `{dotted}`"));
+        let d = Diagnostic::new(tree.origin_at(&at, true), format!("unknown key `{field}` in `{parent}`"));
         return match did_you_mean(field, known.iter().copied()) {
             Some(k) => d.hint(format!("did you mean `{k}`?")),
             None if known.is_empty() => d.hint("remove it"),
@@ -123,16 +135,7 @@ fn serde_diagnostic(tree: &YNode, path: &[PathSeg], message: &str) -> Diagnostic
     if message.starts_with("unknown variant") {
         let variant = backticked(message).unwrap_or("?");
         let known = expected_list(message);
-        let what = if path.last() == Some(&PathSeg::Key("kind".into())) || path.len() == 2 {
-            "stage kind"
-        } else {
-            "value"
-        };
-        let mut at = path.to_vec();
-        if what == "stage kind" && path.last() != Some(&PathSeg::Key("kind".into())) {
-            at.push(PathSeg::Key("kind".into()));
-        }
-        let d = Diagnostic::new(tree.origin_at(&at, false), format!("unknown {what} `{variant}` in `{dotted}`"));
+        let d = Diagnostic::new(tree.origin_at(path, false), format!("unknown value `{variant}` in `{dotted}`"));
         return match did_you_mean(variant, known.iter().copied()) {
             Some(k) => d.hint(format!("did you mean `{k}`? (known: {})", known.join(", "))),
             None => d.hint(format!("use one of: {}", known.join(", "))),
@@ -177,18 +180,29 @@ pub fn load(file: &Path, overrides: &[String]) -> Result<LoadedSpec, Diagnostics
             );
             continue;
         }
-        if !value.is_object() || value.get("kind").is_none() {
+        let mut value = value;
+        let kind = value.as_object_mut().and_then(|m| m.shift_remove("kind"));
+        let Some(Value::String(kind)) = kind else {
             diags.push(
                 Diagnostic::new(tree.origin_at(&base, true), format!("stage `{name}` has no `kind`"))
                     .hint(format!("add `kind: ...` (known: {})", crate::stages::KINDS.join(", "))),
             );
             continue;
-        }
-        match typed::<StageSpec>(&tree, &base, value) {
-            Ok(stage) => {
+        };
+        match StageSpec::parse(&kind, &tree, &base, value) {
+            Some(Ok(stage)) => {
                 stages.insert(name, stage);
             }
-            Err(d) => diags.push(d),
+            Some(Err(d)) => diags.push(d),
+            None => {
+                let mut at = base.clone();
+                at.push(PathSeg::Key("kind".into()));
+                let d = Diagnostic::new(tree.origin_at(&at, false), format!("unknown stage kind `{kind}` in `stages.{name}`"));
+                diags.push(match did_you_mean(&kind, crate::stages::KINDS.iter().copied()) {
+                    Some(k) => d.hint(format!("did you mean `{k}`? (known: {})", crate::stages::KINDS.join(", "))),
+                    None => d.hint(format!("use one of: {}", crate::stages::KINDS.join(", "))),
+                });
+            }
         }
     }
     if !diags.is_empty() {

@@ -1,29 +1,50 @@
-//! The one list of stage kinds. Adding a kind: one file in `src/stages/`, one
-//! variant here (its doc comment is the kind's help), one arm in `as_stage`.
+//! The one list of stage kinds. Adding a kind: one file in `src/stages/` and
+//! one line in `stage_kinds!` below (its doc comment is the kind's help).
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::{Command, Ingest, Stage};
+use crate::engine::diagnostics::Diagnostic;
+use crate::engine::spec::typed;
+use crate::engine::yaml::{PathSeg, YNode};
 
-/// A stage of the pipeline file, chosen by its `kind`.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum StageSpec {
-    /// Read and validate the cohorts' clinical tables, derive the label; one node.
-    Ingest(Ingest),
-    /// Run an external program with declared `deps` and `outs`, like a DVC stage.
-    Command(Command),
+macro_rules! stage_kinds {
+    ($( $(#[doc = $doc:literal])* $variant:ident($ty:ty) = $name:literal, )*) => {
+        /// A stage of the pipeline file, chosen by its `kind`.
+        #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        pub enum StageSpec {
+            $( $(#[doc = $doc])* $variant($ty), )*
+        }
+
+        /// The kind names.
+        pub const KINDS: &[&str] = &[$($name),*];
+
+        impl StageSpec {
+            pub fn as_stage(&self) -> &dyn Stage {
+                match self {
+                    $( StageSpec::$variant(s) => s, )*
+                }
+            }
+
+            /// Type a stage's mapping (without its `kind` key) as the given
+            /// kind; `None` for an unknown kind. Deserialising the variant's own
+            /// type keeps error paths precise (a tagged enum would lose them).
+            pub fn parse(kind: &str, tree: &YNode, base: &[PathSeg], value: Value) -> Option<Result<StageSpec, Diagnostic>> {
+                match kind {
+                    $( $name => Some(typed::<$ty>(tree, base, value).map(StageSpec::$variant)), )*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-/// The kind names, for hints.
-pub const KINDS: &[&str] = &["ingest", "command"];
-
-impl StageSpec {
-    pub fn as_stage(&self) -> &dyn Stage {
-        match self {
-            StageSpec::Ingest(s) => s,
-            StageSpec::Command(s) => s,
-        }
-    }
+stage_kinds! {
+    /// Read and validate the cohorts' clinical tables, derive the label; one node.
+    Ingest(Ingest) = "ingest",
+    /// Run an external program with declared `deps` and `outs`, like a DVC stage.
+    Command(Command) = "command",
 }
