@@ -1,0 +1,129 @@
+//! `kind: ingest` and cohort tables: reading CSV and Parquet, schema checks
+//! with row and column, duplicate and clashing ids, the derived label.
+
+mod common;
+use common::*;
+use polars::prelude::*;
+
+const PIPELINE: &str = r#"version: 1
+name: ingest
+cohorts:
+  inst1: { table: inst1.csv }
+  external: { table: external.parquet, id_column: pid }
+stages:
+  ingest:
+    kind: ingest
+    cohorts: [inst1, external]
+    schema: clinical.yaml
+    label: { name: pdl1_high, from: cps, rule: ">= 20" }
+"#;
+
+const SCHEMA: &str = "columns:\n  age: { type: number, min: 18, max: 100 }\n  sex: { type: category, values: [male, female] }\n  cps: { type: number, min: 0, max: 100 }\n  dcb: { type: integer, values: [0, 1], required: false }\n";
+
+fn write_parquet(ws: &Workspace, rel: &str, mut df: DataFrame) {
+    let file = std::fs::File::create(ws.path(rel)).unwrap();
+    ParquetWriter::new(file).finish(&mut df).unwrap();
+}
+
+fn workspace(inst1: &str) -> Workspace {
+    let ws = Workspace::new();
+    ws.write("p.yaml", PIPELINE);
+    ws.write("clinical.yaml", SCHEMA);
+    ws.write("inst1.csv", inst1);
+    let df = df!(
+        "pid" => ["E1", "E2"],
+        "age" => [61.0, 70.0],
+        "sex" => ["female", "male"],
+        "cps" => [25.0, 1.0],
+        "dcb" => [1i64, 0],
+    )
+    .unwrap();
+    write_parquet(&ws, "external.parquet", df);
+    ws
+}
+
+const GOOD: &str = "patient_id,age,sex,cps\nP1,50,male,20\nP2,64.5,female,19.9\nP3,80,male,95\n";
+
+#[test]
+fn ingest_reads_csv_and_parquet_derives_the_label_and_stacks_the_cohorts() {
+    let ws = workspace(GOOD);
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.executed, set(&["ingest"]));
+    let file = std::fs::File::open(ws.path("results/ingest/clinical.parquet")).unwrap();
+    let df = ParquetReader::new(file).finish().unwrap();
+    assert_eq!(df.height(), 5);
+    let label: Vec<Option<i32>> = df.column("pdl1_high").unwrap().i32().unwrap().iter().collect();
+    assert_eq!(label, vec![Some(1), Some(0), Some(1), Some(1), Some(0)], "cps >= 20, at the boundary too");
+    let cohort: Vec<Option<&str>> = df.column("cohort").unwrap().str().unwrap().iter().collect();
+    assert_eq!(cohort, vec![Some("inst1"), Some("inst1"), Some("inst1"), Some("external"), Some("external")]);
+    let dcb = df.column("dcb").unwrap();
+    assert_eq!(dcb.null_count(), 3, "a column only one cohort has is null elsewhere");
+    let summary: serde_json::Value = serde_json::from_str(&ws.read("results/ingest/summary.json")).unwrap();
+    assert_eq!(summary["inst1"], serde_json::json!({"patients": 3, "positives": 2}));
+    assert_eq!(summary["external"], serde_json::json!({"patients": 2, "positives": 1}));
+}
+
+#[test]
+fn a_corrected_clinical_value_reruns_ingest_only() {
+    let ws = workspace(GOOD);
+    ws.run(&["p.yaml"]);
+    ws.write("inst1.csv", &GOOD.replace("P3,80,male,95", "P3,80,male,96"));
+    let status = stdout(&ws.radpipe(&["status", "p.yaml"]));
+    assert!(status.contains("input file `inst1.csv` changed"), "{status}");
+    assert_eq!(ws.run(&["p.yaml"]).executed, set(&["ingest"]));
+}
+
+#[test]
+fn schema_violations_name_file_row_column_and_are_all_reported() {
+    let ws = workspace("patient_id,age,sex,cps\nP1,50,male,20\nP2,abc,female,19.9\nP3,80,mail,195\n");
+    let out = ws.radpipe(&["validate", "p.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("inst1.csv:3:2: error: row 2 (patient P2), column `age`: `abc` is not a number"), "{err}");
+    assert!(err.contains("inst1.csv:4:3: error: row 3 (patient P3), column `sex`: `mail` is not one of male, female"), "{err}");
+    assert!(err.contains("inst1.csv:4:4: error: row 3 (patient P3), column `cps`: 195 is above the maximum 100"), "{err}");
+    assert!(err.ends_with("3 problems found\n"), "{err}");
+    assert_eq!(ws.radpipe(&["run", "p.yaml"]).status.code(), Some(2), "run refuses invalid inputs before running anything");
+    assert!(!ws.path(".radpipe/actions").exists() || std::fs::read_dir(ws.path(".radpipe/actions")).unwrap().count() == 0);
+}
+
+#[test]
+fn a_missing_required_column_is_named() {
+    let ws = workspace("patient_id,age,cps\nP1,50,20\n");
+    let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
+    assert!(err.contains("inst1.csv: error: required column `sex` is missing"), "{err}");
+}
+
+#[test]
+fn duplicate_patient_ids_are_refused_with_both_rows() {
+    let ws = workspace("patient_id,age,sex,cps\nP1,50,male,20\nP2,51,male,20\nP1,52,male,20\n");
+    let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
+    assert!(err.contains("inst1.csv:4:1: error: patient `P1` appears twice (rows 1 and 3)"), "{err}");
+}
+
+#[test]
+fn a_patient_in_two_cohorts_is_refused() {
+    let ws = workspace("patient_id,age,sex,cps\nE1,50,male,20\n");
+    let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
+    assert!(err.contains("p.yaml:5:22: error: patient `E1` is in both cohort `inst1` and cohort `external`"), "{err}");
+}
+
+#[test]
+fn a_missing_id_column_and_a_missing_table_are_explained() {
+    let ws = workspace(GOOD);
+    ws.write("p.yaml", &PIPELINE.replace("id_column: pid", "id_column: patient"));
+    let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
+    assert!(err.contains("external.parquet: error: no patient id column `patient`"), "{err}");
+    assert!(err.contains("hint: set the cohort's `id_column:`; the table has: pid, age, sex, cps, dcb"), "{err}");
+    let out = ws.radpipe(&["validate", "p.yaml", "--set", "cohorts.inst1.table=nope.csv", "--set", "cohorts.external.id_column=pid"]);
+    assert!(stderr(&out).contains("--set cohorts.inst1.table=nope.csv: error: cohort `inst1`: the table `nope.csv` does not exist"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_label_source_without_a_value_names_the_row() {
+    let ws = workspace("patient_id,age,sex,cps\nP1,50,male,\n");
+    ws.write("clinical.yaml", &SCHEMA.replace("cps: { type: number, min: 0, max: 100 }", "cps: { type: number, nullable: true }"));
+    let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
+    assert!(err.contains("inst1.csv:2:4: error: row 1 (patient P1), column `cps`: no numeric value to derive `pdl1_high`"), "{err}");
+}
