@@ -14,10 +14,12 @@ use super::diagnostics::{did_you_mean, Diagnostic, Diagnostics, Origin};
 use super::yaml::{self, PathSeg, YNode};
 use crate::stages::StageSpec;
 
-/// A pipeline file. `S` is the stage type: raw JSON in the first pass, then
-/// `StageSpec` (the JSON Schema is generated from `PipelineSpec<StageSpec>`).
+// `S` is the stage type: raw JSON in the first pass, then `StageSpec` (the
+// JSON Schema is generated from `PipelineSpec<StageSpec>`).
+/// A radpipe pipeline file: parameters, cohorts and a graph of stages.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "radpipe pipeline")]
 pub struct PipelineSpec<S = StageSpec> {
     /// File-format version; 1.
     pub version: u32,

@@ -1,0 +1,51 @@
+# radpipe: `make demo` runs the demo, `make test` runs the tests.
+# Caches (reference-tool venvs, benchmark data) live under RADPIPE_CACHE.
+RADPIPE_CACHE ?= $(HOME)/.cache/radpipe
+VENV := $(RADPIPE_CACHE)/venv
+BENCH_VENV := $(RADPIPE_CACHE)/bench-venv
+CARGO ?= cargo
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+RADPIPE := $(TARGET_DIR)/debug/radpipe
+
+.PHONY: build test demo schema venv fixtures bench-venv bench clean-demo
+
+build:
+	$(CARGO) build
+
+test: build
+	$(CARGO) test --no-fail-fast
+
+# The engine demo: a pipeline of command stages (lists, globs, per-patient
+# nodes from a clinical table, a cohort-level node), run twice to show caching.
+demo: build
+	cd examples/command-pipeline && $(abspath $(RADPIPE)) validate pipeline.yaml
+	cd examples/command-pipeline && $(abspath $(RADPIPE)) run pipeline.yaml
+	cd examples/command-pipeline && $(abspath $(RADPIPE)) run pipeline.yaml
+	cd examples/command-pipeline && $(abspath $(RADPIPE)) lineage pipeline.yaml out/summary.txt
+	@echo "demo outputs: examples/command-pipeline/out/"
+
+# Regenerate schemas/pipeline.schema.json from the Rust types.
+schema:
+	RADPIPE_BLESS=1 $(CARGO) test --test schema
+
+# Reference tools for fixtures (pinned); never needed to run radpipe.
+venv: $(VENV)/.done
+$(VENV)/.done: tests/fixtures/generate/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tests/fixtures/generate/requirements.txt
+	touch $@
+
+fixtures: venv
+	for s in tests/fixtures/generate/*.py; do $(VENV)/bin/python $$s; done
+
+bench-venv: $(BENCH_VENV)/.done
+$(BENCH_VENV)/.done: benches/requirements.txt
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q -r benches/requirements.txt
+	touch $@
+
+bench: build bench-venv
+	$(BENCH_VENV)/bin/python benches/noop_rerun.py --radpipe $(abspath $(RADPIPE)) --dvc $(BENCH_VENV)/bin/dvc
+
+clean-demo:
+	cd examples/command-pipeline && rm -rf out results .radpipe

@@ -1,0 +1,30 @@
+//! Statistics for imaging-biomarker studies, checked against SciPy, scikit-learn and
+//! lifelines through the fixtures in tests/fixtures/stats (generator:
+//! tests/fixtures/generate/stats.py). Pure Rust; distributions from statrs.
+//!
+//! - [`roc`]: ROC curve, AUC, DeLong CI and tests, bootstrap CI.
+//! - [`threshold`]: Youden point, metrics at a threshold with Wilson CIs.
+//! - [`calibration`]: Brier, calibration curve, Hosmer-Lemeshow, recalibration.
+//! - [`dca`]: decision-curve net benefit.
+//! - [`survival`]: Kaplan-Meier, log-rank, Cox PH, C-index.
+//! - [`hypothesis`]: Table-1 tests (t, ANOVA, Mann-Whitney, Kruskal-Wallis, chi-square,
+//!   Fisher, Shapiro-Wilk).
+
+// `!(x > 0.0)` is used on purpose: it is also true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
+pub mod calibration;
+pub mod dca;
+pub mod error;
+pub mod hypothesis;
+pub mod roc;
+pub mod survival;
+pub mod threshold;
+mod util;
+
+pub use calibration::{brier_score, calibration_curve, calibration_intercept_slope, hosmer_lemeshow, BinStrategy, CalibrationBin, CalibrationFit, HosmerLemeshow};
+pub use dca::{net_benefit, NetBenefit};
+pub use error::StatsError;
+pub use roc::{auc, bootstrap_auc_ci, delong_auc, delong_paired, delong_unpaired, roc_curve, AucCi, AucComparison, BootstrapCi, RocCurve};
+pub use threshold::{metrics_at_threshold, wilson, youden, Proportion, ThresholdMetrics, YoudenPoint};
+pub use util::SplitMix64;
