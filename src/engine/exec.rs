@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::events::{Event, Outcome, Reporter};
 use super::key::{set_digest, InputDigest, KeyMaterial};
-use super::plan::{Node, Plan};
+use super::plan::{Node, Plan, Upstream};
 use super::store::{now_unix, ActionRecord, Environment, FileRecord, InputRecord, Memo, RunRecord, Store};
 use crate::stages::{InputArtifact, RunContext};
 
@@ -84,9 +84,39 @@ fn output_path(plan: &Plan, node: &Node, name: &str) -> PathBuf {
     }
 }
 
+/// The upstream edges a node uses: all of them, or for a fit node the
+/// per-patient ones of patients in its partitions (read from the split's
+/// `partition.csv`, so the split must have finished) plus its single-node inputs.
+pub(crate) fn active_upstream<'p>(
+    plan: &'p Plan,
+    node: &'p Node,
+    outputs_of: &dyn Fn(usize) -> Option<&'p BTreeMap<String, FileRecord>>,
+    store: &Store,
+) -> Result<Vec<&'p Upstream>, String> {
+    let Some(on) = &node.decl.fit_on else { return Ok(node.upstream.iter().collect()) };
+    let split = node
+        .upstream
+        .iter()
+        .find(|u| plan.stage_name(&plan.nodes[u.node]) == on.split)
+        .ok_or_else(|| format!("`{}` has no edge to its split `{}`", node.id, on.split))?;
+    let outputs = outputs_of(split.node).ok_or_else(|| format!("needs `{}`, which did not finish", on.split))?;
+    let file = outputs.get("partition.csv").ok_or_else(|| format!("`{}` wrote no partition.csv", on.split))?;
+    let text = std::fs::read_to_string(store.object_path(&file.digest)).map_err(|e| format!("cannot read the partition of `{}`: {e}", on.split))?;
+    let partition = crate::stages::read_partition(&text);
+    let kept: HashSet<&str> = partition.iter().filter(|(_, p)| on.partitions.contains(p)).map(|(id, _)| id.as_str()).collect();
+    if kept.is_empty() {
+        return Err(format!("no patient of `{}` is in {}", on.split, on.partitions.join(", ")));
+    }
+    Ok(node
+        .upstream
+        .iter()
+        .filter(|u| plan.nodes[u.node].decl.item.as_ref().is_none_or(|i| kept.contains(i.id.as_str())))
+        .collect())
+}
+
 /// The material of a node's key, given its finished upstream nodes. Sources
 /// are hashed through the memo. `dropped`: upstream nodes left out.
-fn material(plan: &Plan, node: &Node, done: &[Option<Done>], memo: &mut Memo) -> Result<(KeyMaterial, Vec<InputRecord>, Vec<String>), String> {
+fn material(plan: &Plan, node: &Node, active: &[&Upstream], done: &[Option<Done>], memo: &mut Memo) -> Result<(KeyMaterial, Vec<InputRecord>, Vec<String>), String> {
     let stage = plan.stage(node);
     let mut sources = BTreeMap::new();
     for s in &node.sources {
@@ -97,7 +127,7 @@ fn material(plan: &Plan, node: &Node, done: &[Option<Done>], memo: &mut Memo) ->
     let mut inputs = Vec::new();
     let mut records = Vec::new();
     let mut dropped = Vec::new();
-    for u in &node.upstream {
+    for u in active {
         let up = &plan.nodes[u.node];
         match &done[u.node] {
             Some(d) => {
@@ -180,18 +210,16 @@ struct Executed {
 }
 
 /// Run one node in a private folder and commit its outputs.
-/// `ups` holds the finished upstream outputs, aligned with `node.upstream`.
-fn execute(plan: &Plan, store: &Store, ni: usize, material: KeyMaterial, inputs_rec: Vec<InputRecord>, dropped: Vec<String>, ups: &[Option<Done>]) -> Result<Executed, String> {
+/// `ups` holds the active upstream edges with their outputs (`None`: dropped).
+fn execute(plan: &Plan, store: &Store, ni: usize, material: KeyMaterial, inputs_rec: Vec<InputRecord>, dropped: Vec<String>, ups: &[(Upstream, Option<Done>)]) -> Result<Executed, String> {
     let node = &plan.nodes[ni];
     let stage = plan.stage(node);
     let key = material.key();
     let tmp = store.tmp_path("node");
     let out_dir = tmp.join("out");
     fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create a work folder: {e}"))?;
-    let inputs: Vec<InputArtifact> = node
-        .upstream
+    let inputs: Vec<InputArtifact> = ups
         .iter()
-        .zip(ups)
         .filter_map(|(u, d)| {
             let d = d.as_ref()?;
             let up = &plan.nodes[u.node];
@@ -369,16 +397,24 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, reporter: &dyn Repo
                     finish(i, Outcome::Skipped("the run stopped after a failure".into()), None, &mut ready, &mut summary, &mut done);
                     continue;
                 }
-                let missing: Vec<&str> = node.upstream.iter().filter(|u| done[u.node].is_none()).map(|u| plan.nodes[u.node].id.as_str()).collect();
+                let outputs_of = |u: usize| done[u].as_ref().map(|d| &d.outputs);
+                let active = match active_upstream(plan, node, &outputs_of, store) {
+                    Ok(a) => a,
+                    Err(why) => {
+                        finish(i, Outcome::Skipped(why), None, &mut ready, &mut summary, &mut done);
+                        continue;
+                    }
+                };
+                let missing: Vec<&str> = active.iter().filter(|u| done[u.node].is_none()).map(|u| plan.nodes[u.node].id.as_str()).collect();
                 if !missing.is_empty() {
-                    let may_drop = node.is_single() && plan.stage(node).drops_missing() && missing.len() < node.upstream.len();
+                    let may_drop = node.is_single() && plan.stage(node).drops_missing() && missing.len() < active.len();
                     if !may_drop {
                         let why = format!("needs {} that did not finish", missing.join(", "));
                         finish(i, Outcome::Skipped(why), None, &mut ready, &mut summary, &mut done);
                         continue;
                     }
                 }
-                let (m, inputs_rec, dropped) = match material(plan, node, &done, &mut memo) {
+                let (m, inputs_rec, dropped) = match material(plan, node, &active, &done, &mut memo) {
                     Ok(v) => v,
                     Err(why) => {
                         finish(i, Outcome::Failed(why), None, &mut ready, &mut summary, &mut done);
@@ -399,7 +435,7 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, reporter: &dyn Repo
                 }
                 running += 1;
                 let tx = tx.clone();
-                let ups: Vec<Option<Done>> = node.upstream.iter().map(|u| done[u.node].clone()).collect();
+                let ups: Vec<(Upstream, Option<Done>)> = active.iter().map(|u| ((*u).clone(), done[u.node].clone())).collect();
                 scope.spawn(move |_| {
                     let r = execute(plan, store, i, m, inputs_rec, dropped, &ups);
                     let _ = tx.send((i, r));

@@ -60,6 +60,11 @@ impl<'a> PlanContext<'a> {
         self.spec.stage_origin(stage, field)
     }
 
+    /// Another stage of the pipeline, as written.
+    pub fn stage_spec(&self, name: &str) -> Option<&crate::stages::StageSpec> {
+        self.spec.spec.stages.get(name)
+    }
+
     pub fn cohort_spec(&self, name: &str) -> Option<&CohortSpec> {
         self.spec.spec.cohorts.get(name)
     }
@@ -189,10 +194,12 @@ fn normalize(p: &str) -> String {
     p.to_string()
 }
 
-pub fn node_id(stage: &str, item: Option<&Item>) -> String {
+/// `stage`, `stage[item]`, and for fit nodes `stage.fit`, `stage.fit[item]`.
+pub fn node_id(stage: &str, item: Option<&Item>, fit: bool) -> String {
+    let base = if fit { format!("{stage}.fit") } else { stage.to_string() };
     match item {
-        Some(i) => format!("{stage}[{}]", i.id),
-        None => stage.to_string(),
+        Some(i) => format!("{base}[{}]", i.id),
+        None => base,
     }
 }
 
@@ -208,7 +215,8 @@ pub fn build(spec: LoadedSpec, workspace: &Path) -> Result<Plan, Diagnostics> {
             Ok(decls) => {
                 for decl in decls {
                     plan.nodes.push(nodes.len());
-                    nodes.push(Node { id: node_id(name, decl.item.as_ref()), stage: si, decl, upstream: Vec::new(), sources: Vec::new() });
+                    let id = node_id(name, decl.item.as_ref(), decl.fit_on.is_some());
+                    nodes.push(Node { id, stage: si, decl, upstream: Vec::new(), sources: Vec::new() });
                 }
             }
             Err(d) => diags.extend(d),
@@ -227,6 +235,7 @@ pub fn build(spec: LoadedSpec, workspace: &Path) -> Result<Plan, Diagnostics> {
     drop(ctx);
     input_edges(&spec, &stages, &mut nodes, &mut diags);
     dep_edges(&spec, &stages, &mut nodes, &mut diags);
+    fit_edges(&spec, &stages, &mut nodes, &mut diags);
     for n in &mut nodes {
         n.upstream.sort();
         n.upstream.dedup();
@@ -288,6 +297,30 @@ fn input_edges(spec: &LoadedSpec, stages: &[StagePlan], nodes: &mut [Node], diag
                     },
                 };
                 nodes[ni].upstream.extend(targets.into_iter().map(|node| Upstream { node, select: select.clone() }));
+            }
+        }
+    }
+}
+
+/// Fit nodes read their split; a stage's other nodes run after its fit node.
+fn fit_edges(spec: &LoadedSpec, stages: &[StagePlan], nodes: &mut [Node], diags: &mut Diagnostics) {
+    for stage in stages {
+        let Some(&fit) = stage.nodes.iter().find(|&&n| nodes[n].decl.fit_on.is_some()) else { continue };
+        let on = nodes[fit].decl.fit_on.clone().expect("a fit node");
+        match stages.iter().find(|s| s.name == on.split) {
+            Some(split) if split.nodes.len() == 1 && nodes[split.nodes[0]].is_single() => {
+                let up = Upstream { node: split.nodes[0], select: None };
+                nodes[fit].upstream.push(up);
+            }
+            _ => {
+                let d = Diagnostic::new(spec.stage_origin(&stage.name, &["fit_on"]), format!("`{}` learns on the partitions of `{}`, which is not a split stage", stage.name, on.split));
+                diags.push(d.hint("name a stage of `kind: split`"));
+                continue;
+            }
+        }
+        for &n in &stage.nodes {
+            if n != fit {
+                nodes[n].upstream.push(Upstream { node: fit, select: None });
             }
         }
     }

@@ -120,7 +120,12 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
         let node = &plan.nodes[i];
         let stage = plan.stage_name(node).to_string();
         let previous = store.and_then(|s| s.previous_action(&runs, &node.id));
-        let stale_ups: Vec<&str> = node.upstream.iter().filter(|u| fresh[u.node].is_none()).map(|u| plan.nodes[u.node].id.as_str()).collect();
+        let outputs_of = |u: usize| fresh[u].as_ref().map(|a| &a.outputs);
+        let active = match store {
+            Some(s) => super::exec::active_upstream(plan, node, &outputs_of, s).unwrap_or_else(|_| node.upstream.iter().collect()),
+            None => node.upstream.iter().collect(),
+        };
+        let stale_ups: Vec<&str> = active.iter().filter(|u| fresh[u.node].is_none()).map(|u| plan.nodes[u.node].id.as_str()).collect();
         let first_time = |reasons: &mut Vec<String>| match &node.decl.item {
             Some(item) => match &item.cohort {
                 Some(c) => reasons.push(format!("new patient {} (cohort {c})", item.id)),
@@ -140,7 +145,7 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
             continue;
         }
         let mut inputs = Vec::new();
-        for u in &node.upstream {
+        for u in &active {
             let up = fresh[u.node].as_ref().expect("fresh upstream");
             let sel: BTreeMap<&String, &String> = up
                 .outputs

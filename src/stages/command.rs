@@ -148,8 +148,9 @@ impl Stage for Command {
                 params: json!({ "cmd": cmd, "outs": outs, "params": self.params }),
                 deps: self.deps.iter().map(|d| interpolate(d, it)).collect(),
                 outs,
-                item,
+                ..NodeDecl::single(Value::Null)
             }
+            .with_item(item)
         };
         Ok(match self.items(ctx, stage)? {
             None => vec![decl(None)],

@@ -88,12 +88,9 @@ impl Stage for Ingest {
         }
         deps.extend(self.schema.clone());
         let id_columns: Vec<String> = self.cohorts.iter().filter_map(|c| ctx.cohort_spec(c)).map(|c| c.id_column.clone()).collect();
-        Ok(vec![NodeDecl {
-            item: None,
-            params: json!({ "cohorts": self.cohorts, "label": self.label, "id_columns": id_columns, "schema": self.schema }),
-            deps,
-            outs: Vec::new(),
-        }])
+        let mut node = NodeDecl::single(json!({ "cohorts": self.cohorts, "label": self.label, "id_columns": id_columns, "schema": self.schema }));
+        node.deps = deps;
+        Ok(vec![node])
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {

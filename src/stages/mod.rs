@@ -5,9 +5,11 @@
 mod command;
 mod ingest;
 mod registry;
+mod split;
 
 pub use command::Command;
 pub use ingest::Ingest;
+pub use split::{read_partition, Split};
 pub use registry::{StageSpec, KINDS};
 
 use serde::{Deserialize, Serialize};
@@ -26,11 +28,25 @@ pub struct Item {
     pub cohort: Option<String>,
 }
 
+/// A node that learns: it sees only the patients of some partitions of a split.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FitOn {
+    /// The `split` stage whose `partition.csv` decides.
+    pub split: String,
+    /// The partitions to learn from, e.g. `[train]`.
+    pub partitions: Vec<String>,
+}
+
 /// One node as a stage declares it; the engine adds edges and keys.
 #[derive(Debug, Clone)]
 pub struct NodeDecl {
     /// `None` for a single (cohort-level) node.
     pub item: Option<Item>,
+    /// `Some` for a fit node (id `stage.fit`): its per-patient inputs are only
+    /// those of the training partitions, chosen when the split has run, so
+    /// growing or swapping validation cohorts never changes its key. The
+    /// stage's other nodes (apply nodes) run after it.
+    pub fit_on: Option<FitOn>,
     /// The resolved parameters that enter the key (and the action record).
     pub params: Value,
     /// Workspace-relative files or folders this node reads. Those that another
@@ -39,6 +55,23 @@ pub struct NodeDecl {
     /// Workspace-relative outputs (command stages). Empty: the node writes into
     /// its own output folder, which the engine stores and copies to `results/`.
     pub outs: Vec<String>,
+}
+
+impl NodeDecl {
+    /// A single node with these parameters and nothing else.
+    pub fn single(params: Value) -> Self {
+        NodeDecl { item: None, fit_on: None, params, deps: Vec::new(), outs: Vec::new() }
+    }
+
+    /// A per-item node.
+    pub fn per_item(item: Item, params: Value) -> Self {
+        NodeDecl { item: Some(item), ..NodeDecl::single(params) }
+    }
+
+    pub fn with_item(mut self, item: Option<Item>) -> Self {
+        self.item = item;
+        self
+    }
 }
 
 /// Upstream outputs handed to a running node.

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Command, Ingest, Stage};
+use super::{Command, Ingest, Split, Stage};
 use crate::engine::diagnostics::Diagnostic;
 use crate::engine::spec::typed;
 use crate::engine::yaml::{PathSeg, YNode};
@@ -47,4 +47,6 @@ stage_kinds! {
     Ingest(Ingest) = "ingest",
     /// Run an external program with declared `deps` and `outs`, like a DVC stage.
     Command(Command) = "command",
+    /// Seeded, stratified partition of one cohort (train / internal ...); one node.
+    Split(Split) = "split",
 }
