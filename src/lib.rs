@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod imaging;
 pub mod stages;
 pub mod stats;
 pub mod tables;

@@ -218,19 +218,22 @@ fn execute(plan: &Plan, store: &Store, ni: usize, material: KeyMaterial, inputs_
     let tmp = store.tmp_path("node");
     let out_dir = tmp.join("out");
     fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create a work folder: {e}"))?;
-    let inputs: Vec<InputArtifact> = ups
-        .iter()
-        .filter_map(|(u, d)| {
-            let d = d.as_ref()?;
-            let up = &plan.nodes[u.node];
-            Some(InputArtifact {
-                node: up.id.clone(),
-                stage: plan.stage_name(up).to_string(),
-                item: up.decl.item.clone(),
-                files: d.selected(u.select.as_deref()).into_iter().map(|(n, f)| (n, store.object_path(&f.digest))).collect(),
-            })
-        })
-        .collect();
+    // Inputs appear under their own names (links to the stored objects), so
+    // that readers which look at file extensions (.nii.gz) work.
+    let mut inputs: Vec<InputArtifact> = Vec::new();
+    for (k, (u, d)) in ups.iter().enumerate() {
+        let Some(d) = d else { continue };
+        let up = &plan.nodes[u.node];
+        let dir = tmp.join("in").join(k.to_string());
+        let mut files = Vec::new();
+        for (name, f) in d.selected(u.select.as_deref()) {
+            let link = dir.join(&name);
+            let linked = link.parent().map(fs::create_dir_all).transpose().and_then(|_| std::path::absolute(store.object_path(&f.digest)).and_then(|target| std::os::unix::fs::symlink(target, &link)));
+            linked.map_err(|e| format!("cannot stage the input `{name}` of `{}`: {e}", up.id))?;
+            files.push((name, link));
+        }
+        inputs.push(InputArtifact { node: up.id.clone(), stage: plan.stage_name(up).to_string(), item: up.decl.item.clone(), files });
+    }
     let mut log: Vec<u8> = Vec::new();
     let started = Instant::now();
     let result = {

@@ -60,6 +60,20 @@ impl<'a> PlanContext<'a> {
         self.spec.stage_origin(stage, field)
     }
 
+    /// The items (patients) of another stage's per-item nodes, by expanding it.
+    pub fn items_of(&self, stage: &str, at: Origin) -> Result<Vec<Item>, Diagnostics> {
+        let Some(spec) = self.stage_spec(stage) else {
+            let d = Diagnostic::new(at, format!("`{stage}` is not a stage"));
+            return Err(match did_you_mean(stage, self.spec.spec.stages.keys().map(String::as_str)) {
+                Some(s) => d.hint(format!("did you mean `{s}`?")),
+                None => d,
+            }
+            .into());
+        };
+        let nodes = spec.as_stage().expand(self, stage).map_err(|_| Diagnostics::default())?;
+        Ok(nodes.into_iter().filter(|n| n.fit_on.is_none()).filter_map(|n| n.item).collect())
+    }
+
     /// Another stage of the pipeline, as written.
     pub fn stage_spec(&self, name: &str) -> Option<&crate::stages::StageSpec> {
         self.spec.spec.stages.get(name)
@@ -258,9 +272,12 @@ pub fn build(spec: LoadedSpec, workspace: &Path) -> Result<Plan, Diagnostics> {
     Ok(Plan { spec, workspace: workspace.to_path_buf(), stages, nodes, order, node_index })
 }
 
-/// Edges from `input:`. Per-item to per-item stages pair by item; a single
-/// node feeds every node of the next stage; a single node after a per-item
-/// stage takes all its nodes (the cohort-level case).
+/// Edges from `input:`. A per-item node pairs with the upstream stage's node of
+/// the same item (when that stage has per-item nodes), else takes its single
+/// node. A single node takes the upstream's single node when there is one (the
+/// ingest table, not the per-patient images), else all its per-item nodes (the
+/// cohort-level case). Fit nodes are reached through their stage's apply nodes,
+/// never directly.
 fn input_edges(spec: &LoadedSpec, stages: &[StagePlan], nodes: &mut [Node], diags: &mut Diagnostics) {
     let by_name: HashMap<&str, usize> = stages.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
     for (si, (name, stage)) in spec.spec.stages.iter().enumerate() {
@@ -277,17 +294,13 @@ fn input_edges(spec: &LoadedSpec, stages: &[StagePlan], nodes: &mut [Node], diag
                 });
                 continue;
             };
-            let up_nodes = &stages[ui].nodes;
-            let up_single = up_nodes.len() == 1 && nodes[up_nodes[0]].is_single();
-            let by_item: HashMap<&str, usize> =
-                up_nodes.iter().filter_map(|&n| nodes[n].decl.item.as_ref().map(|i| (i.id.as_str(), n))).collect();
-            let by_item: HashMap<String, usize> = by_item.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let candidates: Vec<usize> = stages[ui].nodes.iter().copied().filter(|&n| nodes[n].decl.fit_on.is_none()).collect();
+            let singles: Vec<usize> = candidates.iter().copied().filter(|&n| nodes[n].is_single()).collect();
+            let by_item: HashMap<String, usize> =
+                candidates.iter().filter_map(|&n| nodes[n].decl.item.as_ref().map(|i| (i.id.clone(), n))).collect();
             for &ni in &stages[si].nodes {
-                let select = input.output.clone();
-                let targets: Vec<usize> = match (&nodes[ni].decl.item, up_single) {
-                    (_, true) => up_nodes.clone(),
-                    (None, false) => up_nodes.clone(),
-                    (Some(item), false) => match by_item.get(&item.id) {
+                let targets: Vec<usize> = match &nodes[ni].decl.item {
+                    Some(item) if !by_item.is_empty() => match by_item.get(&item.id) {
                         Some(&u) => vec![u],
                         None => {
                             diags.push(Diagnostic::new(at(), format!("`{}` needs `{}[{}]`, which `{}` does not have", nodes[ni].id, input.stage, item.id, input.stage))
@@ -295,7 +308,10 @@ fn input_edges(spec: &LoadedSpec, stages: &[StagePlan], nodes: &mut [Node], diag
                             continue;
                         }
                     },
+                    _ if !singles.is_empty() => singles.clone(),
+                    _ => candidates.clone(),
                 };
+                let select = input.output.clone();
                 nodes[ni].upstream.extend(targets.into_iter().map(|node| Upstream { node, select: select.clone() }));
             }
         }

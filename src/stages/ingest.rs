@@ -4,9 +4,16 @@
 //! plus `summary.json` (patients and label prevalence per cohort).
 //!
 //! Tables are read and checked when the pipeline is planned, so `validate`
-//! reports schema violations (file, row, column) before anything runs. The
-//! imaging half (sequences and ROI per patient) comes with the imaging stages.
+//! reports schema violations (file, row, column) before anything runs.
+//!
+//! With `sequences` (and `roi`), each patient of a cohort with `images:` also
+//! gets a node `ingest[<patient>]` whose outputs are that patient's image files
+//! (`<sequence>.nii.gz`, `roi.nii.gz`), checked to be readable NIfTI volumes and
+//! stored by content. Imaging stages pair with these nodes, so their keys depend
+//! on the patient's images only, never on clinical columns. The files are found
+//! at `<images>/<patient_id>/<file>`.
 
+use indexmap::IndexMap;
 use polars::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -31,6 +38,30 @@ pub struct Ingest {
     /// The binary label to derive, e.g. `{ name: pdl1_high, from: cps, rule: ">= 20" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<LabelRule>,
+    /// Image files per patient, by sequence name: `{ t1: t1.nii.gz, t2: t2.nii.gz, ce_t1: ce_t1.nii.gz }`.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub sequences: IndexMap<String, String>,
+    /// The ROI mask and the sequence it was drawn on: `{ file: roi.nii.gz, on: ce_t1 }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roi: Option<RoiSpec>,
+}
+
+/// Where the region of interest is.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoiSpec {
+    pub file: String,
+    /// The sequence whose grid the mask was drawn on.
+    pub on: String,
+}
+
+/// File names of a patient's ingested images: `<sequence>.nii.gz` (or `.nii`).
+pub fn image_name(sequence: &str, source: &str) -> String {
+    if source.ends_with(".nii") {
+        format!("{sequence}.nii")
+    } else {
+        format!("{sequence}.nii.gz")
+    }
 }
 
 impl Ingest {
@@ -44,6 +75,66 @@ impl Ingest {
         }
         let tree = crate::engine::yaml::YNode::load(&path)?;
         Ok(Some(crate::engine::spec::typed(&tree, &[], tree.to_json())?))
+    }
+}
+
+impl Ingest {
+    /// One node per patient of every cohort with `images:`, when sequences are declared.
+    fn patient_nodes(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
+        if self.sequences.is_empty() {
+            if self.roi.is_some() {
+                return Err(Diagnostic::new(ctx.origin(stage, &["roi"]), "`roi` needs `sequences`").hint("declare the image files under `sequences:`").into());
+            }
+            return Ok(Vec::new());
+        }
+        if let Some(roi) = &self.roi {
+            if !self.sequences.contains_key(&roi.on) {
+                return Err(Diagnostic::new(ctx.origin(stage, &["roi", "on"]), format!("the ROI is drawn on `{}`, which is not a sequence", roi.on))
+                    .hint(format!("use one of: {}", self.sequences.keys().cloned().collect::<Vec<_>>().join(", ")))
+                    .into());
+            }
+        }
+        let mut files: Vec<(String, String)> = self.sequences.iter().map(|(k, f)| (image_name(k, f), f.clone())).collect();
+        if let Some(roi) = &self.roi {
+            files.push((image_name("roi", &roi.file), roi.file.clone()));
+        }
+        let mut nodes = Vec::new();
+        for item in ctx.patients(stage, Some(&self.cohorts))? {
+            let cohort = item.cohort.as_deref().and_then(|c| ctx.cohort_spec(c));
+            let Some(images) = cohort.and_then(|c| c.images.as_deref()) else { continue };
+            let dir = format!("{}/{}", images.trim_end_matches('/'), item.id);
+            let names: Vec<&String> = files.iter().map(|(n, _)| n).collect();
+            let mut node = NodeDecl::per_item(item, json!({ "files": names, "roi_on": self.roi.as_ref().map(|r| &r.on) }));
+            node.deps = files.iter().map(|(_, f)| format!("{dir}/{f}")).collect();
+            nodes.push(node);
+        }
+        Ok(nodes)
+    }
+
+    /// Copy a patient's image files in, after checking that each is a readable volume
+    /// and that the ROI is a non-empty mask on the grid of the sequence it was drawn on.
+    fn run_patient(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {
+        let names: Vec<String> = serde_json::from_value(ctx.decl.params["files"].clone()).unwrap_or_default();
+        let patient = ctx.decl.item.as_ref().map(|i| i.id.clone()).unwrap_or_default();
+        let mut volumes = std::collections::HashMap::new();
+        for (name, dep) in names.iter().zip(&ctx.decl.deps) {
+            let path = ctx.workspace.join(dep);
+            let volume = crate::imaging::read_nifti(&path).map_err(|e| StageError::new(format!("patient {patient}: {dep}: {e}")))?;
+            std::fs::copy(&path, ctx.out_dir.join(name)).map_err(|e| StageError::new(format!("patient {patient}: cannot copy {dep}: {e}")))?;
+            let _ = writeln!(ctx.log, "{dep}: {:?} voxels, spacing {:?}", volume.size(), volume.spacing);
+            volumes.insert(name.clone(), volume);
+        }
+        if let Some(roi) = &self.roi {
+            let mask = &volumes[&image_name("roi", &roi.file)];
+            let on = &volumes[&image_name(&roi.on, &self.sequences[&roi.on])];
+            if !mask.same_grid(on, 1e-4) {
+                return Err(StageError::new(format!("patient {patient}: the ROI `{}` is not on the grid of `{}` it is said to be drawn on", roi.file, roi.on)));
+            }
+            if !mask.data.iter().any(|v| *v > 0.5) {
+                return Err(StageError::new(format!("patient {patient}: the ROI `{}` is empty", roi.file)));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -90,11 +181,17 @@ impl Stage for Ingest {
         let id_columns: Vec<String> = self.cohorts.iter().filter_map(|c| ctx.cohort_spec(c)).map(|c| c.id_column.clone()).collect();
         let mut node = NodeDecl::single(json!({ "cohorts": self.cohorts, "label": self.label, "id_columns": id_columns, "schema": self.schema }));
         node.deps = deps;
-        Ok(vec![node])
+        let mut nodes = vec![node];
+        nodes.extend(self.patient_nodes(ctx, stage)?);
+        Ok(nodes)
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {
+        if ctx.decl.item.is_some() {
+            return self.run_patient(ctx);
+        }
         let ids: Vec<String> = serde_json::from_value(ctx.decl.params["id_columns"].clone()).unwrap_or_default();
+        let tables = &ctx.decl.deps[..self.cohorts.len()];
         let schema: Option<ClinicalSchema> = match &self.schema {
             Some(file) => {
                 let path = ctx.workspace.join(file);
@@ -106,7 +203,7 @@ impl Stage for Ingest {
         let fail = |e: &dyn std::fmt::Display| StageError::new(e.to_string());
         let mut frames: Vec<DataFrame> = Vec::new();
         let mut summary = serde_json::Map::new();
-        for ((cohort, table_path), id_column) in self.cohorts.iter().zip(&ctx.decl.deps).zip(&ids) {
+        for ((cohort, table_path), id_column) in self.cohorts.iter().zip(tables).zip(&ids) {
             let table = Table::read(&ctx.workspace.join(table_path), id_column).map_err(|d| fail(&d))?;
             let mut df = table.typed(schema.as_ref()).map_err(|e| fail(&e))?;
             let n = df.height();

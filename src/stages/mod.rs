@@ -4,11 +4,18 @@
 
 mod command;
 mod ingest;
+mod register;
 mod registry;
+mod resample;
+mod slice;
 mod split;
+mod volumes;
 
 pub use command::Command;
 pub use ingest::Ingest;
+pub use register::Register;
+pub use resample::{Interp, Resample};
+pub use slice::Slice;
 pub use split::{read_partition, Split};
 pub use registry::{StageSpec, KINDS};
 

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Command, Ingest, Split, Stage};
+use super::{Command, Ingest, Register, Resample, Slice, Split, Stage};
 use crate::engine::diagnostics::Diagnostic;
 use crate::engine::spec::typed;
 use crate::engine::yaml::{PathSeg, YNode};
@@ -49,4 +49,10 @@ stage_kinds! {
     Command(Command) = "command",
     /// Seeded, stratified partition of one cohort (train / internal ...); one node.
     Split(Split) = "split",
+    /// Per patient: register every sequence onto the reference (Mattes MI), carry the ROI.
+    Register(Register) = "register",
+    /// Per patient: resample to a spacing (B-spline images, nearest ROI), min-max scale.
+    Resample(Resample) = "resample",
+    /// Per patient: 2.5D max-ROI-area slices per sequence, as safetensors.
+    Slice(Slice) = "slice",
 }
