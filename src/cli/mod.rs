@@ -6,6 +6,8 @@ mod dag;
 mod gc;
 mod lineage;
 mod progress;
+mod register;
+mod resample;
 mod run;
 mod schema;
 mod status;
@@ -46,6 +48,10 @@ enum Command {
     Gc(gc::Args),
     /// Re-hash every stored object and report corrupt or missing ones.
     Verify(verify::Args),
+    /// Resample a NIfTI volume to a new spacing (B-spline, linear or nearest).
+    Resample(resample::Args),
+    /// Register a moving volume onto a fixed one (Mattes MI, rigid or affine).
+    Register(register::Args),
     /// Print the JSON Schema of pipeline files.
     #[command(hide = true)]
     Schema,
@@ -91,6 +97,8 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
+        Command::Resample(a) => resample::run(a),
+        Command::Register(a) => register::run(a),
         Command::Schema => schema::run(),
     }
 }
