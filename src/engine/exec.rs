@@ -67,12 +67,16 @@ fn output_digest(outputs: &BTreeMap<String, FileRecord>) -> String {
 }
 
 /// Where a node's outputs appear for users: its workspace `outs`, or
-/// `results/<stage>/` (single node) or `results/<stage>/<item>/`.
+/// `results/<stage>/` (single node), `results/<stage>/<item>/`, and for a fit
+/// node `results/<stage>/fit/`.
 pub fn results_dir(plan: &Plan, node: &Node) -> PathBuf {
-    let base = plan.workspace.join("results").join(plan.stage_name(node));
+    let mut dir = plan.workspace.join("results").join(plan.stage_name(node));
+    if node.decl.fit_on.is_some() {
+        dir = dir.join("fit");
+    }
     match &node.decl.item {
-        Some(item) => base.join(&item.id),
-        None => base,
+        Some(item) => dir.join(&item.id),
+        None => dir,
     }
 }
 
@@ -271,7 +275,10 @@ fn execute(plan: &Plan, store: &Store, ni: usize, material: KeyMaterial, inputs_
             material,
             inputs: inputs_rec,
             outputs,
-            outs_in_workspace: !node.decl.outs.is_empty(),
+            results_dir: node.decl.outs.is_empty().then(|| {
+                let dir = results_dir(plan, node);
+                dir.strip_prefix(&plan.workspace).unwrap_or(&dir).to_string_lossy().into_owned()
+            }),
             dropped,
             log: log_rec.digest,
             duration_s,
@@ -321,14 +328,9 @@ fn remove_vanished_outputs(plan: &Plan, store: &Store, reporter: &dyn Reporter) 
         }
         let Some(action) = store.read_action(key) else { continue };
         for name in action.outputs.keys() {
-            let path = if action.outs_in_workspace {
-                plan.workspace.join(name)
-            } else {
-                let mut p = plan.workspace.join("results").join(&action.stage);
-                if let Some(item) = &action.material.item {
-                    p = p.join(item);
-                }
-                p.join(name)
+            let path = match &action.results_dir {
+                Some(dir) => plan.workspace.join(dir).join(name),
+                None => plan.workspace.join(name),
             };
             if std::fs::remove_file(&path).is_ok() {
                 reporter.event(Event::Note(format!("removed `{}`: node `{node}` is no longer in the pipeline", path.display())));

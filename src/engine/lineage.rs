@@ -102,11 +102,7 @@ fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<(ActionRecord
     let path = target.trim_start_matches("./");
     for key in run.nodes.values() {
         let action = read(key)?;
-        let results_prefix = format!("results/{}/", action.stage);
-        let inside = path.strip_prefix(&results_prefix).map(|rest| match &action.material.item {
-            Some(item) => rest.strip_prefix(&format!("{item}/")).unwrap_or(""),
-            None => rest,
-        });
+        let inside = action.results_dir.as_ref().and_then(|d| path.strip_prefix(&format!("{d}/")));
         if action.outputs.contains_key(path) || inside.is_some_and(|r| action.outputs.contains_key(r)) {
             return Ok((action, None, Some(path.to_string())));
         }

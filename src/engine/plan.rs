@@ -74,6 +74,22 @@ impl<'a> PlanContext<'a> {
         Ok(nodes.into_iter().filter(|n| n.fit_on.is_none()).filter_map(|n| n.item).collect())
     }
 
+    /// The split stage whose fractions declare `partition`, if exactly one does.
+    pub fn split_defining(&self, partition: &str) -> Option<String> {
+        let found: Vec<&String> = self
+            .spec
+            .spec
+            .stages
+            .iter()
+            .filter(|(_, s)| matches!(s, crate::stages::StageSpec::Split(sp) if sp.fractions.contains_key(partition)))
+            .map(|(n, _)| n)
+            .collect();
+        match found.as_slice() {
+            [one] => Some((*one).clone()),
+            _ => None,
+        }
+    }
+
     /// Another stage of the pipeline, as written.
     pub fn stage_spec(&self, name: &str) -> Option<&crate::stages::StageSpec> {
         self.spec.spec.stages.get(name)
@@ -255,8 +271,10 @@ pub fn build(spec: LoadedSpec, workspace: &Path) -> Result<Plan, Diagnostics> {
         n.upstream.dedup();
     }
     for i in 0..nodes.len() {
-        let ups: Vec<usize> = nodes[i].upstream.iter().map(|u| nodes[u.node].stage).collect();
-        stages[nodes[i].stage].upstream.extend(ups);
+        // Edges inside a stage (fit -> apply) are not stage dependencies.
+        let own = nodes[i].stage;
+        let ups: Vec<usize> = nodes[i].upstream.iter().map(|u| nodes[u.node].stage).filter(|&s| s != own).collect();
+        stages[own].upstream.extend(ups);
     }
     if !diags.is_empty() {
         return Err(diags);

@@ -115,12 +115,16 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
     let item_names: BTreeMap<String, String> =
         plan.nodes.iter().filter_map(|n| n.decl.item.as_ref().filter(|i| i.cohort.is_some()).map(|i| (n.id.clone(), i.id.clone()))).collect();
     let mut fresh: Vec<Option<ActionRecord>> = vec![None; plan.nodes.len()];
+    // The last recorded action of each node: a stale split's previous partition
+    // predicts which patients a fit node will see.
+    let mut last: Vec<Option<ActionRecord>> = vec![None; plan.nodes.len()];
     let mut stale = Vec::new();
     for &i in &plan.order {
         let node = &plan.nodes[i];
         let stage = plan.stage_name(node).to_string();
         let previous = store.and_then(|s| s.previous_action(&runs, &node.id));
-        let outputs_of = |u: usize| fresh[u].as_ref().map(|a| &a.outputs);
+        last[i] = previous.clone();
+        let outputs_of = |u: usize| fresh[u].as_ref().or(last[u].as_ref()).map(|a| &a.outputs);
         let active = match store {
             Some(s) => super::exec::active_upstream(plan, node, &outputs_of, s).unwrap_or_else(|_| node.upstream.iter().collect()),
             None => node.upstream.iter().collect(),
@@ -140,7 +144,10 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
             }
             let shown: Vec<&str> = stale_ups.iter().take(3).copied().collect();
             let more = if stale_ups.len() > 3 { format!(" and {} more", stale_ups.len() - 3) } else { String::new() };
-            reasons.push(format!("upstream {}{more} will run", shown.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")));
+            reasons.push(format!(
+                "upstream {}{more} will run (this node stays cached if their outputs come out unchanged)",
+                shown.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+            ));
             stale.push(StaleNode { node: node.id.clone(), stage, reasons });
             continue;
         }

@@ -57,8 +57,10 @@ pub struct ActionRecord {
     pub inputs: Vec<InputRecord>,
     /// Output files: workspace paths for `outs`, else paths inside the node's output folder.
     pub outputs: BTreeMap<String, FileRecord>,
-    /// Whether `outputs` are workspace paths (`outs`) rather than `results/` files.
-    pub outs_in_workspace: bool,
+    /// The workspace folder of the outputs (`results/<stage>/...`), or `None`
+    /// when they are workspace paths (`outs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results_dir: Option<String>,
     pub output_digest: String,
     /// Per-patient inputs left out under `on_missing: drop`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -4,6 +4,7 @@
 
 mod command;
 mod ingest;
+mod pca;
 mod register;
 mod registry;
 mod resample;
@@ -13,6 +14,7 @@ mod volumes;
 
 pub use command::Command;
 pub use ingest::Ingest;
+pub use pca::Pca;
 pub use register::Register;
 pub use resample::{Interp, Resample};
 pub use slice::Slice;

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Command, Ingest, Register, Resample, Slice, Split, Stage};
+use super::{Command, Ingest, Pca, Register, Resample, Slice, Split, Stage};
 use crate::engine::diagnostics::Diagnostic;
 use crate::engine::spec::typed;
 use crate::engine::yaml::{PathSeg, YNode};
@@ -55,4 +55,6 @@ stage_kinds! {
     Resample(Resample) = "resample",
     /// Per patient: 2.5D max-ROI-area slices per sequence, as safetensors.
     Slice(Slice) = "slice",
+    /// Principal components fit on a training partition (`pca.fit`), applied per patient.
+    Pca(Pca) = "pca",
 }
