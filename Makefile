@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 RADPIPE := $(TARGET_DIR)/debug/radpipe
 
-.PHONY: build test demo schema venv fixtures bench-venv bench clean-demo
+.PHONY: build test demo schema venv fixtures bench-venv bench bench-imaging clean-demo
 
 build:
 	$(CARGO) build
@@ -46,6 +46,9 @@ $(BENCH_VENV)/.done: benches/requirements.txt
 
 bench: build bench-venv
 	$(BENCH_VENV)/bin/python benches/noop_rerun.py --radpipe $(abspath $(RADPIPE)) --dvc $(BENCH_VENV)/bin/dvc
+
+bench-imaging: venv
+	bash benches/imaging.sh $(VENV)/bin/python
 
 clean-demo:
 	cd examples/command-pipeline && rm -rf out results .radpipe
