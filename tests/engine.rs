@@ -134,6 +134,8 @@ fn keep_going_lets_other_patients_finish_and_names_the_failing_one() {
     assert_eq!(skipped, vec!["total", "report"], "a cohort-level node never runs on fewer patients by default");
     let error = r.json["errors"][0]["error"].as_str().unwrap();
     assert!(error.contains("cannot read scan for BAD") && error.contains("exit status: 3"), "{error}");
+    let log = ws.read(".radpipe/logs/b[BAD].log");
+    assert!(log.contains("cannot read scan for BAD"), "the failed node's log is kept: {log}");
 }
 
 #[test]

@@ -290,10 +290,15 @@ fn execute(plan: &Plan, store: &Store, ni: usize, material: KeyMaterial, inputs_
     };
     let outcome = match result {
         Ok(()) => commit().map_err(|e| format!("cannot store the outputs: {e}")),
+        Err(e) if log.is_empty() => Err(e.to_string()),
         Err(e) => {
             // Keep the log of a failure where users can read it.
-            let _ = store.put_bytes(&log);
-            Err(e.to_string())
+            let name: String = node.id.chars().map(|c| if c.is_ascii_alphanumeric() || "._-[]".contains(c) { c } else { '_' }).collect();
+            let path = store.root.join("logs").join(format!("{name}.log"));
+            match store.write_atomic(&path, &log) {
+                Ok(()) => Err(format!("{e} (log: {})", path.display())),
+                Err(_) => Err(e.to_string()),
+            }
         }
     };
     let _ = fs::remove_dir_all(&tmp);
