@@ -426,7 +426,7 @@ pub fn write_nifti_as(vol: &Volume, path: impl AsRef<Path>, dtype: NiftiDtype) -
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ndarray::Array3;
 

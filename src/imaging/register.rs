@@ -683,12 +683,21 @@ mod tests {
     use super::*;
     use crate::imaging::nifti_io::read_nifti;
 
-    fn fixture(name: &str) -> String {
-        format!(
-            "{}/tests/fixtures/imaging/{}",
-            env!("CARGO_MANIFEST_DIR"),
-            name
+    use crate::imaging::nifti_io::tests::fixture;
+
+    /// The registration fixture: its JSON, the true parameters and transform.
+    fn expected_truth() -> (serde_json::Value, Vec<f64>, Transform) {
+        let exp: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture("registration_expected.json")).unwrap(),
         )
+        .unwrap();
+        let center = vec_of(&exp["truth"]["center"]);
+        let truth = vec_of(&exp["truth"]["parameters"]);
+        let truth_t = Transform::euler(
+            [center[0], center[1], center[2]],
+            truth.clone().try_into().unwrap(),
+        );
+        (exp, truth, truth_t)
     }
 
     fn vec_of(v: &serde_json::Value) -> Vec<f64> {
@@ -718,16 +727,8 @@ mod tests {
 
     #[test]
     fn recovers_known_rigid_transform_mono_and_cross_modal() {
-        let exp: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(fixture("registration_expected.json")).unwrap(),
-        )
-        .unwrap();
+        let (exp, truth, truth_t) = expected_truth();
         let center = vec_of(&exp["truth"]["center"]);
-        let truth = vec_of(&exp["truth"]["parameters"]);
-        let truth_t = Transform::euler(
-            [center[0], center[1], center[2]],
-            truth.clone().try_into().unwrap(),
-        );
         let fixed = read_nifti(fixture("reg_fixed.nii.gz")).unwrap();
         let roi_fixed = read_nifti(fixture("reg_roi_fixed.nii.gz")).unwrap();
         // mono: same grid, same intensities; cross: same grid, remapped intensities;
@@ -880,16 +881,7 @@ mod tests {
 
     #[test]
     fn affine_option_runs_and_recovers_translation() {
-        let exp: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(fixture("registration_expected.json")).unwrap(),
-        )
-        .unwrap();
-        let center = vec_of(&exp["truth"]["center"]);
-        let truth = vec_of(&exp["truth"]["parameters"]);
-        let truth_t = Transform::euler(
-            [center[0], center[1], center[2]],
-            truth.clone().try_into().unwrap(),
-        );
+        let (_, _, truth_t) = expected_truth();
         let fixed = read_nifti(fixture("reg_fixed.nii.gz")).unwrap();
         let moving = read_nifti(fixture("reg_moving_mono.nii.gz")).unwrap();
         let cfg = RegistrationConfig {

@@ -194,13 +194,7 @@ mod tests {
     use super::*;
     use crate::imaging::nifti_io::read_nifti;
 
-    fn fixture(name: &str) -> String {
-        format!(
-            "{}/tests/fixtures/imaging/{}",
-            env!("CARGO_MANIFEST_DIR"),
-            name
-        )
-    }
+    use crate::imaging::nifti_io::tests::fixture;
 
     fn expected() -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(fixture("resample_expected.json")).unwrap())

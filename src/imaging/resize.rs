@@ -85,13 +85,7 @@ mod tests {
     use super::*;
     use crate::imaging::nifti_io::read_nifti;
 
-    fn fixture(name: &str) -> String {
-        format!(
-            "{}/tests/fixtures/imaging/{}",
-            env!("CARGO_MANIFEST_DIR"),
-            name
-        )
-    }
+    use crate::imaging::nifti_io::tests::fixture;
 
     /// Same numbers as a SimpleITK 2D linear resample keeping the FOV
     /// (fixture: `resize_*` written by the generator as 3D files with one slice).
