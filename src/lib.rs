@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod report;
 pub mod stages;
 pub mod stats;
 pub mod tables;

@@ -3,14 +3,21 @@
 //! into nodes, and how one node runs. `registry.rs` is the one list of kinds.
 
 mod command;
+mod evaluate;
 mod ingest;
 mod registry;
 mod split;
+pub mod study;
+mod survival;
+mod table1;
 
 pub use command::Command;
+pub use evaluate::Evaluate;
 pub use ingest::Ingest;
 pub use split::{read_partition, Split};
 pub use registry::{StageSpec, KINDS};
+pub use survival::Survival;
+pub use table1::Table1;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Command, Ingest, Split, Stage};
+use super::{Command, Evaluate, Ingest, Split, Stage, Survival, Table1};
 use crate::engine::diagnostics::Diagnostic;
 use crate::engine::spec::typed;
 use crate::engine::yaml::{PathSeg, YNode};
@@ -49,4 +49,10 @@ stage_kinds! {
     Command(Command) = "command",
     /// Seeded, stratified partition of one cohort (train / internal ...); one node.
     Split(Split) = "split",
+    /// Diagnostic performance of scores for a binary label per cohort: AUC (DeLong), threshold metrics, calibration, decision curves; one node.
+    Evaluate(Evaluate) = "evaluate",
+    /// Kaplan-Meier, log-rank, Cox hazard ratio and C-index by a group column or a score split at a threshold; one node.
+    Survival(Survival) = "survival",
+    /// Clinical characteristics by group with the appropriate test (the study's Table 1); one node.
+    Table1(Table1) = "table1",
 }
