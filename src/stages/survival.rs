@@ -331,15 +331,28 @@ impl Stage for Survival {
             let others: Vec<usize> = (0..co.levels.len()).filter(|&i| i != co.reference).collect();
             let indicators: Vec<Vec<f64>> = others.iter().map(|&l| co.group.iter().map(|&g| (g == l) as u8 as f64).collect()).collect();
             let cols: Vec<&[f64]> = indicators.iter().map(|v| v.as_slice()).collect();
-            let cox = cox_ph(&co.times, &co.events, &cols, &CoxOptions::default()).map_err(|e| err("Cox model", e))?;
-            let lp = cox.linear_predictor(&cols);
-            let cidx = harrell_c(&co.times, &lp, &co.events).map_err(|e| err("C-index", e))?;
+            // A group without events has no finite hazard ratio (the fit diverges):
+            // the HRs and the C-index are then reported as undefined, with the reason.
+            let cox = match cox_ph(&co.times, &co.events, &cols, &CoxOptions::default()) {
+                Ok(fit) => Ok(fit),
+                Err(e) => {
+                    let _ = writeln!(ctx.log, "{c}: Cox model not estimable: {e}");
+                    Err(format!("not estimable: {e}"))
+                }
+            };
+            let c_index = match &cox {
+                Ok(fit) => Some(harrell_c(&co.times, &fit.linear_predictor(&cols), &co.events).map_err(|e| err("C-index", e))?.c_index),
+                Err(_) => None,
+            };
             let fu = median_follow_up(&co.times, &co.events).map_err(|e| err("median follow-up", e))?;
             let all_km = kaplan_meier(&co.times, &co.events, LEVEL).map_err(|e| err("Kaplan-Meier", e))?;
             let id = |g: &str, m: &str| format!("{stage}/{c}/{g}/{m}");
             metrics.push(Metric::new(id("all", "logrank_chisq"), lr.statistic, n).method(format!("log-rank, {} df", lr.df)));
             metrics.push(Metric::new(id("all", "logrank_p"), lr.p_value, n).method(format!("log-rank, {} df", lr.df)));
-            metrics.push(Metric::new(id("all", "c_index"), cidx.c_index, n).method("Harrell, Cox linear predictor of the groups"));
+            metrics.push(Metric::opt(id("all", "c_index"), c_index, n).method(match &cox {
+                Ok(_) => "Harrell, Cox linear predictor of the groups".to_string(),
+                Err(why) => format!("Harrell; Cox model {why}"),
+            }));
             metrics.push(Metric::opt(id("all", "median_survival"), all_km.median.estimate, n).ci(all_km.median.lower.unwrap_or(f64::NAN), all_km.median.upper.unwrap_or(f64::NAN)).method("Kaplan-Meier, log-log CI"));
             metrics.push(Metric::opt(id("all", "median_followup"), fu.median, n).method("reverse Kaplan-Meier"));
             metrics.push(Metric::opt(id("all", "followup_q1"), fu.q1, n).method("reverse Kaplan-Meier"));
@@ -366,14 +379,20 @@ impl Stage for Survival {
                 series.push(Series { name: format!("{level} (n = {})", t.len()), points: pts, step: true, dashed: false });
                 at_risk.push((level.clone(), xt.iter().map(|&x| t.iter().filter(|&&ti| ti >= x).count().to_string()).collect()));
                 let events = e.iter().filter(|b| **b).count();
-                let (hr, hr_lo, hr_hi, p) = match others.iter().position(|&o| o == l) {
-                    Some(k) => {
+                let (hr, hr_lo, hr_hi, p) = match (others.iter().position(|&o| o == l), &cox) {
+                    (Some(_), Err(why)) => {
+                        let pair = format!("{level}_vs_{}", co.levels[co.reference]);
+                        metrics.push(Metric::opt(id(&pair, "hr"), None, n).method(format!("Cox PH, {why}")));
+                        metrics.push(Metric::opt(id(&pair, "cox_p"), None, n).method(format!("Cox PH, {why}")));
+                        (Some(f64::NAN), None, None, None)
+                    }
+                    (Some(k), Ok(cox)) => {
                         let pair = format!("{level}_vs_{}", co.levels[co.reference]);
                         metrics.push(Metric::new(id(&pair, "hr"), cox.hazard_ratio[k], n).ci(cox.hr_lower[k], cox.hr_upper[k]).method("Cox PH, Efron ties, Wald CI"));
                         metrics.push(Metric::new(id(&pair, "cox_p"), cox.p_value[k], n).method("Cox PH, Wald test"));
                         (Some(cox.hazard_ratio[k]), Some(cox.hr_lower[k]), Some(cox.hr_upper[k]), Some(cox.p_value[k]))
                     }
-                    None => (None, None, None, None),
+                    (None, _) => (None, None, None, None),
                 };
                 let _ = writeln!(
                     table_csv,
@@ -390,7 +409,7 @@ impl Stage for Survival {
                     opt_num(p),
                     num(lr.statistic),
                     num(lr.p_value),
-                    num(cidx.c_index),
+                    opt_num(c_index),
                     opt_num(fu.median)
                 );
                 let _ = writeln!(
@@ -401,7 +420,8 @@ impl Stage for Survival {
                     f2(km.median.lower),
                     f2(km.median.upper),
                     match hr {
-                        Some(h) => format!("{h:.2} ({:.2}–{:.2})", hr_lo.unwrap_or(f64::NAN), hr_hi.unwrap_or(f64::NAN)),
+                        Some(h) if h.is_finite() => format!("{h:.2} ({:.2}–{:.2})", hr_lo.unwrap_or(f64::NAN), hr_hi.unwrap_or(f64::NAN)),
+                        Some(_) => "not estimable".into(),
                         None => "reference".into(),
                     },
                     p.map(p_text).unwrap_or_default(),
@@ -419,7 +439,7 @@ impl Stage for Survival {
                 table_title: "Number at risk".into(),
             };
             figures.push((format!("km_{}.svg", study::slug(c)), chart.render()));
-            let _ = writeln!(ctx.log, "{c}: n = {n}, log-rank chi2 = {} (p = {}), C = {}", lr.statistic, lr.p_value, cidx.c_index);
+            let _ = writeln!(ctx.log, "{c}: n = {n}, log-rank chi2 = {} (p = {}), C = {:?}", lr.statistic, lr.p_value, c_index);
         }
         table_md.push_str("\nMedian survival by Kaplan-Meier (NR: not reached) with log-log 95% CI; HR from a Cox model (Efron ties) against the reference group; log-rank test across all groups.\n");
         if let Some((t, _)) = cut {
