@@ -260,5 +260,5 @@ fn an_unknown_threshold_cohort_is_refused_before_running() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("stage `ev`: cohort `trian` is neither a cohort of the ingest stage nor a partition of a split stage among its inputs"), "{err}");
-    assert!(err.contains("p.yaml:6:"), "the position in the pipeline file: {err}");
+    assert!(err.contains("p.yaml:7:"), "the position in the pipeline file: {err}");
 }
