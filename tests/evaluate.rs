@@ -88,6 +88,7 @@ fn auc_delong_and_threshold_metrics_match_the_fixtures() {
     let md = ws.read("results/ev/table.md");
     assert!(md.contains("| c1 | A | 300 | 0.791 (0.735–0.847) | 0.753 | 0.433 | 0.906 | 0.689 | 0.770 |"), "{md}");
     assert!(md.contains("not a probability"), "{md}");
+    assert!(md.contains("| c1 | A vs B | 0.052 (0.005–0.099) | 2.18 | 0.029 |"), "the DeLong comparison: {md}");
     let csv = ws.read("results/ev/table.csv");
     assert!(csv.starts_with("cohort,score,n,positives,auc,auc_lower,auc_upper,threshold,accuracy"), "{csv}");
     // ROC data: the fixture's sklearn roc_curve (drop_intermediate=False) points.

@@ -75,7 +75,9 @@ fn logrank_km_median_follow_up_hr_and_c_index_match_the_references() {
     assert!(kmcsv.starts_with("cohort,group,time,n_at_risk,n_events,n_censored,survival,se,lower,upper\nc1,0,0,216,0,0,1,0,1,1\n"), "{kmcsv}");
     let svg = ws.read("results/km/km_c1.svg");
     assert!(svg.contains("Number at risk") && svg.contains(">216<"), "numbers at risk under the curves");
-    assert!(ws.read("results/km/table.md").contains("| c1 | 1 | 216 |"));
+    let md = ws.read("results/km/table.md");
+    assert!(md.contains("| c1 | 1 | 216 | 48 | NR | 0."), "{md}");
+    assert!(md.contains("| c2 | 0 | 7 |"), "{md}");
 }
 
 #[test]

@@ -51,6 +51,16 @@ pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
+/// [lo, hi] widened to whole tick steps, so the last tick is not inside the data.
+pub fn nice_range(lo: f64, hi: f64) -> (f64, f64) {
+    let t = ticks(lo, hi);
+    if t.len() < 2 {
+        return (lo, hi);
+    }
+    let step = t[1] - t[0];
+    ((lo / step).floor() * step, (hi / step - 1e-9).ceil() * step)
+}
+
 fn fmt_tick(t: f64) -> String {
     let s = format!("{:.4}", t);
     let s = s.trim_end_matches('0').trim_end_matches('.');
@@ -130,6 +140,8 @@ mod tests {
     fn ticks_are_round_and_cover_the_range() {
         assert_eq!(ticks(0.0, 1.0), vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
         assert_eq!(ticks(0.0, 60.0), vec![0.0, 20.0, 40.0, 60.0]);
+        assert_eq!(nice_range(0.0, 52.0), (0.0, 60.0));
+        assert_eq!(nice_range(0.0, 1.0), (0.0, 1.0));
     }
 
     #[test]

@@ -353,6 +353,7 @@ impl Stage for Evaluate {
         let mut cal_csv = String::from("cohort,score,bin_lower,bin_upper,count,mean_predicted,observed_fraction\n");
         let mut dca_csv = String::from("cohort,score,threshold,net_benefit,treat_all,treat_none\n");
         let mut notes: Vec<String> = Vec::new();
+        let mut compare_md = String::from("\n| Cohort | Comparison | AUC difference (95% CI) | Z | P (paired DeLong) |\n|---|---|---|---|---|\n");
         let mut figures: Vec<(String, String)> = Vec::new();
         let grid: Vec<f64> = (1..100).map(|i| i as f64 / 100.0).collect();
 
@@ -456,6 +457,8 @@ impl Stage for Evaluate {
                         metrics.push(Metric::new(id("auc_diff"), cmp.difference, n).ci(cmp.lower, cmp.upper).method("paired DeLong"));
                         metrics.push(Metric::new(id("delong_z"), cmp.z, n).method("paired DeLong"));
                         metrics.push(Metric::new(id("delong_p"), cmp.p_two_sided, n).method("paired DeLong, two-sided"));
+                        let p = if cmp.p_two_sided < 0.001 { "<0.001".to_string() } else { format!("{:.3}", cmp.p_two_sided) };
+                        let _ = writeln!(compare_md, "| {c} | {} vs {} | {:.3} ({:.3}–{:.3}) | {:.2} | {p} |", names[a], names[b], cmp.difference, cmp.lower, cmp.upper, cmp.z);
                     }
                 }
             }
@@ -490,6 +493,9 @@ impl Stage for Evaluate {
                 _ => "Youden index of each cohort".into(),
             }
         ));
+        if matches!(self.compare, Some(Compare::Delong)) && names.len() > 1 {
+            table_md.push_str(&compare_md);
+        }
         if !dropped_rows.is_empty() {
             table_md.push_str(&format!("\n{} patient(s) left out for missing values (`dropped.csv`).\n", dropped_rows.len()));
         }

@@ -37,7 +37,7 @@ use super::study::{self, csv_field, num, Cell, Metric, Missing, ScoreSource, Stu
 use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
 use crate::engine::diagnostics::{Diagnostic, Diagnostics};
 use crate::engine::plan::PlanContext;
-use crate::report::svg::{ticks, Chart, Series};
+use crate::report::svg::{nice_range, ticks, Chart, Series};
 use crate::stats;
 use crate::stats::survival::{cox_ph, harrell_c, kaplan_meier, logrank_test, median_follow_up, CoxOptions};
 
@@ -358,7 +358,8 @@ impl Stage for Survival {
             metrics.push(Metric::opt(id("all", "followup_q1"), fu.q1, n).method("reverse Kaplan-Meier"));
             metrics.push(Metric::opt(id("all", "followup_q3"), fu.q3, n).method("reverse Kaplan-Meier"));
             let x_max = co.times.iter().cloned().fold(0.0, f64::max).max(1e-9);
-            let xt = ticks(0.0, x_max);
+            let x_end = nice_range(0.0, x_max).1;
+            let xt = ticks(0.0, x_end);
             let mut series = Vec::new();
             let mut at_risk = Vec::new();
             for (l, level) in co.levels.iter().enumerate() {
@@ -414,11 +415,12 @@ impl Stage for Survival {
                 );
                 let _ = writeln!(
                     table_md,
-                    "| {c} | {level} | {} | {events} | {} ({}–{}) | {} | {} | {} |",
+                    "| {c} | {level} | {} | {events} | {} | {} | {} | {} |",
                     t.len(),
-                    f2(km.median.estimate),
-                    f2(km.median.lower),
-                    f2(km.median.upper),
+                    match km.median.estimate {
+                        Some(m) => format!("{m:.2} ({}–{})", f2(km.median.lower), f2(km.median.upper)),
+                        None => "NR".into(),
+                    },
                     match hr {
                         Some(h) if h.is_finite() => format!("{h:.2} ({:.2}–{:.2})", hr_lo.unwrap_or(f64::NAN), hr_hi.unwrap_or(f64::NAN)),
                         Some(_) => "not estimable".into(),
@@ -432,7 +434,7 @@ impl Stage for Survival {
                 title: format!("Kaplan-Meier, {c} (log-rank p = {})", p_text(lr.p_value)),
                 x_label: self.time.clone(),
                 y_label: "survival probability".into(),
-                x_range: (0.0, *xt.last().unwrap_or(&x_max)),
+                x_range: (0.0, x_end),
                 y_range: (0.0, 1.0),
                 series,
                 table: at_risk,
