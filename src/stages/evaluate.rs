@@ -327,9 +327,13 @@ impl Stage for Evaluate {
         let names: Vec<String> = sources.iter().map(|(n, _)| n.clone()).collect();
 
         // Thresholds: fixed, fitted on one cohort, or per cohort.
+        let mut fit_dropped: Vec<(String, String, String)> = Vec::new();
         let fitted: Option<(String, Vec<f64>)> = match self.fit_on() {
             Some(f) => {
                 let data = self.cohort(&st, ctx.inputs, f, &sources)?;
+                if !self.cohorts.iter().any(|c| c == f) {
+                    fit_dropped.extend(data.dropped.iter().map(|(id, col)| (f.to_string(), id.clone(), col.clone())));
+                }
                 let mut ts = Vec::new();
                 for (k, name) in names.iter().enumerate() {
                     let yp = stats::youden(&data.scores[k], &data.y).map_err(|e| ctx_err(&stage, f, name, e))?;
@@ -481,7 +485,7 @@ impl Stage for Evaluate {
             }
         }
 
-        let mut dropped_rows = Vec::new();
+        let mut dropped_rows = fit_dropped;
         for data in &cohorts {
             dropped_rows.extend(data.dropped.iter().map(|(id, col)| (data.name.clone(), id.clone(), col.clone())));
         }

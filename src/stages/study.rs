@@ -421,6 +421,9 @@ pub fn into_result(diags: Diagnostics) -> Result<(), Diagnostics> {
     }
 }
 
+/// Positions (into `rows`) of the complete cases, and (patient, columns) of the others.
+pub type Kept = (Vec<usize>, Vec<(String, String)>);
+
 /// The patients of `rows` that lack a value in any of `columns` (name, values
 /// parallel to `rows`): under `refuse` an error naming them, under `drop` the
 /// rows to keep plus (patient, column) of those left out.
@@ -430,7 +433,7 @@ pub fn apply_missing(
     group: &str,
     rows: &[usize],
     columns: &[(&str, &[Option<f64>])],
-) -> Result<(Vec<usize>, Vec<(String, String)>), StageError> {
+) -> Result<Kept, StageError> {
     let mut keep = Vec::new();
     let mut dropped = Vec::new();
     for (k, &r) in rows.iter().enumerate() {

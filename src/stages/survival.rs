@@ -118,6 +118,9 @@ fn text_of(v: &Value) -> String {
     }
 }
 
+/// (cohort, patient, columns) of a patient left out under `missing: drop`.
+type Dropped = (String, String, String);
+
 /// One cohort's complete cases, with group indices into `levels`.
 struct Cohort {
     name: String,
@@ -135,10 +138,11 @@ impl Survival {
         self.score.as_ref().map(|s| study::score_source(s, &|x| stages.iter().any(|y| y == x)))
     }
 
-    fn threshold(&self, st: &Study, inputs: &[super::InputArtifact], source: &ScoreSource, log: &mut dyn std::io::Write) -> Result<f64, StageError> {
+    /// The cut-off, and the patients of the `fit_on` cohort left out under `missing: drop`.
+    fn threshold(&self, st: &Study, inputs: &[super::InputArtifact], source: &ScoreSource, log: &mut dyn std::io::Write) -> Result<(f64, Vec<Dropped>), StageError> {
         let stage = &st.stage;
         match &self.threshold {
-            Some(SurvivalThreshold::Fixed { value }) => Ok(*value),
+            Some(SurvivalThreshold::Fixed { value }) => Ok((*value, Vec::new())),
             Some(SurvivalThreshold::Youden { fit_on, label, positive }) => {
                 let rows = st.rows_of(fit_on)?;
                 let pos = text_of(positive);
@@ -146,12 +150,13 @@ impl Survival {
                 let y: Vec<Option<f64>> = rows.iter().map(|&r| labels[r].as_ref().map(|v| (*v == pos) as u8 as f64)).collect();
                 let s = study::score_values(st, inputs, source, &rows, fit_on)?;
                 let score_name = self.score.clone().unwrap_or_default();
-                let (keep, _) = study::apply_missing(st, self.missing, fit_on, &rows, &[(label.as_str(), &y), (score_name.as_str(), &s)])?;
+                let (keep, dropped) = study::apply_missing(st, self.missing, fit_on, &rows, &[(label.as_str(), &y), (score_name.as_str(), &s)])?;
+                let dropped = if self.cohorts.contains(fit_on) { Vec::new() } else { dropped.into_iter().map(|(id, col)| (fit_on.clone(), id, col)).collect() };
                 let yb: Vec<bool> = keep.iter().map(|&k| y[k] == Some(1.0)).collect();
                 let sv: Vec<f64> = keep.iter().map(|&k| s[k].unwrap_or(f64::NAN)).collect();
                 let yp = stats::youden(&sv, &yb).map_err(|e| StageError::new(format!("stage `{stage}`, cohort `{fit_on}`, column `{label}`: cannot fit the Youden threshold of `{score_name}`: {e}")))?;
                 let _ = writeln!(log, "Youden threshold of {score_name} for {label} on {fit_on}: {} (J = {})", yp.threshold, yp.j);
-                Ok(yp.threshold)
+                Ok((yp.threshold, dropped))
             }
             None => Err(StageError::new(format!("stage `{stage}`: `score` needs a `threshold`"))),
         }
@@ -161,7 +166,7 @@ impl Survival {
         let stage = &st.stage;
         let rows = st.rows_of(name)?;
         let times = st.numbers(&self.time, &rows, name)?;
-        let bad: Vec<String> = rows.iter().zip(&times).filter(|(_, t)| t.is_some_and(|t| !(t >= 0.0) || !t.is_finite())).map(|(&r, t)| format!("{} ({})", st.ids[r], num(t.unwrap_or(f64::NAN)))).collect();
+        let bad: Vec<String> = rows.iter().zip(&times).filter(|(_, t)| t.is_some_and(|t| t < 0.0 || !t.is_finite())).map(|(&r, t)| format!("{} ({})", st.ids[r], num(t.unwrap_or(f64::NAN)))).collect();
         if !bad.is_empty() {
             return Err(StageError::new(format!("stage `{stage}`, cohort `{name}`, column `{}`: survival times must be finite and non-negative: {}", self.time, study::list_ids(&bad))));
         }
@@ -310,8 +315,13 @@ impl Stage for Survival {
         let stage = ctx.node_id.to_string();
         let st = Study::load(&stage, ctx.inputs)?;
         let source = self.score_source();
+        let mut dropped = Vec::new();
         let cut = match &source {
-            Some(s) => Some((self.threshold(&st, ctx.inputs, s, ctx.log)?, s)),
+            Some(s) => {
+                let (t, fit_dropped) = self.threshold(&st, ctx.inputs, s, ctx.log)?;
+                dropped.extend(fit_dropped);
+                Some((t, s))
+            }
             None => None,
         };
         let mut cohorts = Vec::new();
@@ -447,7 +457,6 @@ impl Stage for Survival {
         if let Some((t, _)) = cut {
             table_md.push_str(&format!("Groups: `{}` >= {} is high, below is low.\n", self.score.as_deref().unwrap_or(""), num(t)));
         }
-        let mut dropped = Vec::new();
         for co in &cohorts {
             dropped.extend(co.dropped.iter().map(|(id, col)| (co.name.clone(), id.clone(), col.clone())));
         }

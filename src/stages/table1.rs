@@ -223,7 +223,7 @@ impl Stage for Table1 {
                 }).collect()
             }
         };
-        if groups.len() < 1 {
+        if groups.is_empty() {
             return Err(StageError::new(format!("stage `{stage}`: no groups to describe")));
         }
         let mut metrics = Vec::new();
