@@ -104,6 +104,13 @@ fn auc_delong_and_threshold_metrics_match_the_fixtures() {
     }
     let svg = ws.read("results/ev/roc_c1.svg");
     assert!(svg.starts_with("<svg") && svg.contains("A (AUC 0.791)"), "{svg}");
+    // Every metric id has a lineage back to the table and the command stage.
+    let out = ws.radpipe(&["lineage", "p.yaml", "ev/c1/B/auc", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lineage: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(lineage["value"]["value"], m["ev/c1/B/auc"]["value"]);
+    let text = lineage["steps"].to_string();
+    assert!(text.contains("model") && text.contains("c1.csv"), "{text}");
     // Rerun: nothing to do.
     let again = ws.run(&["p.yaml"]);
     assert!(again.executed.is_empty(), "{:?}", again.executed);
