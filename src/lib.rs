@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod engine;
 pub mod imaging;
+pub mod report;
 pub mod stages;
 pub mod stats;
 pub mod tables;

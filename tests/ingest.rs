@@ -57,6 +57,8 @@ fn ingest_reads_csv_and_parquet_derives_the_label_and_stacks_the_cohorts() {
     assert_eq!(label, vec![Some(1), Some(0), Some(1), Some(1), Some(0)], "cps >= 20, at the boundary too");
     let cohort: Vec<Option<&str>> = df.column("cohort").unwrap().str().unwrap().iter().collect();
     assert_eq!(cohort, vec![Some("inst1"), Some("inst1"), Some("inst1"), Some("external"), Some("external")]);
+    let ids: Vec<Option<&str>> = df.column("patient_id").unwrap().str().unwrap().iter().collect();
+    assert_eq!(ids, vec![Some("P1"), Some("P2"), Some("P3"), Some("E1"), Some("E2")], "each cohort's id column becomes patient_id");
     let dcb = df.column("dcb").unwrap();
     assert_eq!(dcb.null_count(), 3, "a column only one cohort has is null elsewhere");
     let summary: serde_json::Value = serde_json::from_str(&ws.read("results/ingest/summary.json")).unwrap();

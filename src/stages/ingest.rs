@@ -1,6 +1,7 @@
 //! `kind: ingest`: read the cohorts' clinical tables (CSV or Parquet) with
 //! Polars, check them against the clinical schema, derive the binary label, and
-//! write one table of all patients (`clinical.parquet`, with a `cohort` column)
+//! write one table of all patients (`clinical.parquet`, with a `cohort` column
+//! and the ids in `patient_id`, whatever each table calls them)
 //! plus `summary.json` (patients and label prevalence per cohort).
 //!
 //! Tables are read and checked when the pipeline is planned, so `validate`
@@ -206,6 +207,13 @@ impl Stage for Ingest {
         for ((cohort, table_path), id_column) in self.cohorts.iter().zip(tables).zip(&ids) {
             let table = Table::read(&ctx.workspace.join(table_path), id_column).map_err(|d| fail(&d))?;
             let mut df = table.typed(schema.as_ref()).map_err(|e| fail(&e))?;
+            // One id column for all cohorts, whatever each table calls it.
+            if id_column != "patient_id" {
+                if df.column("patient_id").is_ok() {
+                    return Err(StageError::new(format!("{table_path}: has both `{id_column}` (its id column) and `patient_id`; rename one")));
+                }
+                df.rename(id_column, "patient_id".into()).map_err(|e| fail(&e))?;
+            }
             let n = df.height();
             df.with_column(Column::new("cohort".into(), vec![cohort.as_str(); n])).map_err(|e| fail(&e))?;
             let mut entry = json!({ "patients": n });

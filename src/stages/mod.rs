@@ -3,6 +3,7 @@
 //! into nodes, and how one node runs. `registry.rs` is the one list of kinds.
 
 mod command;
+mod evaluate;
 mod ingest;
 mod pca;
 mod register;
@@ -10,9 +11,13 @@ mod registry;
 mod resample;
 mod slice;
 mod split;
+pub mod study;
+mod survival;
+mod table1;
 mod volumes;
 
 pub use command::Command;
+pub use evaluate::Evaluate;
 pub use ingest::Ingest;
 pub use pca::Pca;
 pub use register::Register;
@@ -20,6 +25,8 @@ pub use resample::{Interp, Resample};
 pub use slice::Slice;
 pub use split::{read_partition, Split};
 pub use registry::{StageSpec, KINDS};
+pub use survival::Survival;
+pub use table1::Table1;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

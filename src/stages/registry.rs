@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Command, Ingest, Pca, Register, Resample, Slice, Split, Stage};
+use super::{Command, Evaluate, Ingest, Pca, Register, Resample, Slice, Split, Stage, Survival, Table1};
 use crate::engine::diagnostics::Diagnostic;
 use crate::engine::spec::typed;
 use crate::engine::yaml::{PathSeg, YNode};
@@ -57,4 +57,10 @@ stage_kinds! {
     Slice(Slice) = "slice",
     /// Principal components fit on a training partition (`pca.fit`), applied per patient.
     Pca(Pca) = "pca",
+    /// Diagnostic performance of scores for a binary label per cohort: AUC (DeLong), threshold metrics, calibration, decision curves; one node.
+    Evaluate(Evaluate) = "evaluate",
+    /// Kaplan-Meier, log-rank, Cox hazard ratio and C-index by a group column or a score split at a threshold; one node.
+    Survival(Survival) = "survival",
+    /// Clinical characteristics by group with the appropriate test (the study's Table 1); one node.
+    Table1(Table1) = "table1",
 }

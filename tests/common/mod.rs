@@ -1,6 +1,8 @@
 //! Test harness: a temporary workspace and the `radpipe` binary run in it.
 #![allow(dead_code)]
 
+pub mod stats;
+
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

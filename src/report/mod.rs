@@ -1,0 +1,3 @@
+//! Report building blocks: figures as SVG.
+
+pub mod svg;

@@ -1,0 +1,272 @@
+//! `kind: evaluate` through the CLI: the committed fixtures' inputs are written as
+//! clinical tables (and as score outputs of `command` stages), and the numbers in
+//! metrics.json are compared with the fixtures' SciPy / scikit-learn / NumPy
+//! DeLong values (tests/fixtures/generate/stats.py). Bad inputs fail with the
+//! stage, cohort, column and patients named, and write nothing.
+
+mod common;
+use common::stats::*;
+use common::*;
+use serde_json::Value;
+
+/// The fixture case as a table: patient_id,y,a,b (a = `scores`, b = `scores_b`).
+fn case_table(case: &Value, prefix: &str) -> String {
+    let (a, b, y) = (vf(&case["scores"]), vf(&case["scores_b"]), vf(&case["labels"]));
+    let mut t = String::from("patient_id,y,a,b\n");
+    for i in 0..y.len() {
+        t.push_str(&format!("{prefix}{i:03},{},{},{}\n", y[i], cell(a[i]), cell(b[i])));
+    }
+    t
+}
+
+fn roc_case(name: &str) -> Value {
+    fixture("roc.json")["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone()
+}
+
+fn threshold_case(name: &str) -> Value {
+    fixture("threshold.json")["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone()
+}
+
+const PIPELINE: &str = r#"version: 1
+name: ev
+cohorts:
+  c1: { table: c1.csv }
+stages:
+  ingest: { kind: ingest, cohorts: [c1] }
+  model:
+    kind: command
+    cmd: "mkdir -p out && cut -d, -f1,4 c1.csv | sed '1s/.*/patient_id,b/' > out/scores.csv"
+    deps: [c1.csv]
+    outs: [out/scores.csv]
+  ev:
+    kind: evaluate
+    input: [ingest, model]
+    label: y
+    scores: { A: a, B: model.b }
+    cohorts: [c1]
+    threshold: { rule: fixed, value: 1.309 }
+    compare: delong
+"#;
+
+#[test]
+fn auc_delong_and_threshold_metrics_match_the_fixtures() {
+    let case = roc_case("correlated_300");
+    let ws = Workspace::new();
+    ws.write("c1.csv", &case_table(&case, "P"));
+    ws.write("p.yaml", PIPELINE);
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, error_of(&r));
+    let m = metrics(&ws, "ev");
+    // AUC and DeLong variance / CI (fixture: NumPy DeLong after Sun & Xu 2014, sklearn AUC).
+    close(value(&m, "ev/c1/A/auc"), f(&case["auc"]), 1e-12, "auc A");
+    close(value(&m, "ev/c1/A/auc_var"), f(&case["delong"]["var"]), 1e-9, "delong var");
+    let (lo, hi) = ci(&m, "ev/c1/A/auc");
+    close(lo, f(&case["delong"]["lower"]), 1e-9, "auc lower");
+    close(hi, f(&case["delong"]["upper"]), 1e-9, "auc upper");
+    assert_eq!(m["ev/c1/A/auc"]["n"], 300);
+    // B came from the command stage's scores.csv.
+    close(value(&m, "ev/c1/B/auc"), f(&case["paired"]["auc_b"]), 1e-12, "auc B");
+    close(value(&m, "ev/c1/A_vs_B/delong_z"), f(&case["paired"]["z"]), 1e-9, "paired z");
+    close(value(&m, "ev/c1/A_vs_B/delong_p"), f(&case["paired"]["p_two"]), 1e-9, "paired p");
+    let (dlo, dhi) = ci(&m, "ev/c1/A_vs_B/auc_diff");
+    close(dlo, f(&case["paired"]["lower"]), 1e-9, "diff lower");
+    close(dhi, f(&case["paired"]["upper"]), 1e-9, "diff upper");
+    // Metrics at the fixed threshold, Wilson CIs (fixture: statsmodels-free closed form in stats.py).
+    let t = threshold_case("correlated_300");
+    let at = t["metrics"].as_array().unwrap().iter().find(|x| f(&x["threshold"]) == 1.309).unwrap();
+    for metric in ["accuracy", "sensitivity", "specificity", "ppv", "npv"] {
+        let want = vf(&at[metric]);
+        let id = format!("ev/c1/A/{metric}");
+        close(value(&m, &id), want[0], 1e-12, &id);
+        let (lo, hi) = ci(&m, &id);
+        close(lo, want[1], 1e-9, &format!("{id} lower"));
+        close(hi, want[2], 1e-9, &format!("{id} upper"));
+    }
+    assert_eq!(value(&m, "ev/c1/A/threshold"), 1.309);
+    // Scores outside [0, 1] are not probabilities: no Brier score, said in the table.
+    assert!(!m.contains_key("ev/c1/A/brier"));
+    let md = ws.read("results/ev/table.md");
+    assert!(md.contains("| c1 | A | 300 | 0.791 (0.735–0.847) | 0.753 | 0.433 | 0.906 | 0.689 | 0.770 |"), "{md}");
+    assert!(md.contains("not a probability"), "{md}");
+    assert!(md.contains("| c1 | A vs B | 0.052 (0.005–0.099) | 2.18 | 0.029 |"), "the DeLong comparison: {md}");
+    let csv = ws.read("results/ev/table.csv");
+    assert!(csv.starts_with("cohort,score,n,positives,auc,auc_lower,auc_upper,threshold,accuracy"), "{csv}");
+    // ROC data: the fixture's sklearn roc_curve (drop_intermediate=False) points.
+    let roc = ws.read("results/ev/roc.csv");
+    let rows: Vec<&str> = roc.lines().filter(|l| l.starts_with("c1,A,")).collect();
+    let fpr = vf(&case["roc"]["fpr"]);
+    let tpr = vf(&case["roc"]["tpr"]);
+    assert_eq!(rows.len(), fpr.len());
+    for (row, (x, y)) in rows.iter().zip(fpr.iter().zip(&tpr)) {
+        let fields: Vec<f64> = row.split(',').skip(3).map(|s| s.parse().unwrap()).collect();
+        close(fields[0], *x, 1e-12, "fpr");
+        close(fields[1], *y, 1e-12, "tpr");
+    }
+    let svg = ws.read("results/ev/roc_c1.svg");
+    assert!(svg.starts_with("<svg") && svg.contains("A (AUC 0.791)"), "{svg}");
+    // Every metric id has a lineage back to the table and the command stage.
+    let out = ws.radpipe(&["lineage", "p.yaml", "ev/c1/B/auc", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lineage: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(lineage["value"]["value"], m["ev/c1/B/auc"]["value"]);
+    let text = lineage["steps"].to_string();
+    assert!(text.contains("model") && text.contains("c1.csv"), "{text}");
+    // Rerun: nothing to do.
+    let again = ws.run(&["p.yaml"]);
+    assert!(again.executed.is_empty(), "{:?}", again.executed);
+}
+
+#[test]
+fn youden_on_a_partition_is_applied_to_the_other_and_per_patient_scores_json_is_read() {
+    // ordinal_ties: 60 patients, heavy ties; its Youden threshold is 3.5 (pROC rule).
+    let case = roc_case("ordinal_ties");
+    let ws = Workspace::new();
+    ws.write("c1.csv", &case_table(&case, "P"));
+    ws.write(
+        "p.yaml",
+        r#"version: 1
+name: ev
+cohorts:
+  c1: { table: c1.csv }
+stages:
+  ingest: { kind: ingest, cohorts: [c1] }
+  split: { kind: split, input: ingest, cohort: c1, fractions: { train: 0.7, internal: 0.3 }, seed: 3, stratify: y }
+  model:
+    kind: command
+    foreach: patient
+    cohorts: [c1]
+    cmd: "mkdir -p out/${patient} && grep '^${patient},' c1.csv | cut -d, -f3 | sed 's/.*/{\"s\": &}/' > out/${patient}/scores.json"
+    deps: [c1.csv]
+    outs: ["out/${patient}/scores.json"]
+  whole:
+    kind: evaluate
+    input: [ingest, model]
+    label: y
+    scores: { S: model.s }
+    cohorts: [c1]
+    threshold: { rule: youden, fit_on: c1 }
+  parts:
+    kind: evaluate
+    input: [ingest, split, model]
+    label: y
+    scores: { S: model.s }
+    cohorts: [train, internal]
+    threshold: { rule: youden, fit_on: train }
+"#,
+    );
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, error_of(&r));
+    let m = metrics(&ws, "whole");
+    close(value(&m, "whole/c1/S/auc"), f(&case["auc"]), 1e-12, "auc from per-patient scores.json");
+    let t = threshold_case("ordinal_ties");
+    close(value(&m, "whole/c1/S/threshold"), f(&t["youden"]["threshold"]), 0.0, "Youden threshold");
+    close(value(&m, "whole/c1/S/sensitivity"), f(&t["youden"]["sensitivity"]), 1e-12, "sensitivity at Youden");
+    let p = metrics(&ws, "parts");
+    let partition = ws.read("results/split/partition.csv");
+    let n_train = partition.lines().filter(|l| l.ends_with(",train")).count();
+    let n_internal = partition.lines().filter(|l| l.ends_with(",internal")).count();
+    assert_eq!(p["parts/train/S/auc"]["n"], n_train);
+    assert_eq!(p["parts/internal/S/auc"]["n"], n_internal);
+    assert_eq!(value(&p, "parts/train/S/threshold"), value(&p, "parts/internal/S/threshold"), "the training cut-off is applied unchanged");
+    assert_eq!(p["parts/internal/S/threshold"]["method"], "Youden on train");
+}
+
+#[test]
+fn brier_calibration_and_decision_curve_match_the_fixtures() {
+    let fx = fixture("calibration.json");
+    let (p, y) = (vf(&fx["probs"]), vf(&fx["labels"]));
+    let mut t = String::from("patient_id,y,p\n");
+    for i in 0..p.len() {
+        t.push_str(&format!("Q{i:03},{},{}\n", y[i], cell(p[i])));
+    }
+    let ws = Workspace::new();
+    ws.write("c1.csv", &t);
+    ws.write(
+        "p.yaml",
+        "version: 1\nname: cal\ncohorts:\n  c1: { table: c1.csv }\nstages:\n  ingest: { kind: ingest, cohorts: [c1] }\n  ev: { kind: evaluate, input: ingest, label: y, scores: [p], cohorts: [c1], threshold: { rule: fixed, value: 0.5 }, calibration: { bins: 10 } }\n",
+    );
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, error_of(&r));
+    let m = metrics(&ws, "ev");
+    close(value(&m, "ev/c1/p/brier"), f(&fx["brier"]), 1e-12, "brier (sklearn brier_score_loss)");
+    // Logistic recalibration (fixture: statsmodels-free Newton fit in stats.py; sklearn agrees to 1e-10).
+    close(value(&m, "ev/c1/p/calibration_slope"), f(&fx["recal"]["slope"]), 1e-8, "calibration slope");
+    close(value(&m, "ev/c1/p/calibration_intercept"), f(&fx["recal"]["intercept"]), 1e-8, "calibration intercept");
+    // Calibration curve: sklearn calibration_curve(n_bins=10, strategy="uniform").
+    let cal = ws.read("results/ev/calibration.csv");
+    let rows: Vec<Vec<&str>> = cal.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let (pt, pp) = (vf(&fx["curve"]["uniform"]["prob_true"]), vf(&fx["curve"]["uniform"]["prob_pred"]));
+    assert_eq!(rows.len(), pt.len());
+    for (row, (t, pr)) in rows.iter().zip(pt.iter().zip(&pp)) {
+        close(row[5].parse().unwrap(), *pr, 1e-12, "mean predicted");
+        close(row[6].parse().unwrap(), *t, 1e-12, "observed fraction");
+    }
+    // Decision curve: net benefit of the model and of treat-all.
+    let dca = ws.read("results/ev/decision_curve.csv");
+    let grid = vf(&fx["dca"]["thresholds"]);
+    let (model, all) = (vf(&fx["dca"]["model"]), vf(&fx["dca"]["treat_all"]));
+    for (k, th) in grid.iter().enumerate() {
+        let row: Vec<f64> = dca
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').skip(2).map(|x| x.parse::<f64>().unwrap()).collect::<Vec<f64>>())
+            .find(|r| (r[0] - th).abs() < 1e-12)
+            .unwrap_or_else(|| panic!("no decision-curve row at {th}"));
+        close(row[1], model[k], 1e-9, "net benefit");
+        close(row[2], all[k], 1e-9, "treat all");
+    }
+    for fig in ["roc_c1.svg", "calibration_c1.svg", "decision_curve_c1.svg"] {
+        assert!(ws.read(&format!("results/ev/{fig}")).contains("</svg>"), "{fig}");
+    }
+}
+
+/// A small table for the error cases.
+fn small(table: &str, ev: &str) -> Workspace {
+    let ws = Workspace::new();
+    ws.write("c1.csv", table);
+    ws.write("p.yaml", &format!("version: 1\nname: bad\ncohorts:\n  c1: {{ table: c1.csv }}\nstages:\n  ingest: {{ kind: ingest, cohorts: [c1] }}\n  ev: {{ kind: evaluate, input: ingest, label: y, scores: [a], cohorts: [c1]{ev} }}\n"));
+    ws
+}
+
+const GOOD: &str = "patient_id,y,a\nP1,0,0.1\nP2,1,0.8\nP3,0,0.3\nP4,1,0.6\nP5,0,0.5\nP6,1,0.4\n";
+
+fn fails_with(ws: &Workspace, needle: &str) {
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.failed.contains("ev"), "{:?}", r.failed);
+    let e = error_of(&r);
+    assert!(e.contains(needle), "expected `{needle}` in: {e}");
+    assert!(!ws.path("results/ev").exists(), "nothing is written for a failed stage");
+}
+
+#[test]
+fn bad_scores_and_labels_are_named_with_stage_cohort_column_and_patients() {
+    fails_with(&small(&GOOD.replace("P3,0,0.3", "P3,0,abc"), ""), "stage `ev`, cohort `c1`, column `a`: not a number for 1 patient(s): P3 (`abc`)");
+    fails_with(&small(&GOOD.replace("P3,0,0.3", "P3,0,"), ""), "stage `ev`, cohort `c1`: missing values in column `a` for 1 patient(s): P3");
+    fails_with(&small(&GOOD.replace("P3,0,0.3", "P3,2,0.3"), ""), "stage `ev`, cohort `c1`, column `y`: a binary label has more than two values");
+    fails_with(&small(&GOOD.replace(",1,", ",0,"), ""), "stage `ev`, cohort `c1`, column `y`: need both classes, got 0 positive (`1`) and 6 negative patients");
+    fails_with(&small(GOOD, ", positive: yes"), "stage `ev`, cohort `c1`, column `y`: the positive value `yes` is not among the label's values (`0`, `1`)");
+}
+
+#[test]
+fn missing_drop_leaves_patients_out_and_lists_them() {
+    let ws = small(&GOOD.replace("P3,0,0.3", "P3,0,").replace("P5,0,0.5", "P5,,0.5"), ", missing: drop, threshold: { rule: fixed, value: 0.5 }");
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}", error_of(&r));
+    assert_eq!(ws.read("results/ev/dropped.csv"), "cohort,patient_id,missing\nc1,P3,a\nc1,P5,y\n");
+    let m = metrics(&ws, "ev");
+    assert_eq!(m["ev/c1/a/auc"]["n"], 4);
+    // Remaining: y = 0,1,1,1 with a = 0.1,0.8,0.6,0.4: AUC 1.
+    assert_eq!(value(&m, "ev/c1/a/auc"), 1.0);
+    assert!(ws.read("results/ev/table.md").contains("2 patient(s) left out for missing values"));
+}
+
+#[test]
+fn an_unknown_threshold_cohort_is_refused_before_running() {
+    let ws = small(GOOD, ", threshold: { rule: youden, fit_on: trian }");
+    let out = ws.radpipe(&["validate", "p.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("stage `ev`: cohort `trian` is neither a cohort of the ingest stage nor a partition of a split stage among its inputs"), "{err}");
+    assert!(err.contains("p.yaml:7:"), "the position in the pipeline file: {err}");
+}

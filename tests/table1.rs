@@ -1,0 +1,163 @@
+//! `kind: table1` through the CLI, on the fixtures' samples written as tables:
+//! the test chosen by the normality rule and its p-value against SciPy
+//! (tests/fixtures/stats/hypothesis.json), summaries against values computed
+//! here, and the missing-values policy.
+
+mod common;
+use common::stats::*;
+use common::*;
+use serde_json::Value;
+
+fn hyp() -> Value {
+    fixture("hypothesis.json")
+}
+
+/// c1: the ANOVA and Kruskal-Wallis fixture samples (4 groups of 12, 15, 9, 20)
+/// as columns `xa` and `xk` with the group in `arm`. c2, c3, c4: patients whose
+/// cross-tabulation of `arm` by `v` is the fixture's chi-square, Fisher and r x c table.
+fn workspace(stages: &str) -> Workspace {
+    let h = hyp();
+    let (ga, gk) = (h["anova"]["groups"].as_array().unwrap(), h["kruskal"]["groups"].as_array().unwrap());
+    let mut c1 = String::from("patient_id,arm,xa,xk,v\n");
+    let mut k = 0;
+    for (g, (a, b)) in ga.iter().zip(gk).enumerate() {
+        for (x, y) in vf(a).iter().zip(vf(b)) {
+            c1.push_str(&format!("A{k:03},g{},{},{},\n", g + 1, cell(*x), cell(y)));
+            k += 1;
+        }
+    }
+    let crosstab = |prefix: &str, table: &Value| {
+        let mut t = String::from("patient_id,arm,xa,xk,v\n");
+        let mut k = 0;
+        for (level, row) in table.as_array().unwrap().iter().enumerate() {
+            for (arm, count) in row.as_array().unwrap().iter().enumerate() {
+                for _ in 0..count.as_u64().unwrap() {
+                    t.push_str(&format!("{prefix}{k:03},arm{arm},,,L{level}\n"));
+                    k += 1;
+                }
+            }
+        }
+        t
+    };
+    let chi = h["chi2"].as_array().unwrap().iter().find(|c| c["name"] == "2x2" && c["yates"] == true).unwrap().clone();
+    let ws = Workspace::new();
+    ws.write("c1.csv", &c1);
+    ws.write("c2.csv", &crosstab("B", &chi["table"]));
+    ws.write("c3.csv", &crosstab("C", &h["fisher"][0]["table"]));
+    ws.write("c4.csv", &crosstab("D", &h["rxc"][0]["table"]));
+    ws.write(
+        "p.yaml",
+        &format!("version: 1\nname: t1\ncohorts:\n  c1: {{ table: c1.csv }}\n  c2: {{ table: c2.csv }}\n  c3: {{ table: c3.csv }}\n  c4: {{ table: c4.csv }}\nstages:\n  ingest: {{ kind: ingest, cohorts: [c1, c2, c3, c4] }}\n{stages}"),
+    );
+    ws
+}
+
+const CONTINUOUS: &str = "    variables: [{ column: xa, name: \"X (ANOVA sample)\", type: continuous }, { column: xk, type: continuous }]\n";
+
+#[test]
+fn continuous_variables_use_the_test_the_normality_rule_picks() {
+    let stages = format!(
+        "  t04:\n    kind: table1\n    input: ingest\n    by: arm\n    cohorts: [c1]\n    normality_alpha: 0.04\n{CONTINUOUS}  t05:\n    kind: table1\n    input: ingest\n    by: arm\n    cohorts: [c1]\n{CONTINUOUS}"
+    );
+    let ws = workspace(&stages);
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, error_of(&r));
+    let h = hyp();
+    // Shapiro-Wilk p of the ANOVA sample's groups (SciPy): 0.0493, 0.518, 0.0581, 0.531;
+    // of the Kruskal sample's: 0.0018, 0.421, 0.0039, 0.0249.
+    let m = metrics(&ws, "t04");
+    assert_eq!(m["t04/all/xa/p_value"]["method"], "one-way ANOVA");
+    close(value(&m, "t04/all/xa/statistic"), f(&h["anova"]["statistic"]), 1e-9, "F (scipy f_oneway)");
+    close(value(&m, "t04/all/xa/p_value"), f(&h["anova"]["p"]), 1e-9, "ANOVA p");
+    assert_eq!(m["t04/all/xk/p_value"]["method"], "Kruskal-Wallis test");
+    close(value(&m, "t04/all/xk/statistic"), f(&h["kruskal"]["statistic"]), 1e-9, "H (scipy kruskal)");
+    close(value(&m, "t04/all/xk/p_value"), f(&h["kruskal"]["p"]), 1e-9, "Kruskal-Wallis p");
+    // At the usual 0.05, group 1 of the ANOVA sample is not normal: Kruskal-Wallis,
+    // p = scipy.stats.kruskal(*groups).pvalue = 0.005815845565319216 (SciPy 1.x).
+    let m5 = metrics(&ws, "t05");
+    assert_eq!(m5["t05/all/xa/p_value"]["method"], "Kruskal-Wallis test");
+    close(value(&m5, "t05/all/xa/p_value"), 0.005815845565319216, 1e-9, "Kruskal-Wallis p of the ANOVA sample");
+    // Summaries, computed here: mean, sample SD, and quartiles by linear interpolation.
+    let g1 = vf(&h["anova"]["groups"][0]);
+    let n = g1.len() as f64;
+    let mean = g1.iter().sum::<f64>() / n;
+    let sd = (g1.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    close(value(&m, "t04/g1/xa/mean"), mean, 1e-12, "mean");
+    close(value(&m, "t04/g1/xa/sd"), sd, 1e-12, "sd");
+    let mut s = g1.clone();
+    s.sort_by(f64::total_cmp);
+    let h25 = (s.len() - 1) as f64 * 0.25;
+    let q1 = s[h25.floor() as usize] + (h25 - h25.floor()) * (s[h25.ceil() as usize] - s[h25.floor() as usize]);
+    close(value(&m, "t04/g1/xa/q1"), q1, 1e-12, "q1");
+    assert_eq!(m["t04/g1/xa/n"]["value"], 12.0);
+    let md = ws.read("results/t04/table.md");
+    assert!(md.contains("| Characteristic | g1 (n=12) | g2 (n=15) | g3 (n=9) | g4 (n=20) | P value |"), "{md}");
+    assert!(md.contains(&format!("| X (ANOVA sample), mean ± SD | {mean:.2} ± {sd:.2} |")), "{md}");
+    assert!(md.contains("| xk, median (IQR) |"), "{md}");
+    assert!(md.contains("<sup>b</sup> one-way ANOVA.") && md.contains("<sup>d</sup> Kruskal-Wallis test."), "{md}");
+}
+
+#[test]
+fn categorical_variables_use_chi_square_or_fisher_by_the_expected_counts() {
+    let t = |name: &str, cohort: &str| format!("  {name}: {{ kind: table1, input: ingest, by: arm, cohorts: [{cohort}], variables: [{{ column: v, name: Stage, type: categorical }}] }}\n");
+    let ws = workspace(&(t("chi", "c2") + &t("fisher", "c3") + &t("rxc", "c4")));
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, error_of(&r));
+    let h = hyp();
+    let chi = h["chi2"].as_array().unwrap().iter().find(|c| c["name"] == "2x2" && c["yates"] == true).unwrap().clone();
+    let m = metrics(&ws, "chi");
+    assert_eq!(m["chi/all/v/p_value"]["method"], "chi-square test (Yates' correction for 2x2 tables)");
+    close(value(&m, "chi/all/v/statistic"), f(&chi["statistic"]), 1e-9, "chi2 (scipy chi2_contingency, correction=True)");
+    close(value(&m, "chi/all/v/p_value"), f(&chi["p"]), 1e-9, "chi2 p");
+    // Table [[12, 5], [7, 15]]: rows are levels L0, L1; columns arms.
+    assert_eq!(value(&m, "chi/arm0/v/L0"), 12.0);
+    assert_eq!(m["chi/arm0/v/L0"]["n"], 19);
+    close(value(&m, "chi/arm0/v/L0_pct"), 100.0 * 12.0 / 19.0, 1e-12, "percent");
+    let m = metrics(&ws, "fisher");
+    assert_eq!(m["fisher/all/v/p_value"]["method"], "Fisher's exact test");
+    close(value(&m, "fisher/all/v/p_value"), f(&h["fisher"][0]["p"]), 1e-9, "Fisher p (scipy fisher_exact)");
+    let m = metrics(&ws, "rxc");
+    assert_eq!(m["rxc/all/v/p_value"]["method"], "Fisher-Freeman-Halton exact test");
+    close(value(&m, "rxc/all/v/p_value"), f(&h["rxc"][0]["p"]), 1e-7, "Freeman-Halton p (R fisher.test tolerance 1e-7 on table probabilities)");
+    let md = ws.read("results/chi/table.md");
+    assert!(md.contains("| &nbsp;&nbsp;L0 | 12 (63.16%) | 5 (25.00%) | |"), "{md}");
+}
+
+#[test]
+fn partitions_as_groups_and_the_missing_policy() {
+    let ws = workspace(
+        "  split: { kind: split, input: ingest, cohort: c1, fractions: { train: 0.7, internal: 0.3 }, seed: 5 }\n  t:\n    kind: table1\n    input: [ingest, split]\n    by: [train, internal, c2]\n    variables: [{ column: xk, type: continuous }]\n",
+    );
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 1);
+    assert!(error_of(&r).contains("stage `t`, cohort `c2`, column `xk`: missing values for 39 patient(s): B000, B001"), "{}", error_of(&r));
+    assert!(!ws.path("results/t").exists());
+    // Partitions only: runs, with the split's counts.
+    let yaml = ws.read("p.yaml").replace("by: [train, internal, c2]", "by: [train, internal]");
+    ws.write("p.yaml", &yaml);
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}", error_of(&r));
+    let partition = ws.read("results/split/partition.csv");
+    let n_train = partition.lines().filter(|l| l.ends_with(",train")).count();
+    let m = metrics(&ws, "t");
+    assert_eq!(value(&m, "t/train/xk/n"), n_train as f64);
+    assert_eq!(value(&m, "t/internal/xk/n"), (56 - n_train) as f64);
+    assert!(m["t/all/xk/p_value"]["value"].as_f64().is_some());
+    // A missing value under `drop`: left out of that variable, counted and listed.
+    let c1 = ws.read("c1.csv");
+    let first = c1.lines().nth(1).unwrap().to_string();
+    let id = first.split(',').next().unwrap().to_string();
+    let blank: Vec<&str> = first.split(',').collect();
+    let blanked = format!("{},{},{},,{}", blank[0], blank[1], blank[2], blank[4]);
+    ws.write("c1.csv", &c1.replace(&first, &blanked));
+    ws.write("p.yaml", &(yaml.replace("by: [train, internal, c2]", "by: [train, internal]") + "    missing: drop\n"));
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}", error_of(&r));
+    let dropped = ws.read("results/t/dropped.csv");
+    assert!(dropped.contains(&format!(",{id},xk\n")), "{dropped}");
+    let m = metrics(&ws, "t");
+    let total = value(&m, "t/train/xk/n") + value(&m, "t/internal/xk/n");
+    assert_eq!(total, 55.0);
+    assert_eq!(value(&m, "t/train/xk/missing") + value(&m, "t/internal/xk/missing"), 1.0);
+    assert!(ws.read("results/t/table.md").contains("missing"));
+}
