@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 RADPIPE := $(TARGET_DIR)/debug/radpipe
 
-.PHONY: build test demo schema venv fixtures bench-venv bench bench-imaging clean-demo
+.PHONY: build test demo example schema venv fixtures bench-venv bench bench-imaging clean-demo
 
 build:
 	$(CARGO) build
@@ -15,14 +15,18 @@ build:
 test: build
 	$(CARGO) test --no-fail-fast
 
-# The engine demo: a pipeline of command stages (lists, globs, per-patient
-# nodes from a clinical table, a cohort-level node), run twice to show caching.
+# The demo: synthetic `demo` cohorts (written once to data/demo), then the
+# reference pipeline's data path and statistics (pipelines/demo.yaml). A second
+# `make demo` is fully cached.
 demo: build
-	cd examples/command-pipeline && $(abspath $(RADPIPE)) validate pipeline.yaml
-	cd examples/command-pipeline && $(abspath $(RADPIPE)) run pipeline.yaml
+	@test -f data/demo/design.txt || $(RADPIPE) synth --preset demo --out data/demo
+	$(RADPIPE) run pipelines/demo.yaml
+	@echo "results: results/ (table1/table.md, pfs_by_pdl1/, slice/<patient>/*.png); lineage: $(RADPIPE) lineage pipelines/demo.yaml pfs_by_pdl1/external/1_vs_0/hr"
+
+# The engine example: command stages over lists, globs and patients.
+example: build
 	cd examples/command-pipeline && $(abspath $(RADPIPE)) run pipeline.yaml
 	cd examples/command-pipeline && $(abspath $(RADPIPE)) lineage pipeline.yaml out/summary.txt
-	@echo "demo outputs: examples/command-pipeline/out/"
 
 # Regenerate schemas/pipeline.schema.json from the Rust types.
 schema:
@@ -51,4 +55,5 @@ bench-imaging: venv
 	bash benches/imaging.sh $(VENV)/bin/python
 
 clean-demo:
+	rm -rf data/demo results .radpipe
 	cd examples/command-pipeline && rm -rf out results .radpipe

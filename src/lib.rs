@@ -8,4 +8,5 @@ pub mod imaging;
 pub mod report;
 pub mod stages;
 pub mod stats;
+pub mod synth;
 pub mod tables;

@@ -11,6 +11,7 @@ mod resample;
 mod run;
 mod schema;
 mod status;
+mod synth;
 mod validate;
 mod verify;
 
@@ -48,6 +49,8 @@ enum Command {
     Gc(gc::Args),
     /// Re-hash every stored object and report corrupt or missing ones.
     Verify(verify::Args),
+    /// Write synthetic multi-centre cohorts (clinical tables and MRI).
+    Synth(synth::Args),
     /// Resample a NIfTI volume to a new spacing (B-spline, linear or nearest).
     Resample(resample::Args),
     /// Register a moving volume onto a fixed one (Mattes MI, rigid or affine).
@@ -97,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
+        Command::Synth(a) => synth::run(a),
         Command::Resample(a) => resample::run(a),
         Command::Register(a) => register::run(a),
         Command::Schema => schema::run(),

@@ -1,5 +1,7 @@
-//! Execution: nodes in topological order, ready ones in parallel on a rayon
-//! pool bounded by `--jobs`. For each ready node the key is computed from its
+//! Execution: nodes in topological order, at most `--jobs` at once, each on its
+//! own thread (a node's internal parallelism uses the global rayon pool; nodes
+//! are not rayon tasks, so a waiting node never runs another one inside its own
+//! time). For each ready node the key is computed from its
 //! material; a recorded action with all its objects present is a cache hit
 //! (outputs are restored into the workspace or `results/` if they differ), else
 //! the node runs in a private temporary folder and its outputs are committed:
@@ -372,11 +374,12 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, reporter: &dyn Repo
     let mut summary = RunSummary { run_id: run_id.clone(), executed: vec![], cached: vec![], failed: vec![], skipped: vec![], results: plan.workspace.join("results") };
     let mut stop = false;
     let jobs = options.jobs.max(1);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build().map_err(std::io::Error::other)?;
     let (tx, rx) = mpsc::channel::<(usize, Result<Executed, String>)>();
     let mut running = 0usize;
+    // Nodes whose key is known and that must execute, waiting for a free job.
+    let mut to_run: VecDeque<(usize, KeyMaterial, Vec<InputRecord>, Vec<String>, Vec<(Upstream, Option<Done>)>)> = VecDeque::new();
 
-    pool.in_place_scope(|scope| {
+    std::thread::scope(|scope| {
         let mut finish = |i: usize, outcome: Outcome, out: Option<Done>, ready: &mut VecDeque<usize>, summary: &mut RunSummary, done: &mut Vec<Option<Done>>| {
             let node = &plan.nodes[i];
             match &outcome {
@@ -443,16 +446,28 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, reporter: &dyn Repo
                         }
                     }
                 }
+                let ups: Vec<(Upstream, Option<Done>)> = active.iter().map(|u| ((*u).clone(), done[u.node].clone())).collect();
+                to_run.push_back((i, m, inputs_rec, dropped, ups));
+            }
+            if stop {
+                while let Some((i, ..)) = to_run.pop_front() {
+                    finish(i, Outcome::Skipped("the run stopped after a failure".into()), None, &mut ready, &mut summary, &mut done);
+                }
+            }
+            while running < jobs {
+                let Some((i, m, inputs_rec, dropped, ups)) = to_run.pop_front() else { break };
                 running += 1;
                 let tx = tx.clone();
-                let ups: Vec<(Upstream, Option<Done>)> = active.iter().map(|u| ((*u).clone(), done[u.node].clone())).collect();
-                scope.spawn(move |_| {
+                scope.spawn(move || {
                     let r = execute(plan, store, i, m, inputs_rec, dropped, &ups);
                     let _ = tx.send((i, r));
                 });
             }
             if running == 0 {
-                break;
+                if ready.is_empty() {
+                    break;
+                }
+                continue;
             }
             let Ok((i, result)) = rx.recv() else { break };
             running -= 1;

@@ -89,7 +89,8 @@ fn convert(file: &Path, node: &Node) -> YNode {
 
 /// Parse YAML text; syntax errors come back with their position.
 pub fn parse(file: &Path, text: &str) -> Result<YNode, Diagnostic> {
-    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    // `prevent_coercion` keeps quoted scalars (`"0"`, `"yes"`) marked as strings.
+    let options = LoaderOptions::default().error_on_duplicate_keys(true).prevent_coercion(true);
     match marked_yaml::parse_yaml_with_options(0, text, options) {
         Ok(node) => Ok(convert(file, &node)),
         Err(err) => Err(load_error(file, err)),
@@ -324,4 +325,22 @@ pub fn segs_of(path: &serde_path_to_error::Path) -> Vec<PathSeg> {
             Segment::Enum { .. } | Segment::Unknown => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_scalars_stay_strings_and_plain_ones_are_typed() {
+        let tree = parse(Path::new("t.yaml"), "a: \"0\"\nb: 0\nc: 'true'\nd: true\ne: 1.5\nf: ~\ng: \"${params.x}\"\n").unwrap();
+        let j = tree.to_json();
+        assert_eq!(j["a"], Value::String("0".into()));
+        assert_eq!(j["b"], Value::from(0));
+        assert_eq!(j["c"], Value::String("true".into()));
+        assert_eq!(j["d"], Value::Bool(true));
+        assert_eq!(j["e"], Value::from(1.5));
+        assert_eq!(j["f"], Value::Null);
+        assert_eq!(j["g"], Value::String("${params.x}".into()));
+    }
 }
