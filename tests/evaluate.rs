@@ -109,6 +109,8 @@ fn auc_delong_and_threshold_metrics_match_the_fixtures() {
     assert!(out.status.success(), "{}", stderr(&out));
     let lineage: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(lineage["value"]["value"], m["ev/c1/B/auc"]["value"]);
+    assert_eq!(m["ev/c1/B/auc"]["lineage"], lineage["steps"][0]["nodes"][0]["key"], "each metric names the action that produced it");
+    assert!(ws.path(&format!(".radpipe/actions/{}.json", m["ev/c1/B/auc"]["lineage"].as_str().unwrap())).exists());
     let text = lineage["steps"].to_string();
     assert!(text.contains("model") && text.contains("c1.csv"), "{text}");
     // Rerun: nothing to do.

@@ -34,6 +34,10 @@ stages:
     sequences: { t1: t1.nii.gz, t2: t2.nii.gz, ce_t1: ce_t1.nii.gz }
     roi: { file: roi.nii.gz, on: ce_t1 }
 "#);
+    // The pipeline must not see the generator's answers.
+    for cohort in ["institution1", "external", "ici"] {
+        std::fs::remove_file(ws.path(&format!("data/{cohort}/ground_truth.json"))).unwrap();
+    }
     let validate = ws.radpipe(&["validate", "p.yaml"]);
     assert!(validate.status.success(), "{}", stderr(&validate));
     let r = ws.run(&["p.yaml"]);

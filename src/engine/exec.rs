@@ -243,7 +243,7 @@ fn execute(plan: &Plan, store: &Store, ni: usize, material: KeyMaterial, inputs_
     let mut log: Vec<u8> = Vec::new();
     let started = Instant::now();
     let result = {
-        let mut ctx = RunContext { workspace: &plan.workspace, node_id: &node.id, decl: &node.decl, inputs: &inputs, out_dir: &out_dir, log: &mut log };
+        let mut ctx = RunContext { workspace: &plan.workspace, node_id: &node.id, key: &key, decl: &node.decl, inputs: &inputs, out_dir: &out_dir, log: &mut log };
         stage.run(&mut ctx)
     };
     let duration_s = started.elapsed().as_secs_f64();

@@ -509,7 +509,7 @@ impl Stage for Evaluate {
         }
 
         let out = ctx.out_dir;
-        study::write_metrics(out, &metrics)?;
+        study::write_metrics(out, &metrics, ctx.key)?;
         study::write(out, "table.csv", &table_csv)?;
         study::write(out, "table.md", &table_md)?;
         study::write(out, "roc.csv", &roc_csv)?;

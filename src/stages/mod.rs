@@ -104,6 +104,8 @@ pub struct InputArtifact {
 pub struct RunContext<'a> {
     pub workspace: &'a Path,
     pub node_id: &'a str,
+    /// The node's cache key (its action record's name): the lineage of what it writes.
+    pub key: &'a str,
     pub decl: &'a NodeDecl,
     pub inputs: &'a [InputArtifact],
     /// Where a stage without workspace `outs` writes its outputs.

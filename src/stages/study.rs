@@ -38,14 +38,16 @@ pub struct Metric {
     /// The test or method behind a p-value or statistic, where there is a choice.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    /// The key of the action that produced the number (`radpipe lineage` walks from it).
+    pub lineage: String,
 }
 
 impl Metric {
     pub fn new(id: String, value: f64, n: usize) -> Self {
-        Metric { id, value: value.is_finite().then_some(value), ci: None, n, method: None }
+        Metric { id, value: value.is_finite().then_some(value), ci: None, n, method: None, lineage: String::new() }
     }
     pub fn opt(id: String, value: Option<f64>, n: usize) -> Self {
-        Metric { id, value: value.filter(|v| v.is_finite()), ci: None, n, method: None }
+        Metric { id, value: value.filter(|v| v.is_finite()), ci: None, n, method: None, lineage: String::new() }
     }
     pub fn ci(mut self, lo: f64, hi: f64) -> Self {
         if lo.is_finite() && hi.is_finite() {
@@ -59,8 +61,10 @@ impl Metric {
     }
 }
 
-pub fn write_metrics(dir: &Path, metrics: &[Metric]) -> Result<(), StageError> {
-    let text = serde_json::to_string_pretty(metrics).map_err(|e| StageError::new(format!("cannot encode metrics.json: {e}")))?;
+/// Write `metrics.json`, every entry carrying the producing action's key.
+pub fn write_metrics(dir: &Path, metrics: &[Metric], key: &str) -> Result<(), StageError> {
+    let metrics: Vec<Metric> = metrics.iter().cloned().map(|m| Metric { lineage: key.to_string(), ..m }).collect();
+    let text = serde_json::to_string_pretty(&metrics).map_err(|e| StageError::new(format!("cannot encode metrics.json: {e}")))?;
     write(dir, "metrics.json", &(text + "\n"))
 }
 

@@ -464,7 +464,7 @@ impl Stage for Survival {
             table_md.push_str(&format!("\n{} patient(s) left out for missing values (`dropped.csv`).\n", dropped.len()));
         }
         let out = ctx.out_dir;
-        study::write_metrics(out, &metrics)?;
+        study::write_metrics(out, &metrics, ctx.key)?;
         study::write(out, "table.csv", &table_csv)?;
         study::write(out, "table.md", &table_md)?;
         study::write(out, "km.csv", &km_csv)?;

@@ -401,7 +401,7 @@ impl Stage for Table1 {
             self.normality_alpha
         );
         let out = ctx.out_dir;
-        study::write_metrics(out, &metrics)?;
+        study::write_metrics(out, &metrics, ctx.key)?;
         study::write(out, "table.md", &md)?;
         study::write(out, "table.csv", &csv)?;
         if self.missing == Missing::Drop {
