@@ -7,7 +7,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 RADPIPE := $(TARGET_DIR)/debug/radpipe
 
-.PHONY: build test demo example schema venv fixtures bench-venv bench bench-imaging clean-demo
+.PHONY: build test demo example schema venv fixtures bench-venv bench bench-imaging bench-stats bench-synth clean-demo
 
 build:
 	$(CARGO) build
@@ -53,6 +53,13 @@ bench: build bench-venv
 
 bench-imaging: venv
 	bash benches/imaging.sh $(VENV)/bin/python
+
+bench-stats: venv
+	bash benches/stats.sh $(VENV)/bin/python
+
+# Generation time of the synthetic presets (paper takes minutes).
+bench-synth:
+	$(CARGO) run -q --example synth_time -- tiny demo paper
 
 clean-demo:
 	rm -rf data/demo results .radpipe
