@@ -81,6 +81,17 @@ pub(crate) fn report_invalid(d: Diagnostics) -> ExitCode {
     ExitCode::from(EXIT_INVALID)
 }
 
+/// Exit code of a tool command: 0, or 1 with the error on stderr.
+pub(crate) fn finish(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
 pub(crate) fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
 }

@@ -2,7 +2,6 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::EXIT_FAILED;
 use crate::imaging::{apply_transform_image, apply_transform_roi, read_nifti, register, write_nifti, write_nifti_as, NiftiDtype, RegistrationConfig, TransformKind};
 
 #[derive(Debug, Parser)]
@@ -60,11 +59,5 @@ pub fn run(args: Args) -> ExitCode {
         }
         Ok(())
     })();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_FAILED)
-        }
-    }
+    super::finish(result)
 }

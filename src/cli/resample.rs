@@ -2,7 +2,6 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::EXIT_FAILED;
 use crate::imaging::{min_max_scale, read_nifti, resample_to_spacing, write_nifti, write_nifti_as, NiftiDtype};
 use crate::stages::Interp;
 
@@ -50,11 +49,5 @@ pub fn run(args: Args) -> ExitCode {
         eprintln!("{}: {:?} voxels at {:?} mm -> {:?} at {:?} mm", args.output.display(), volume.size(), volume.spacing, out.size(), out.spacing);
         Ok(())
     })();
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_FAILED)
-        }
-    }
+    super::finish(result)
 }

@@ -135,25 +135,13 @@ impl Study {
             .find(|(name, _)| name == "clinical.parquet")
             .ok_or_else(|| StageError::new(format!("stage `{stage}`: no clinical.parquet among the inputs; add the ingest stage to `input`")))?;
         let df = ParquetReader::new(std::fs::File::open(&table.1).map_err(|e| fail(&e))?).finish().map_err(|e| fail(&e))?;
-        let cohort: Vec<String> = df
-            .column("cohort")
-            .and_then(|c| c.cast(&DataType::String))
-            .map_err(|e| fail(&e))?
-            .str()
-            .map_err(|e| fail(&e))?
-            .iter()
-            .map(|v| v.unwrap_or("").to_string())
-            .collect();
+        let text = |name: &str| -> PolarsResult<Vec<String>> {
+            let c = df.column(name)?.cast(&DataType::String)?;
+            Ok(c.str()?.iter().map(|v| v.unwrap_or("").to_string()).collect())
+        };
+        let cohort = text("cohort").map_err(|e| fail(&e))?;
         let id_name = if df.column("patient_id").is_ok() { "patient_id".to_string() } else { df.get_column_names()[0].to_string() };
-        let ids: Vec<String> = df
-            .column(&id_name)
-            .and_then(|c| c.cast(&DataType::String))
-            .map_err(|e| fail(&e))?
-            .str()
-            .map_err(|e| fail(&e))?
-            .iter()
-            .map(|v| v.unwrap_or("").to_string())
-            .collect();
+        let ids = text(&id_name).map_err(|e| fail(&e))?;
         let index: BTreeMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
         let mut partitions = vec![BTreeMap::new(); ids.len()];
         for input in inputs {

@@ -128,11 +128,7 @@ impl Table {
         let whole = Origin::Unknown(path.to_path_buf());
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         let df = match ext.as_str() {
-            "csv" => CsvReadOptions::default()
-                .with_has_header(true)
-                .with_infer_schema_length(None)
-                .try_into_reader_with_file_path(Some(path.to_path_buf()))
-                .and_then(|r| r.finish()),
+            "csv" => read_csv(path),
             "parquet" | "pq" => std::fs::File::open(path)
                 .map_err(PolarsError::from)
                 .and_then(|f| ParquetReader::new(f).finish()),
@@ -293,6 +289,15 @@ impl Table {
             Err(diags)
         }
     }
+}
+
+/// A CSV table with a header, column types inferred from every row.
+pub fn read_csv(path: &Path) -> PolarsResult<DataFrame> {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(None)
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))?
+        .finish()
 }
 
 pub fn value_text(v: &Value) -> String {

@@ -11,11 +11,7 @@ use std::path::Path;
 
 /// Write a CSV table as Parquet (types inferred from the whole file).
 pub fn csv_to_parquet(csv: &Path, parquet: &Path) -> PolarsResult<()> {
-    let mut df = CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(None)
-        .try_into_reader_with_file_path(Some(csv.to_path_buf()))?
-        .finish()?;
+    let mut df = clinical::read_csv(csv)?;
     ParquetWriter::new(std::fs::File::create(parquet)?).finish(&mut df)?;
     Ok(())
 }
