@@ -120,3 +120,20 @@ fn an_roi_off_its_sequence_grid_is_refused_with_the_patient() {
     let error = r.json["errors"][0]["error"].as_str().unwrap();
     assert!(error.contains("patient A: the ROI `roi.nii.gz` is not on the grid of `ce_t1`"), "{error}");
 }
+
+#[test]
+fn nan_voxels_and_disjoint_fields_of_view_fail_their_patient_only() {
+    let ws = workspace();
+    let mut nan = phantom(0.0);
+    nan.data[[3, 3, 3]] = f32::NAN;
+    write_nifti(&nan, ws.path("images/A/t2.nii.gz")).unwrap();
+    let mut far = phantom(0.0);
+    far.origin = [500.0, 0.0, 0.0];
+    write_nifti(&far, ws.path("images/B/t2.nii.gz")).unwrap();
+    let r = ws.run(&["p.yaml", "--keep-going"]);
+    assert_eq!(r.failed, set(&["ingest[A]", "ingest[B]"]));
+    let errors = r.json["errors"].to_string();
+    assert!(errors.contains("patient A: images/A/t2.nii.gz: 1 voxels are NaN or infinite"), "{errors}");
+    assert!(errors.contains("patient B: the fields of view of `ce_t1.nii.gz` and `t2.nii.gz` do not overlap"), "{errors}");
+    assert!(r.executed.contains("ingest"), "the clinical table is still ingested");
+}

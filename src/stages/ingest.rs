@@ -121,9 +121,22 @@ impl Ingest {
         for (name, dep) in names.iter().zip(&ctx.decl.deps) {
             let path = ctx.workspace.join(dep);
             let volume = crate::imaging::read_nifti(&path).map_err(|e| StageError::new(format!("patient {patient}: {dep}: {e}")))?;
+            let not_finite = volume.data.iter().filter(|v| !v.is_finite()).count();
+            if not_finite > 0 {
+                return Err(StageError::new(format!("patient {patient}: {dep}: {not_finite} voxels are NaN or infinite")));
+            }
             std::fs::copy(&path, ctx.out_dir.join(name)).map_err(|e| StageError::new(format!("patient {patient}: cannot copy {dep}: {e}")))?;
             let _ = writeln!(ctx.log, "{dep}: {:?} voxels, spacing {:?}", volume.size(), volume.spacing);
             volumes.insert(name.clone(), volume);
+        }
+        // Every sequence must see the same part of the body as the others.
+        let boxes: Vec<(&String, [[f64; 3]; 2])> = names.iter().map(|n| (n, physical_box(&volumes[n]))).collect();
+        for (a, box_a) in &boxes {
+            for (b, box_b) in &boxes {
+                if a < b && (0..3).any(|k| box_a[1][k] < box_b[0][k] || box_b[1][k] < box_a[0][k]) {
+                    return Err(StageError::new(format!("patient {patient}: the fields of view of `{a}` and `{b}` do not overlap (check their origins and directions)")));
+                }
+            }
         }
         if let Some(roi) = &self.roi {
             let mask = &volumes[&image_name("roi", &roi.file)];
@@ -137,6 +150,26 @@ impl Ingest {
         }
         Ok(())
     }
+}
+
+/// The axis-aligned physical bounding box (min, max corners) of a volume's voxel centres.
+fn physical_box(v: &crate::imaging::Volume) -> [[f64; 3]; 2] {
+    let [nx, ny, nz] = v.size();
+    let mut lo = [f64::INFINITY; 3];
+    let mut hi = [f64::NEG_INFINITY; 3];
+    for corner in 0..8 {
+        let idx = [
+            if corner & 1 == 0 { 0.0 } else { nx.saturating_sub(1) as f64 },
+            if corner & 2 == 0 { 0.0 } else { ny.saturating_sub(1) as f64 },
+            if corner & 4 == 0 { 0.0 } else { nz.saturating_sub(1) as f64 },
+        ];
+        let p = v.index_to_physical(&idx);
+        for k in 0..3 {
+            lo[k] = lo[k].min(p[k]);
+            hi[k] = hi[k].max(p[k]);
+        }
+    }
+    [lo, hi]
 }
 
 impl Stage for Ingest {
