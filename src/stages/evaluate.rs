@@ -281,12 +281,7 @@ impl Stage for Evaluate {
         let inputs = self.input.refs();
         let mut diags = Diagnostics::default();
         diags.0.extend(study::check_has_ingest(ctx, stage, &inputs));
-        if self.cohorts.is_empty() {
-            diags.push(Diagnostic::new(ctx.origin(stage, &["cohorts"]), format!("stage `{stage}`: `cohorts` is empty")).hint("list cohorts or partitions, e.g. [train, internal, external]"));
-        }
-        for (i, c) in self.cohorts.iter().enumerate() {
-            diags.0.extend(study::check_group_name(ctx, stage, &inputs, c, &["cohorts", &i.to_string()]));
-        }
+        diags.0.extend(study::check_cohorts(ctx, stage, &inputs, &self.cohorts));
         if let Some(f) = self.fit_on() {
             diags.0.extend(study::check_group_name(ctx, stage, &inputs, f, &["threshold", "fit_on"]));
         }
@@ -300,14 +295,7 @@ impl Stage for Evaluate {
             diags.push(Diagnostic::new(ctx.origin(stage, &["scores"]), format!("stage `{stage}`: `scores` is empty")));
         }
         for (display, reference) in &entries {
-            if let Some((s, _)) = reference.split_once('.') {
-                if ctx.stage_spec(s).is_some() && !inputs.iter().any(|r| r.stage == s) {
-                    diags.push(
-                        Diagnostic::new(ctx.origin(stage, &["scores", display]), format!("stage `{stage}`: score `{display}` reads stage `{s}`, which is not in `input`"))
-                            .hint(format!("add `{s}` to `input`")),
-                    );
-                }
-            }
+            diags.0.extend(study::check_score_input(ctx, stage, &inputs, display, reference, &["scores", display]));
             if display.contains('/') {
                 diags.push(Diagnostic::new(ctx.origin(stage, &["scores"]), format!("stage `{stage}`: score name `{display}` contains `/`, which metric ids use as separator")));
             }

@@ -396,6 +396,27 @@ pub fn check_group_name(ctx: &PlanContext, stage: &str, inputs: &[super::InputRe
     })
 }
 
+/// Plan-time check of a stage's `cohorts:` list: not empty, each name known.
+pub fn check_cohorts(ctx: &PlanContext, stage: &str, inputs: &[super::InputRef], cohorts: &[String]) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    if cohorts.is_empty() {
+        out.push(Diagnostic::new(ctx.origin(stage, &["cohorts"]), format!("stage `{stage}`: `cohorts` is empty")).hint("list cohorts or partitions, e.g. [train, internal, external]"));
+    }
+    for (i, c) in cohorts.iter().enumerate() {
+        out.extend(check_group_name(ctx, stage, inputs, c, &["cohorts", &i.to_string()]));
+    }
+    out
+}
+
+/// Plan-time check that a score reference `stage.name` reads a stage listed in
+/// `input`; `label` is how the score is called in messages, `field` locates it.
+pub fn check_score_input(ctx: &PlanContext, stage: &str, inputs: &[super::InputRef], label: &str, reference: &str, field: &[&str]) -> Option<Diagnostic> {
+    let (s, _) = reference.split_once('.')?;
+    (ctx.stage_spec(s).is_some() && !inputs.iter().any(|r| r.stage == s)).then(|| {
+        Diagnostic::new(ctx.origin(stage, field), format!("stage `{stage}`: score `{label}` reads stage `{s}`, which is not in `input`")).hint(format!("add `{s}` to `input`"))
+    })
+}
+
 /// Plan-time check that `input` includes an ingest stage.
 pub fn check_has_ingest(ctx: &PlanContext, stage: &str, inputs: &[super::InputRef]) -> Option<Diagnostic> {
     if inputs.iter().any(|r| matches!(ctx.stage_spec(&r.stage), Some(StageSpec::Ingest(_)))) {

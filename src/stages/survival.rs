@@ -289,18 +289,9 @@ impl Stage for Survival {
             (None, None, _) => diags.push(Diagnostic::new(ctx.origin(stage, &[]), format!("stage `{stage}`: give `group` (a column) or `score` with `threshold`"))),
         }
         if let Some(s) = &self.score {
-            if let Some((x, _)) = s.split_once('.') {
-                if ctx.stage_spec(x).is_some() && !inputs.iter().any(|r| r.stage == x) {
-                    diags.push(Diagnostic::new(ctx.origin(stage, &["score"]), format!("stage `{stage}`: score `{s}` reads stage `{x}`, which is not in `input`")).hint(format!("add `{x}` to `input`")));
-                }
-            }
+            diags.0.extend(study::check_score_input(ctx, stage, &inputs, s, s, &["score"]));
         }
-        if self.cohorts.is_empty() {
-            diags.push(Diagnostic::new(ctx.origin(stage, &["cohorts"]), format!("stage `{stage}`: `cohorts` is empty")));
-        }
-        for (i, c) in self.cohorts.iter().enumerate() {
-            diags.0.extend(study::check_group_name(ctx, stage, &inputs, c, &["cohorts", &i.to_string()]));
-        }
+        diags.0.extend(study::check_cohorts(ctx, stage, &inputs, &self.cohorts));
         match &self.threshold {
             Some(SurvivalThreshold::Youden { fit_on, .. }) => diags.0.extend(study::check_group_name(ctx, stage, &inputs, fit_on, &["threshold", "fit_on"])),
             Some(SurvivalThreshold::Fixed { value }) if !value.is_finite() => diags.push(Diagnostic::new(ctx.origin(stage, &["threshold", "value"]), format!("stage `{stage}`: the threshold must be finite"))),
