@@ -1,0 +1,390 @@
+//! The job protocol between the engine and the worker (ARCHITECTURE.md §7).
+//!
+//! One JSON object on stdin: the task, the device, the stage's parameters and
+//! the nodes of one batch, each with its samples (patient, label, input file)
+//! and an output folder. Progress goes to stdout as JSON lines:
+//! `{"node": ID, "message": TEXT}`, then exactly one of `{"node": ID, "done":
+//! true}` or `{"node": ID, "error": TEXT}` per node. A problem that concerns
+//! the whole batch (no CUDA, unreadable model) is one error line per node. The
+//! engine hashes and commits each node's folder; a crash of the worker fails
+//! the nodes that have no `done` line and nothing else.
+//!
+//! Tasks:
+//! - `embed_fit`: one ResNet per sequence on the samples' `[3, H, W]` tensors
+//!   (named by the sequence in each `slices.safetensors`); writes
+//!   `<sequence>.safetensors`, `curves.<sequence>.csv` and `fit.json`.
+//! - `embed_apply`: per node (patient) `features.safetensors` (pooled layer4
+//!   per sequence), `scores.json` (probability of class 1 per sequence) and
+//!   `gradcam/<sequence>_{axial,sagittal,coronal}.png`.
+//! - `fuse_fit`: the fusion transformer on the sequences' feature vectors
+//!   (concatenated in the order of `sequences`); writes `fusion.safetensors`,
+//!   `fusion.json` (its shape), `curves.csv` and `fit.json`.
+//! - `fuse_apply`: per node `scores.json` with the DLS (`{"dls": p}`).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::fusion::{Fusion, FusionConfig};
+use crate::train::{self, TrainConfig};
+use crate::{backbone, device, gradcam, weights, Error};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    pub task: Task,
+    #[serde(default = "auto")]
+    pub device: String,
+    /// Half-precision autocast for inference on CUDA (ignored on the CPU).
+    #[serde(default)]
+    pub amp: bool,
+    /// libtorch intra-op threads (0: libtorch's default).
+    #[serde(default)]
+    pub threads: i32,
+    pub params: Value,
+    pub nodes: Vec<JobNode>,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Task {
+    EmbedFit,
+    EmbedApply,
+    FuseFit,
+    FuseApply,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobNode {
+    pub id: String,
+    pub out_dir: PathBuf,
+    pub samples: Vec<Sample>,
+    /// The fit node's files, for apply tasks.
+    #[serde(default)]
+    pub model: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sample {
+    pub patient: String,
+    #[serde(default)]
+    pub label: Option<i64>,
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedParams {
+    pub backbone: String,
+    /// Pretrained backbone (safetensors, head skipped) or TorchScript module.
+    #[serde(default)]
+    pub weights: Option<PathBuf>,
+    pub sequences: Vec<String>,
+    pub dropout: f64,
+    #[serde(default = "default_true")]
+    pub gradcam: bool,
+    pub train: TrainConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FuseParams {
+    pub sequences: Vec<String>,
+    pub patch: i64,
+    pub d_model: i64,
+    pub heads: i64,
+    pub layers: i64,
+    pub ff: i64,
+    pub hidden: i64,
+    pub dropout: f64,
+    pub pool: String,
+    pub train: TrainConfig,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// JSON lines on stdout.
+pub struct Progress<W: Write> {
+    out: W,
+}
+
+impl<W: Write> Progress<W> {
+    pub fn new(out: W) -> Self {
+        Progress { out }
+    }
+
+    fn line(&mut self, v: Value) {
+        let _ = writeln!(self.out, "{v}");
+        let _ = self.out.flush();
+    }
+
+    pub fn message(&mut self, node: &str, text: impl Into<String>) {
+        self.line(json!({ "node": node, "message": text.into() }));
+    }
+
+    pub fn done(&mut self, node: &str) {
+        self.line(json!({ "node": node, "done": true }));
+    }
+
+    pub fn error(&mut self, node: &str, text: impl Into<String>) {
+        self.line(json!({ "node": node, "error": text.into() }));
+    }
+}
+
+/// Run a job; every node gets a `done` or an `error` line.
+pub fn run<W: Write>(job: &Job, progress: &mut Progress<W>) {
+    if job.threads > 0 {
+        tch::set_num_threads(job.threads);
+    }
+    let outcome = device::parse(&job.device).and_then(|dev| {
+        progress.message(&job.nodes.first().map(|n| n.id.clone()).unwrap_or_default(), format!("device {dev:?}, libtorch {}", env!("RADPIPE_LIBTORCH_VERSION")));
+        match job.task {
+            Task::EmbedFit => params::<EmbedParams>(&job.params).and_then(|p| each_node(job, progress, |n, pr| embed_fit(&p, dev, n, pr))),
+            Task::FuseFit => params::<FuseParams>(&job.params).and_then(|p| each_node(job, progress, |n, pr| fuse_fit(&p, dev, n, pr))),
+            Task::EmbedApply => params::<EmbedParams>(&job.params).and_then(|p| embed_apply(&p, dev, job, progress)),
+            Task::FuseApply => params::<FuseParams>(&job.params).and_then(|p| fuse_apply(&p, dev, job, progress)),
+        }
+    });
+    if let Err(e) = outcome {
+        for n in &job.nodes {
+            progress.error(&n.id, e.to_string());
+        }
+    }
+}
+
+fn params<P: for<'de> Deserialize<'de>>(v: &Value) -> Result<P, Error> {
+    serde_json::from_value(v.clone()).map_err(|e| Error::new(format!("job parameters: {e}")))
+}
+
+fn each_node<W: Write>(job: &Job, progress: &mut Progress<W>, mut f: impl FnMut(&JobNode, &mut Progress<W>) -> Result<(), Error>) -> Result<(), Error> {
+    for n in &job.nodes {
+        match f(n, progress) {
+            Ok(()) => progress.done(&n.id),
+            Err(e) => progress.error(&n.id, e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// The named tensors of each sample's file, read once.
+struct Inputs {
+    files: Vec<BTreeMap<String, Tensor>>,
+}
+
+impl Inputs {
+    fn read(samples: &[Sample]) -> Result<Inputs, Error> {
+        let files = samples
+            .iter()
+            .map(|s| {
+                Tensor::read_safetensors(&s.file)
+                    .map(|v| v.into_iter().collect())
+                    .map_err(|e| Error::new(format!("patient {}: {}: {e}", s.patient, s.file.display())))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Inputs { files })
+    }
+
+    fn get(&self, samples: &[Sample], i: usize, name: &str) -> Result<Tensor, Error> {
+        self.files[i].get(name).map(|t| t.to_kind(Kind::Float)).ok_or_else(|| {
+            let have: Vec<&String> = self.files[i].keys().collect();
+            Error::new(format!("patient {}: {} has no tensor `{name}` (it has {have:?})", samples[i].patient, samples[i].file.display()))
+        })
+    }
+
+    /// `[N, ...]` of one named tensor over all samples.
+    fn stack(&self, samples: &[Sample], name: &str) -> Result<Tensor, Error> {
+        let rows = (0..samples.len()).map(|i| self.get(samples, i, name)).collect::<Result<Vec<_>, _>>()?;
+        let shape = rows[0].size();
+        if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.size() != shape) {
+            return Err(Error::new(format!("patient {}: `{name}` has shape {:?}, patient {} has {shape:?}", samples[i].patient, r.size(), samples[0].patient)));
+        }
+        Ok(Tensor::stack(&rows, 0))
+    }
+
+    /// `[N, F]`: the named vectors of each sample concatenated in order.
+    fn concat(&self, samples: &[Sample], names: &[String]) -> Result<Tensor, Error> {
+        let rows = (0..samples.len())
+            .map(|i| names.iter().map(|n| self.get(samples, i, n).map(|t| t.flatten(0, -1))).collect::<Result<Vec<_>, _>>().map(|v| Tensor::cat(&v, 0)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let width = rows[0].size()[0];
+        if let Some(i) = rows.iter().position(|r| r.size()[0] != width) {
+            return Err(Error::new(format!("patient {}: {} features, patient {} has {width}", samples[i].patient, rows[i].size()[0], samples[0].patient)));
+        }
+        Ok(Tensor::stack(&rows, 0))
+    }
+}
+
+fn labels(samples: &[Sample]) -> Result<Vec<i64>, Error> {
+    samples
+        .iter()
+        .map(|s| match s.label {
+            Some(l @ (0 | 1)) => Ok(l),
+            Some(other) => Err(Error::new(format!("patient {}: label {other} is not 0 or 1", s.patient))),
+            None => Err(Error::new(format!("patient {}: no label to train on", s.patient))),
+        })
+        .collect()
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Error> {
+    std::fs::write(path, text).map_err(|e| Error::new(format!("{}: {e}", path.display())))
+}
+
+fn model_file<'a>(node: &'a JobNode, name: &str) -> Result<&'a Path, Error> {
+    node.model.iter().find(|p| p.file_name().is_some_and(|f| f == name)).map(PathBuf::as_path).ok_or_else(|| Error::new(format!("the fitted model has no `{name}`")))
+}
+
+fn class_balance(y: &[i64]) -> String {
+    let pos = y.iter().filter(|&&v| v == 1).count();
+    format!("{} rows, {pos} positive", y.len())
+}
+
+fn embed_fit<W: Write>(p: &EmbedParams, dev: Device, node: &JobNode, progress: &mut Progress<W>) -> Result<(), Error> {
+    let y = labels(&node.samples)?;
+    let inputs = Inputs::read(&node.samples)?;
+    let mut summary = serde_json::Map::new();
+    for seq in &p.sequences {
+        let x = inputs.stack(&node.samples, seq)?;
+        progress.message(&node.id, format!("{seq}: training {} on {}, input {:?}", p.backbone, class_balance(&y), &x.size()[1..]));
+        tch::manual_seed(p.train.seed as i64);
+        let mut vs = VarStore::new(dev);
+        let model = backbone::build(&vs.root(), &p.backbone, p.weights.as_deref(), 2, p.dropout)?;
+        if let (Some(w), false) = (&p.weights, p.backbone == "torchscript") {
+            weights::load(&mut vs, w, &["fc."])?;
+        }
+        let id = node.id.clone();
+        let report = train::train(model.as_ref(), &vs, &x, &y, &p.train, &mut |e| {
+            progress.message(&id, format!("{seq}: epoch {} train loss {:.4} val loss {:.4} val AUC {:.3} ({:.1} s)", e.epoch, e.train_loss, e.val_loss, e.val_auc, e.seconds))
+        })
+        .map_err(|e| Error::new(format!("{seq}: {e}")))?;
+        weights::save(&vs, &node.out_dir.join(format!("{seq}.safetensors")))?;
+        write(&node.out_dir.join(format!("curves.{seq}.csv")), &train::curves_csv(&report.curves))?;
+        summary.insert(seq.clone(), serde_json::to_value(&report).map_err(|e| Error::new(e.to_string()))?);
+    }
+    let info = json!({ "backbone": p.backbone, "sequences": summary, "patients": node.samples.iter().map(|s| &s.patient).collect::<Vec<_>>() });
+    write(&node.out_dir.join("fit.json"), &(serde_json::to_string_pretty(&info).unwrap_or_default() + "\n"))
+}
+
+const PLANES: [&str; 3] = ["axial", "sagittal", "coronal"];
+
+fn embed_apply<W: Write>(p: &EmbedParams, dev: Device, job: &Job, progress: &mut Progress<W>) -> Result<(), Error> {
+    let first = job.nodes.first().ok_or_else(|| Error::new("no nodes"))?;
+    // Per node: (features per sequence, score per sequence), or its error.
+    let mut results: Vec<Result<(BTreeMap<String, Tensor>, serde_json::Map<String, Value>), Error>> =
+        job.nodes.iter().map(|_| Ok((BTreeMap::new(), serde_json::Map::new()))).collect();
+    let inputs: Vec<Result<Inputs, Error>> = job.nodes.iter().map(|n| Inputs::read(&n.samples)).collect();
+    for seq in &p.sequences {
+        let mut vs = VarStore::new(dev);
+        let model = backbone::build(&vs.root(), &p.backbone, p.weights.as_deref(), 2, p.dropout)?;
+        weights::load(&mut vs, model_file(first, &format!("{seq}.safetensors"))?, &[])?;
+        progress.message(&first.id, format!("{seq}: model loaded; {} patients", job.nodes.len()));
+        for (k, node) in job.nodes.iter().enumerate() {
+            let Ok((features, scores)) = &mut results[k] else { continue };
+            let image = match inputs[k].as_ref().map_err(|e| Error::new(e.to_string())).and_then(|i| i.get(&node.samples, 0, seq)) {
+                Ok(t) => t,
+                Err(e) => {
+                    results[k] = Err(e);
+                    continue;
+                }
+            };
+            let x = image.unsqueeze(0).to_device(dev);
+            let out = tch::no_grad(|| tch::autocast(job.amp && dev.is_cuda(), || model.parts(&x, false)));
+            let prob = out.logits.to_kind(Kind::Float).softmax(-1, Kind::Float).double_value(&[0, 1]);
+            features.insert(seq.clone(), out.pooled.to_kind(Kind::Float).squeeze_dim(0).to(Device::Cpu));
+            scores.insert(seq.clone(), json!(prob));
+            if p.gradcam {
+                let cam = gradcam::grad_cam(model.as_ref(), &image.to_device(dev), 1).to(Device::Cpu);
+                let dir = node.out_dir.join("gradcam");
+                std::fs::create_dir_all(&dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
+                for (c, plane) in PLANES.iter().enumerate() {
+                    gradcam::write_overlay(&image.get(c as i64), &cam, &dir.join(format!("{seq}_{plane}.png")), 0.4)?;
+                }
+            }
+        }
+    }
+    for (node, result) in job.nodes.iter().zip(results) {
+        let written = result.and_then(|(features, scores)| {
+            let list: Vec<(&str, &Tensor)> = features.iter().map(|(n, t)| (n.as_str(), t)).collect();
+            Tensor::write_safetensors(&list, node.out_dir.join("features.safetensors")).map_err(|e| Error::new(e.to_string()))?;
+            write(&node.out_dir.join("scores.json"), &(serde_json::to_string_pretty(&Value::Object(scores)).unwrap_or_default() + "\n"))
+        });
+        match written {
+            Ok(()) => progress.done(&node.id),
+            Err(e) => progress.error(&node.id, e.to_string()),
+        }
+    }
+    Ok(())
+}
+
+fn fusion_config(p: &FuseParams, features: i64) -> Result<FusionConfig, Error> {
+    let c = FusionConfig {
+        features,
+        patch: p.patch,
+        d_model: p.d_model,
+        heads: p.heads,
+        layers: p.layers,
+        ff: p.ff,
+        hidden: p.hidden,
+        classes: 2,
+        dropout: p.dropout,
+        pool: p.pool.clone(),
+    };
+    c.check().map_err(Error::new)?;
+    Ok(c)
+}
+
+fn fuse_fit<W: Write>(p: &FuseParams, dev: Device, node: &JobNode, progress: &mut Progress<W>) -> Result<(), Error> {
+    let y = labels(&node.samples)?;
+    let x = Inputs::read(&node.samples)?.concat(&node.samples, &p.sequences)?;
+    let config = fusion_config(p, x.size()[1])?;
+    progress.message(&node.id, format!("fusion: {} tokens of {} from {}; {}", config.tokens(), config.patch, p.sequences.join("+"), class_balance(&y)));
+    tch::manual_seed(p.train.seed as i64);
+    let vs = VarStore::new(dev);
+    let mut model = Fusion::new(&vs.root(), config.clone());
+    model.set_standardisation(&x.to_device(dev));
+    let id = node.id.clone();
+    let report = train::train(&model, &vs, &x, &y, &p.train, &mut |e| {
+        progress.message(&id, format!("epoch {} train loss {:.4} val loss {:.4} val AUC {:.3}", e.epoch, e.train_loss, e.val_loss, e.val_auc))
+    })?;
+    weights::save(&vs, &node.out_dir.join("fusion.safetensors"))?;
+    write(&node.out_dir.join("fusion.json"), &(serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"))?;
+    write(&node.out_dir.join("curves.csv"), &train::curves_csv(&report.curves))?;
+    let info = json!({ "report": report, "patients": node.samples.iter().map(|s| &s.patient).collect::<Vec<_>>() });
+    write(&node.out_dir.join("fit.json"), &(serde_json::to_string_pretty(&info).unwrap_or_default() + "\n"))
+}
+
+fn fuse_apply<W: Write>(p: &FuseParams, dev: Device, job: &Job, progress: &mut Progress<W>) -> Result<(), Error> {
+    let first = job.nodes.first().ok_or_else(|| Error::new("no nodes"))?;
+    let config_path = model_file(first, "fusion.json")?;
+    let config: FusionConfig = serde_json::from_str(&std::fs::read_to_string(config_path).map_err(|e| Error::new(format!("{}: {e}", config_path.display())))?)
+        .map_err(|e| Error::new(format!("{}: {e}", config_path.display())))?;
+    let mut vs = VarStore::new(dev);
+    let model = Fusion::new(&vs.root(), config);
+    weights::load(&mut vs, model_file(first, "fusion.safetensors")?, &[])?;
+    for node in &job.nodes {
+        let scored = Inputs::read(&node.samples).and_then(|i| i.concat(&node.samples, &p.sequences)).and_then(|x| {
+            if x.size()[1] != model.config.features {
+                return Err(Error::new(format!("patient {}: {} features, the model was trained on {}", node.samples[0].patient, x.size()[1], model.config.features)));
+            }
+            let dls = train::predict(&model, &x, 1, dev)[0];
+            write(&node.out_dir.join("scores.json"), &(serde_json::to_string_pretty(&json!({ "dls": dls })).unwrap_or_default() + "\n"))
+        });
+        match scored {
+            Ok(()) => progress.done(&node.id),
+            Err(e) => progress.error(&node.id, e.to_string()),
+        }
+    }
+    Ok(())
+}
