@@ -6,14 +6,19 @@ BENCH_VENV := $(RADPIPE_CACHE)/bench-venv
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 RADPIPE := $(TARGET_DIR)/debug/radpipe
+# libtorch for the radpipe-nn worker: $LIBTORCH, else torch==2.11.0 from PyPI
+# installed once into this venv (nn/libtorch.sh).
+TORCH_VENV := $(RADPIPE_CACHE)/torch
+WITH_LIBTORCH = LIBTORCH="$$(sh nn/libtorch.sh $(TORCH_VENV))"
 
-.PHONY: build test demo example schema venv fixtures bench-venv bench bench-imaging bench-stats bench-synth clean-demo
+.PHONY: build test demo example schema venv fixtures nn-fixtures bench-venv bench bench-imaging bench-stats bench-synth bench-nn clean-demo
 
+# Both binaries: radpipe (never links libtorch) and the radpipe-nn worker.
 build:
-	$(CARGO) build
+	$(WITH_LIBTORCH) $(CARGO) build --workspace
 
 test: build
-	$(CARGO) test --no-fail-fast
+	$(WITH_LIBTORCH) $(CARGO) test --workspace --no-fail-fast
 
 # The demo: synthetic `demo` cohorts (written once to data/demo), then the
 # reference pipeline's data path and statistics (pipelines/demo.yaml). A second
@@ -39,8 +44,13 @@ $(VENV)/.done: tests/fixtures/generate/requirements.txt
 	$(VENV)/bin/pip install -q -r tests/fixtures/generate/requirements.txt
 	touch $@
 
-fixtures: venv
-	for s in tests/fixtures/generate/*.py; do $(VENV)/bin/python $$s; done
+fixtures: venv nn-fixtures
+	for s in tests/fixtures/generate/*.py; do case $$s in *nn.py) ;; *) $(VENV)/bin/python $$s;; esac; done
+
+# PyTorch references for the worker (torch 2.11.0 + torchvision 0.26.0 in the libtorch venv).
+nn-fixtures: build
+	$(TORCH_VENV)/bin/pip install -q -r tests/fixtures/generate/requirements-nn.txt
+	$(TORCH_VENV)/bin/python tests/fixtures/generate/nn.py --worker $(TARGET_DIR)/debug/radpipe-nn
 
 bench-venv: $(BENCH_VENV)/.done
 $(BENCH_VENV)/.done: benches/requirements.txt

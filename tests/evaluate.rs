@@ -165,8 +165,8 @@ stages:
     close(value(&m, "whole/c1/S/sensitivity"), f(&t["youden"]["sensitivity"]), 1e-12, "sensitivity at Youden");
     let p = metrics(&ws, "parts");
     let partition = ws.read("results/split/partition.csv");
-    let n_train = partition.lines().filter(|l| l.ends_with(",train")).count();
-    let n_internal = partition.lines().filter(|l| l.ends_with(",internal")).count();
+    let n_train = partition.lines().filter(|l| l.split(',').nth(2) == Some("train")).count();
+    let n_internal = partition.lines().filter(|l| l.split(',').nth(2) == Some("internal")).count();
     assert_eq!(p["parts/train/S/auc"]["n"], n_train);
     assert_eq!(p["parts/internal/S/auc"]["n"], n_internal);
     assert_eq!(value(&p, "parts/train/S/threshold"), value(&p, "parts/internal/S/threshold"), "the training cut-off is applied unchanged");

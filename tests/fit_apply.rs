@@ -52,7 +52,7 @@ fn the_fit_node_sees_only_the_training_partition_and_every_patient_is_projected(
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.executed.contains("pca.fit") && r.executed.contains("pca[E05]") && r.executed.contains("pca[I00]"));
     let partition = ws.read("results/split/partition.csv");
-    let mut train: Vec<&str> = partition.lines().skip(1).filter(|l| l.ends_with(",train")).map(|l| l.split(',').next().unwrap()).collect();
+    let mut train: Vec<&str> = partition.lines().skip(1).filter(|l| l.split(',').nth(2) == Some("train")).map(|l| l.split(',').next().unwrap()).collect();
     train.sort();
     assert_eq!(train.len(), 14);
     let info: serde_json::Value = serde_json::from_str(&ws.read("results/pca/fit/pca.json")).unwrap();
@@ -79,7 +79,7 @@ fn growing_or_editing_validation_cohorts_never_refits() {
     assert!(!r.executed.iter().any(|n| n.starts_with("pca[E0")), "{:?}", r.executed);
     // An internal-validation patient's features change: its projection only.
     let partition = ws.read("results/split/partition.csv");
-    let internal = partition.lines().find(|l| l.ends_with(",internal")).unwrap().split(',').next().unwrap().to_string();
+    let internal = partition.lines().find(|l| l.split(',').nth(2) == Some("internal")).unwrap().split(',').next().unwrap().to_string();
     ws.write(&format!("raw/{internal}.txt"), "100,100,100\n");
     let r = ws.run(&["p.yaml"]);
     assert!(!r.executed.contains("pca.fit"), "{:?}", r.executed);
@@ -97,7 +97,7 @@ fn a_training_patient_change_refits() {
     let ws = workspace();
     ws.run(&["p.yaml"]);
     let partition = ws.read("results/split/partition.csv");
-    let trainee = partition.lines().find(|l| l.ends_with(",train")).unwrap().split(',').next().unwrap().to_string();
+    let trainee = partition.lines().find(|l| l.split(',').nth(2) == Some("train")).unwrap().split(',').next().unwrap().to_string();
     ws.write(&format!("raw/{trainee}.txt"), "-40,7,9\n");
     let r = ws.run(&["p.yaml"]);
     assert!(r.executed.contains("pca.fit"));

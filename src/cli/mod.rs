@@ -3,6 +3,7 @@
 //! pipeline or its inputs are invalid.
 
 mod dag;
+mod doctor;
 mod gc;
 mod lineage;
 mod progress;
@@ -49,6 +50,8 @@ enum Command {
     Gc(gc::Args),
     /// Re-hash every stored object and report corrupt or missing ones.
     Verify(verify::Args),
+    /// Check the deep-learning worker: libtorch version, CUDA.
+    Doctor(doctor::Args),
     /// Write synthetic multi-centre cohorts (clinical tables and MRI).
     Synth(synth::Args),
     /// Resample a NIfTI volume to a new spacing (B-spline, linear or nearest).
@@ -111,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
+        Command::Doctor(a) => doctor::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Resample(a) => resample::run(a),
         Command::Register(a) => register::run(a),

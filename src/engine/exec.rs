@@ -215,11 +215,23 @@ struct Executed {
     action: ActionRecord,
 }
 
-/// Run one node in a private folder and commit its outputs.
-/// `ups` holds the active upstream edges with their outputs (`None`: dropped).
-fn execute(plan: &Plan, store: &Store, ni: usize, material: KeyMaterial, inputs_rec: Vec<InputRecord>, dropped: Vec<String>, ups: &[(Upstream, Option<Done>)]) -> Result<Executed, String> {
-    let node = &plan.nodes[ni];
-    let stage = plan.stage(node);
+/// A node about to run: its private folder with the inputs staged.
+struct Prepared {
+    ni: usize,
+    key: String,
+    material: KeyMaterial,
+    inputs_rec: Vec<InputRecord>,
+    dropped: Vec<String>,
+    tmp: PathBuf,
+    out_dir: PathBuf,
+    inputs: Vec<InputArtifact>,
+    log: Vec<u8>,
+}
+
+/// What `execute` needs to know of a node whose key is computed.
+type Job = (usize, KeyMaterial, Vec<InputRecord>, Vec<String>, Vec<(Upstream, Option<Done>)>);
+
+fn prepare(plan: &Plan, store: &Store, (ni, material, inputs_rec, dropped, ups): Job) -> Result<Prepared, String> {
     let key = material.key();
     let tmp = store.tmp_path("node");
     let out_dir = tmp.join("out");
@@ -240,13 +252,50 @@ fn execute(plan: &Plan, store: &Store, ni: usize, material: KeyMaterial, inputs_
         }
         inputs.push(InputArtifact { node: up.id.clone(), stage: plan.stage_name(up).to_string(), item: up.decl.item.clone(), files });
     }
-    let mut log: Vec<u8> = Vec::new();
+    Ok(Prepared { ni, key, material, inputs_rec, dropped, tmp, out_dir, inputs, log: Vec::new() })
+}
+
+/// Run nodes of one stage in private folders (one `run_batch` call when the
+/// stage batches, else one `run` each) and commit each node's outputs.
+fn execute(plan: &Plan, store: &Store, jobs: Vec<Job>) -> Vec<(usize, Result<Executed, String>)> {
+    let mut results = Vec::new();
+    let mut prepared = Vec::new();
+    for job in jobs {
+        let ni = job.0;
+        match prepare(plan, store, job) {
+            Ok(p) => prepared.push(p),
+            Err(e) => results.push((ni, Err(e))),
+        }
+    }
+    let Some(first) = prepared.first() else { return results };
+    let stage = plan.stage(&plan.nodes[first.ni]);
     let started = Instant::now();
-    let result = {
-        let mut ctx = RunContext { workspace: &plan.workspace, node_id: &node.id, key: &key, decl: &node.decl, inputs: &inputs, out_dir: &out_dir, log: &mut log };
-        stage.run(&mut ctx)
+    let outcomes = {
+        let mut ctxs: Vec<RunContext<'_>> = prepared
+            .iter_mut()
+            .map(|p| {
+                let node = &plan.nodes[p.ni];
+                RunContext { workspace: &plan.workspace, node_id: &node.id, key: &p.key, decl: &node.decl, inputs: &p.inputs, out_dir: &p.out_dir, log: &mut p.log }
+            })
+            .collect();
+        if stage.batched() {
+            stage.run_batch(&mut ctxs)
+        } else {
+            ctxs.iter_mut().map(|c| stage.run(c)).collect()
+        }
     };
-    let duration_s = started.elapsed().as_secs_f64();
+    // A batch shares its time among its nodes.
+    let duration_s = started.elapsed().as_secs_f64() / prepared.len() as f64;
+    for (p, result) in prepared.into_iter().zip(outcomes) {
+        let ni = p.ni;
+        results.push((ni, commit(plan, store, p, result, duration_s)));
+    }
+    results
+}
+
+fn commit(plan: &Plan, store: &Store, p: Prepared, result: Result<(), crate::stages::StageError>, duration_s: f64) -> Result<Executed, String> {
+    let node = &plan.nodes[p.ni];
+    let Prepared { key, material, inputs_rec, dropped, tmp, out_dir, log, .. } = p;
     let commit = || -> std::io::Result<ActionRecord> {
         let log_rec = store.put_bytes(&log)?;
         let mut outputs = BTreeMap::new();
@@ -374,10 +423,10 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, reporter: &dyn Repo
     let mut summary = RunSummary { run_id: run_id.clone(), executed: vec![], cached: vec![], failed: vec![], skipped: vec![], results: plan.workspace.join("results") };
     let mut stop = false;
     let jobs = options.jobs.max(1);
-    let (tx, rx) = mpsc::channel::<(usize, Result<Executed, String>)>();
+    let (tx, rx) = mpsc::channel::<Vec<(usize, Result<Executed, String>)>>();
     let mut running = 0usize;
     // Nodes whose key is known and that must execute, waiting for a free job.
-    let mut to_run: VecDeque<(usize, KeyMaterial, Vec<InputRecord>, Vec<String>, Vec<(Upstream, Option<Done>)>)> = VecDeque::new();
+    let mut to_run: VecDeque<Job> = VecDeque::new();
 
     std::thread::scope(|scope| {
         let mut finish = |i: usize, outcome: Outcome, out: Option<Done>, ready: &mut VecDeque<usize>, summary: &mut RunSummary, done: &mut Vec<Option<Done>>| {
@@ -455,12 +504,19 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, reporter: &dyn Repo
                 }
             }
             while running < jobs {
-                let Some((i, m, inputs_rec, dropped, ups)) = to_run.pop_front() else { break };
+                let Some(job) = to_run.pop_front() else { break };
+                // A batching stage takes all its ready nodes in one call.
+                let stage = plan.nodes[job.0].stage;
+                let mut batch = vec![job];
+                if plan.stage(&plan.nodes[batch[0].0]).batched() {
+                    let (same, rest): (VecDeque<Job>, VecDeque<Job>) = to_run.drain(..).partition(|j| plan.nodes[j.0].stage == stage);
+                    batch.extend(same);
+                    to_run = rest;
+                }
                 running += 1;
                 let tx = tx.clone();
                 scope.spawn(move || {
-                    let r = execute(plan, store, i, m, inputs_rec, dropped, &ups);
-                    let _ = tx.send((i, r));
+                    let _ = tx.send(execute(plan, store, batch));
                 });
             }
             if running == 0 {
@@ -469,24 +525,26 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, reporter: &dyn Repo
                 }
                 continue;
             }
-            let Ok((i, result)) = rx.recv() else { break };
+            let Ok(results) = rx.recv() else { break };
             running -= 1;
-            match result {
-                Ok(ex) => {
-                    let node = &plan.nodes[i];
-                    for (name, f) in &ex.action.outputs {
-                        let dest = output_path(plan, node, name);
-                        if node.decl.outs.is_empty() {
-                            let _ = store.restore(&f.digest, &dest);
+            for (i, result) in results {
+                match result {
+                    Ok(ex) => {
+                        let node = &plan.nodes[i];
+                        for (name, f) in &ex.action.outputs {
+                            let dest = output_path(plan, node, name);
+                            if node.decl.outs.is_empty() {
+                                let _ = store.restore(&f.digest, &dest);
+                            }
+                            memo.record(&dest, &f.digest);
                         }
-                        memo.record(&dest, &f.digest);
+                        let d = Done { key: ex.action.key.clone(), outputs: ex.action.outputs };
+                        finish(i, Outcome::Executed, Some(d), &mut ready, &mut summary, &mut done);
                     }
-                    let d = Done { key: ex.action.key.clone(), outputs: ex.action.outputs };
-                    finish(i, Outcome::Executed, Some(d), &mut ready, &mut summary, &mut done);
-                }
-                Err(why) => {
-                    finish(i, Outcome::Failed(why), None, &mut ready, &mut summary, &mut done);
-                    stop = !options.keep_going;
+                    Err(why) => {
+                        finish(i, Outcome::Failed(why), None, &mut ready, &mut summary, &mut done);
+                        stop = !options.keep_going;
+                    }
                 }
             }
         }

@@ -7,6 +7,7 @@
 //! - `key`: cache keys. `store`: objects, actions, runs, lock, memo.
 //! - `exec`: the scheduler. `status`: why-stale. `lineage`: number -> sources.
 //! - `diagnostics`: problems with file:line:col. `events`: what the CLI shows.
+//! - `worker`: spawns `radpipe-nn` for deep-learning nodes (libtorch stays out).
 
 pub mod diagnostics;
 pub mod events;
@@ -17,6 +18,7 @@ pub mod plan;
 pub mod spec;
 pub mod status;
 pub mod store;
+pub mod worker;
 pub mod yaml;
 
 pub use diagnostics::{Diagnostic, Diagnostics};

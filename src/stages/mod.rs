@@ -3,8 +3,12 @@
 //! into nodes, and how one node runs. `registry.rs` is the one list of kinds.
 
 mod command;
+mod embed;
 mod evaluate;
+mod features;
+mod fuse;
 mod ingest;
+mod learn;
 mod pca;
 mod register;
 mod registry;
@@ -17,13 +21,16 @@ mod table1;
 mod volumes;
 
 pub use command::Command;
+pub use embed::Embed;
 pub use evaluate::Evaluate;
+pub use features::Features;
+pub use fuse::Fuse;
 pub use ingest::Ingest;
 pub use pca::Pca;
 pub use register::Register;
 pub use resample::{Interp, Resample};
 pub use slice::Slice;
-pub use split::{read_partition, Split};
+pub use split::{read_partition, read_partition_column, Split};
 pub use registry::{StageSpec, KINDS};
 pub use survival::Survival;
 pub use table1::Table1;
@@ -175,4 +182,13 @@ pub trait Stage: Send + Sync {
     fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics>;
     /// Run one node.
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError>;
+    /// Whether the stage's nodes that are ready together run in one call of
+    /// `run_batch` (one worker start and one model load for many patients).
+    fn batched(&self) -> bool {
+        false
+    }
+    /// Run several ready nodes of this stage; one result per context, in order.
+    fn run_batch(&self, ctxs: &mut [RunContext<'_>]) -> Vec<Result<(), StageError>> {
+        ctxs.iter_mut().map(|c| self.run(c)).collect()
+    }
 }

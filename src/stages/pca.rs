@@ -24,8 +24,8 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::{FitOn, InputArtifact, Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
+use super::{InputArtifact, Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
+use crate::engine::diagnostics::Diagnostics;
 use crate::engine::plan::PlanContext;
 
 pub const VERSION: u32 = 1;
@@ -241,24 +241,8 @@ impl Stage for Pca {
     }
 
     fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
-        let partitions = self.fit_on.names();
-        let split = match &self.split {
-            Some(s) => s.clone(),
-            None => ctx.split_defining(&partitions[0]).ok_or_else(|| {
-                Diagnostics::from(Diagnostic::new(ctx.origin(stage, &["fit_on"]), format!("no split stage declares the partition `{}`", partitions[0])).hint("add a `kind: split` stage with this partition in its `fractions`, or name it with `split:`"))
-            })?,
-        };
-        let refs = self.input.refs();
-        let [first] = refs.as_slice() else {
-            return Err(Diagnostic::new(ctx.origin(stage, &["input"]), "pca reads one stage").into());
-        };
-        let items = ctx.items_of(&first.stage, ctx.origin(stage, &["input"]))?;
-        let params = json!({ "components": self.components, "fit_on": partitions, "split": split });
-        let mut fit = NodeDecl::single(params.clone());
-        fit.fit_on = Some(FitOn { split, partitions });
-        let mut nodes = vec![fit];
-        nodes.extend(items.into_iter().map(|item| NodeDecl::per_item(item, json!({ "components": self.components }))));
-        Ok(nodes)
+        let params = json!({ "components": self.components });
+        super::learn::fit_apply_nodes(ctx, stage, &self.input, &self.fit_on, self.split.as_deref(), params.clone(), params)
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {

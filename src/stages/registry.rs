@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Command, Evaluate, Ingest, Pca, Register, Resample, Slice, Split, Stage, Survival, Table1};
+use super::{Command, Embed, Evaluate, Features, Fuse, Ingest, Pca, Register, Resample, Slice, Split, Stage, Survival, Table1};
 use crate::engine::diagnostics::Diagnostic;
 use crate::engine::spec::typed;
 use crate::engine::yaml::{PathSeg, YNode};
@@ -55,8 +55,14 @@ stage_kinds! {
     Resample(Resample) = "resample",
     /// Per patient: 2.5D max-ROI-area slices per sequence, as safetensors.
     Slice(Slice) = "slice",
+    /// Fine-tune a ResNet per sequence on the training partition (`embed.fit`); features, scores and Grad-CAM per patient (radpipe-nn).
+    Embed(Embed) = "embed",
     /// Principal components fit on a training partition (`pca.fit`), applied per patient.
     Pca(Pca) = "pca",
+    /// Transformer fusion of the sequences' features into the DLS, fit on the training partition (`fuse.fit`), applied per patient (radpipe-nn).
+    Fuse(Fuse) = "fuse",
+    /// Gather per-patient feature vectors into cohort-level Arrow IPC tables; one node.
+    Features(Features) = "features",
     /// Diagnostic performance of scores for a binary label per cohort: AUC (DeLong), threshold metrics, calibration, decision curves; one node.
     Evaluate(Evaluate) = "evaluate",
     /// Kaplan-Meier, log-rank, Cox hazard ratio and C-index by a group column or a score split at a threshold; one node.

@@ -8,8 +8,10 @@
 //! seed and the patient ids of each class: adding a patient moves at most the
 //! patients at a partition boundary, and reordering the table moves none.
 //!
-//! Outputs: `partition.csv` (`patient_id,cohort,partition`, sorted by id) and
-//! `summary.json` (patients and positives per partition).
+//! Outputs: `partition.csv` (`patient_id,cohort,partition`, then the
+//! stratification column's value when there is one, so that a learning stage
+//! finds its training labels here and depends on no other cohort; sorted by id)
+//! and `summary.json` (patients and positives per partition).
 
 use indexmap::IndexMap;
 use polars::prelude::*;
@@ -22,7 +24,7 @@ use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError, StageSpec
 use crate::engine::diagnostics::{Diagnostic, Diagnostics};
 use crate::engine::plan::PlanContext;
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Partition one cohort of the ingested table.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -54,6 +56,19 @@ pub fn read_partition(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Patient id -> value of the column `column` of a `partition.csv` (the
+/// stratification column), or why it is not there.
+pub fn read_partition_column(text: &str, column: &str) -> Result<BTreeMap<String, String>, String> {
+    let header: Vec<&str> = text.lines().next().unwrap_or("").split(',').collect();
+    let Some(k) = header.iter().skip(3).position(|h| *h == column).map(|k| k + 3) else {
+        return Err(format!("the split is not stratified by `{column}`, so its partition.csv holds no such column (it has: {})", header.join(", ")));
+    };
+    Ok(text.lines().skip(1).filter_map(|l| {
+        let f: Vec<&str> = l.split(',').collect();
+        Some((f.first()?.to_string(), f.get(k)?.to_string()))
+    }).collect())
+}
+
 fn rank(seed: u64, id: &str) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(&seed.to_le_bytes());
@@ -79,7 +94,7 @@ pub fn assign(seed: u64, ids: &[String], fractions: &IndexMap<String, f64>) -> V
 }
 
 impl Split {
-    fn stratify_column(&self, ctx: &PlanContext) -> Option<String> {
+    pub(crate) fn stratify_column(&self, ctx: &PlanContext) -> Option<String> {
         self.stratify.clone().or_else(|| {
             self.input.refs().iter().find_map(|r| match ctx.stage_spec(&r.stage) {
                 Some(StageSpec::Ingest(i)) => i.label.as_ref().map(|l| l.name.clone()),
@@ -166,10 +181,18 @@ impl Stage for Split {
             }
         }
         rows.sort();
-        let mut csv = String::from("patient_id,cohort,partition\n");
+        let mut csv = String::from("patient_id,cohort,partition");
+        if let Some(col) = &stratify {
+            csv.push_str(&format!(",{}", super::study::csv_field(col)));
+        }
+        csv.push('\n');
         let mut summary: IndexMap<String, BTreeMap<String, usize>> = self.fractions.keys().map(|k| (k.clone(), BTreeMap::new())).collect();
         for (id, part, class) in &rows {
-            csv.push_str(&format!("{id},{},{part}\n", self.cohort));
+            csv.push_str(&format!("{id},{},{part}", self.cohort));
+            if stratify.is_some() {
+                csv.push_str(&format!(",{}", super::study::csv_field(class)));
+            }
+            csv.push('\n');
             *summary.entry(part.clone()).or_default().entry(class.clone()).or_default() += 1;
         }
         for (part, counts) in &summary {

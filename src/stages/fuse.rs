@@ -1,0 +1,192 @@
+//! `kind: fuse`: the deep-learning signature. The sequences' feature vectors
+//! (PCA scores) are concatenated along the channel dimension, cut into patches
+//! of `patch` values and read by a transformer encoder (8 heads, 3 layers,
+//! post-norm, learned positional embeddings), pooled (mean or CLS), classified
+//! by an MLP; softmax gives the DLS in [0, 1]. Trained on the training
+//! partition with the `embed` stage's settings (SGD, focal loss, early
+//! stopping), applied per patient. Runs in the `radpipe-nn` worker; the
+//! model's layout and its PyTorch twin are documented in `nn/src/fusion.rs`.
+//!
+//! ```yaml
+//! fuse:
+//!   kind: fuse
+//!   input: pca                   # per patient: features.safetensors with the sequences
+//!   sequences: [t1, t2, ce_t1]   # concatenation order
+//!   fit_on: train
+//!   patch: 16
+//! ```
+//!
+//! Fit (`fuse.fit`): `fusion.safetensors`, `fusion.json`, `curves.csv`,
+//! `fit.json`. Apply (`fuse[<patient>]`): `scores.json` `{"dls": p}`, for
+//! `evaluate` and `survival` as `fuse.dls`.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::embed::{default_positive, label_column};
+use super::learn::{fit_apply_nodes, run_batch, Runtime, TrainSpec, WorkerTask};
+use super::pca::PartitionList;
+use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
+use crate::engine::diagnostics::{Diagnostic, Diagnostics};
+use crate::engine::plan::PlanContext;
+
+pub const VERSION: u32 = 1;
+
+/// Transformer fusion of the sequences' features into the DLS; fit on the training partition, applied per patient.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fuse {
+    /// The stage whose per-patient nodes hold `features.safetensors`.
+    pub input: Inputs,
+    /// The feature tensors to fuse, in concatenation order.
+    pub sequences: Vec<String>,
+    pub fit_on: PartitionList,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    /// The label column (default: the split's stratification column).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default = "default_positive")]
+    pub positive: String,
+    /// Values per token; the fused width must be a multiple of it.
+    #[serde(default = "default_patch")]
+    pub patch: i64,
+    /// Token width.
+    #[serde(default = "default_d_model")]
+    pub d_model: i64,
+    #[serde(default = "default_heads")]
+    pub heads: i64,
+    #[serde(default = "default_layers")]
+    pub layers: i64,
+    /// Width of each encoder layer's feed-forward block.
+    #[serde(default = "default_ff")]
+    pub ff: i64,
+    /// Width of the MLP head's hidden layer.
+    #[serde(default = "default_hidden")]
+    pub hidden: i64,
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+    /// `mean` (of the tokens) or `cls` (a learned class token).
+    #[serde(default = "default_pool")]
+    pub pool: String,
+    #[serde(default = "default_train")]
+    pub train: TrainSpec,
+    #[serde(flatten)]
+    pub runtime: Runtime,
+}
+
+fn default_patch() -> i64 {
+    16
+}
+fn default_d_model() -> i64 {
+    64
+}
+fn default_heads() -> i64 {
+    8
+}
+fn default_layers() -> i64 {
+    3
+}
+fn default_ff() -> i64 {
+    128
+}
+fn default_hidden() -> i64 {
+    32
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_pool() -> String {
+    "mean".into()
+}
+/// Feature vectors are not images: no flips or crops.
+fn default_train() -> TrainSpec {
+    TrainSpec { flip: false, crop_pad: 0, ..TrainSpec::default() }
+}
+
+impl Fuse {
+    fn model(&self) -> serde_json::Value {
+        json!({
+            "sequences": self.sequences, "patch": self.patch, "d_model": self.d_model, "heads": self.heads,
+            "layers": self.layers, "ff": self.ff, "hidden": self.hidden, "dropout": self.dropout, "pool": self.pool,
+        })
+    }
+
+    fn check(&self, ctx: &PlanContext, stage: &str) -> Result<(), Diagnostics> {
+        let mut problems = Vec::new();
+        if self.sequences.is_empty() {
+            problems.push(Diagnostic::new(ctx.origin(stage, &["sequences"]), "no feature tensors to fuse"));
+        }
+        if self.patch <= 0 || self.d_model <= 0 || self.heads <= 0 || self.layers <= 0 || self.ff <= 0 || self.hidden <= 0 {
+            problems.push(Diagnostic::new(ctx.origin(stage, &["patch"]), "patch, d_model, heads, layers, ff and hidden must be positive"));
+        } else if self.d_model % self.heads != 0 {
+            problems.push(Diagnostic::new(ctx.origin(stage, &["d_model"]), format!("d_model {} is not a multiple of {} heads", self.d_model, self.heads)));
+        }
+        if self.pool != "mean" && self.pool != "cls" {
+            problems.push(Diagnostic::new(ctx.origin(stage, &["pool"]), format!("pool `{}`: use mean or cls", self.pool)));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            problems.push(Diagnostic::new(ctx.origin(stage, &["dropout"]), "dropout must be in [0, 1)"));
+        }
+        if let Err(e) = self.train.check() {
+            problems.push(Diagnostic::new(ctx.origin(stage, &["train"]), e));
+        }
+        if let Err(e) = self.runtime.check() {
+            problems.push(Diagnostic::new(ctx.origin(stage, &["device"]), e));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Diagnostics(problems))
+        }
+    }
+}
+
+impl Stage for Fuse {
+    fn kind(&self) -> &'static str {
+        "fuse"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn inputs(&self) -> Vec<InputRef> {
+        self.input.refs()
+    }
+
+    fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
+        self.check(ctx, stage)?;
+        let label = label_column(ctx, stage, &self.label, &self.fit_on, &self.split)?;
+        let fit = json!({ "model": self.model(), "label": label, "positive": self.positive, "train": self.train });
+        fit_apply_nodes(ctx, stage, &self.input, &self.fit_on, self.split.as_deref(), fit, json!({ "model": self.model() }))
+    }
+
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {
+        self.run_batch(std::slice::from_mut(ctx)).pop().expect("one result")
+    }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    fn run_batch(&self, ctxs: &mut [RunContext<'_>]) -> Vec<Result<(), StageError>> {
+        let Some(first) = ctxs.first() else { return Vec::new() };
+        let label = first.decl.params["label"].as_str().unwrap_or_default().to_string();
+        let input_stage = self.input.refs()[0].stage.clone();
+        let mut params = self.model();
+        params["train"] = json!(self.train);
+        let task = WorkerTask {
+            fit_task: "fuse_fit",
+            apply_task: "fuse_apply",
+            input_stage: &input_stage,
+            input_file: "features.safetensors",
+            label: &label,
+            positive: &self.positive,
+            params,
+            runtime: &self.runtime,
+        };
+        run_batch(&task, ctxs)
+    }
+}

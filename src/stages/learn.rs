@@ -1,0 +1,249 @@
+//! What the learning stages share: the fit/apply expansion (`pca`, `embed`,
+//! `fuse`), the training settings and device options that `embed` and `fuse`
+//! hand to the `radpipe-nn` worker, and the batch run through the worker.
+//!
+//! A fit node learns from the training partition only: its per-patient inputs
+//! are those of the split's training patients, and its labels come from the
+//! split's `partition.csv` (the stratification column), so that changing,
+//! growing or swapping a validation cohort never retrains. Apply nodes (one per
+//! patient) read the fit node's files.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::pca::PartitionList;
+use super::{FitOn, InputArtifact, Inputs, NodeDecl, RunContext, StageError};
+use crate::engine::diagnostics::{Diagnostic, Diagnostics};
+use crate::engine::plan::PlanContext;
+use crate::engine::worker;
+
+/// The fit node (`stage.fit`, on `fit_on` of `split`) and one apply node per
+/// patient of the input stage.
+pub fn fit_apply_nodes(
+    ctx: &PlanContext,
+    stage: &str,
+    input: &Inputs,
+    fit_on: &PartitionList,
+    split: Option<&str>,
+    fit_params: Value,
+    apply_params: Value,
+) -> Result<Vec<NodeDecl>, Diagnostics> {
+    let partitions = fit_on.names();
+    let split = match split {
+        Some(s) => s.to_string(),
+        None => ctx.split_defining(&partitions[0]).ok_or_else(|| {
+            Diagnostics::from(
+                Diagnostic::new(ctx.origin(stage, &["fit_on"]), format!("no split stage declares the partition `{}`", partitions[0]))
+                    .hint("add a `kind: split` stage with this partition in its `fractions`, or name it with `split:`"),
+            )
+        })?,
+    };
+    let refs = input.refs();
+    let [first] = refs.as_slice() else {
+        return Err(Diagnostic::new(ctx.origin(stage, &["input"]), format!("{stage} reads one stage")).into());
+    };
+    let items = ctx.items_of(&first.stage, ctx.origin(stage, &["input"]))?;
+    let mut params = fit_params;
+    params["fit_on"] = json!(partitions);
+    params["split"] = json!(split);
+    let mut fit = NodeDecl::single(params);
+    fit.fit_on = Some(FitOn { split, partitions });
+    let mut nodes = vec![fit];
+    nodes.extend(items.into_iter().map(|item| NodeDecl::per_item(item, apply_params.clone())));
+    Ok(nodes)
+}
+
+/// Optimisation settings of `embed` and `fuse` (the study's: SGD, lr 0.01,
+/// momentum, weight decay, batch 32, focal loss, early stopping).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSpec {
+    /// Most epochs.
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// SGD learning rate.
+    pub lr: f64,
+    pub momentum: f64,
+    pub weight_decay: f64,
+    /// Focal loss weight of the positive class.
+    pub focal_alpha: f64,
+    /// Focal loss focusing exponent (0: weighted cross-entropy).
+    pub focal_gamma: f64,
+    /// Share of the training patients held out (stratified) for early stopping.
+    pub val_fraction: f64,
+    /// Epochs without a lower validation loss before stopping.
+    pub patience: usize,
+    /// Random horizontal flips (images).
+    pub flip: bool,
+    /// Random crops: pad by this many pixels and crop back (images; 0: off).
+    pub crop_pad: i64,
+    /// Seed of initialisation, validation split, shuffling, augmentation, dropout.
+    pub seed: u64,
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        TrainSpec {
+            epochs: 30,
+            batch_size: 32,
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 1e-4,
+            focal_alpha: 0.5,
+            focal_gamma: 2.0,
+            val_fraction: 0.2,
+            patience: 5,
+            flip: true,
+            crop_pad: 8,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainSpec {
+    pub fn check(&self) -> Result<(), String> {
+        if self.epochs == 0 || self.batch_size < 2 {
+            return Err("epochs must be at least 1 and batch_size at least 2".into());
+        }
+        if !(self.lr > 0.0) || !(0.0..1.0).contains(&self.val_fraction) || self.val_fraction == 0.0 {
+            return Err("lr must be positive and val_fraction in (0, 1)".into());
+        }
+        if !(0.0..=1.0).contains(&self.focal_alpha) || self.focal_gamma < 0.0 {
+            return Err("focal_alpha must be in [0, 1] and focal_gamma non-negative".into());
+        }
+        Ok(())
+    }
+}
+
+/// Where and how the worker computes. Not part of cache keys except `amp`
+/// (which changes the numbers); the device used is in each node's log.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Runtime {
+    /// `auto` (CUDA when usable, else CPU), `cpu`, `cuda` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Half-precision autocast for inference on CUDA.
+    #[serde(default)]
+    pub amp: bool,
+    /// libtorch threads (0: libtorch's default).
+    #[serde(default)]
+    pub threads: i32,
+}
+
+fn default_device() -> String {
+    "auto".into()
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime { device: default_device(), amp: false, threads: 0 }
+    }
+}
+
+impl Runtime {
+    pub fn check(&self) -> Result<(), String> {
+        let ok = matches!(self.device.as_str(), "auto" | "cpu" | "cuda") || self.device.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("device `{}`: use auto, cpu, cuda or cuda:N", self.device))
+        }
+    }
+}
+
+/// The patient of a node, or its id.
+fn patient(ctx: &RunContext<'_>) -> String {
+    ctx.decl.item.as_ref().map(|i| i.id.clone()).unwrap_or_else(|| ctx.node_id.to_string())
+}
+
+/// One input file of a patient's node of `stage`.
+fn file_of<'a>(input: &'a InputArtifact, name: &str) -> Option<&'a std::path::PathBuf> {
+    input.files.iter().find(|(n, _)| n == name).map(|(_, p)| p)
+}
+
+/// A fit node's samples: each training patient's `file`, with the label read
+/// from the split's `partition.csv` (column `label`, `positive` counts as 1).
+fn fit_samples(ctx: &RunContext<'_>, input_stage: &str, file: &str, label: &str, positive: &str) -> Result<Vec<Value>, StageError> {
+    let split = &ctx.decl.fit_on.as_ref().expect("a fit node").split;
+    let partition = ctx
+        .inputs
+        .iter()
+        .find(|i| &i.stage == split)
+        .and_then(|i| file_of(i, "partition.csv"))
+        .ok_or_else(|| StageError::new(format!("`{}`: the partition of `{split}` is missing", ctx.node_id)))?;
+    let text = std::fs::read_to_string(partition).map_err(|e| StageError::new(format!("{}: {e}", partition.display())))?;
+    let labels = super::split::read_partition_column(&text, label).map_err(|e| StageError::new(format!("`{}`: {e}; set `label:` to the column the split is stratified by", ctx.node_id)))?;
+    let mut samples = Vec::new();
+    for input in ctx.inputs.iter().filter(|i| i.stage == input_stage && i.item.is_some()) {
+        let id = &input.item.as_ref().expect("per-patient").id;
+        let path = file_of(input, file).ok_or_else(|| StageError::new(format!("patient {id}: `{}` wrote no {file}", input.node)))?;
+        let y = labels.get(id).ok_or_else(|| StageError::new(format!("patient {id}: no `{label}` in the partition of `{split}`")))?;
+        if y.is_empty() {
+            return Err(StageError::new(format!("patient {id}: the label `{label}` is missing")));
+        }
+        samples.push(json!({ "patient": id, "label": i64::from(y == positive), "file": path }));
+    }
+    Ok(samples)
+}
+
+/// How a learning stage hands its nodes to the worker.
+pub struct WorkerTask<'a> {
+    pub fit_task: &'a str,
+    pub apply_task: &'a str,
+    /// The stage whose per-patient nodes hold the inputs, and the file name.
+    pub input_stage: &'a str,
+    pub input_file: &'a str,
+    pub label: &'a str,
+    pub positive: &'a str,
+    /// The job's `params` (the worker's view of the stage).
+    pub params: Value,
+    pub runtime: &'a Runtime,
+}
+
+/// Run a batch of nodes of one stage (all fit, or all apply) in one worker.
+pub fn run_batch(task: &WorkerTask<'_>, ctxs: &mut [RunContext<'_>]) -> Vec<Result<(), StageError>> {
+    let Some(first) = ctxs.first() else { return Vec::new() };
+    let fit = first.decl.fit_on.is_some();
+    let mut nodes = Vec::new();
+    let mut prepared: Vec<Result<(), StageError>> = Vec::new();
+    for ctx in ctxs.iter() {
+        let node = if fit {
+            fit_samples(ctx, task.input_stage, task.input_file, task.label, task.positive).map(|samples| json!({ "id": ctx.node_id, "out_dir": ctx.out_dir, "samples": samples }))
+        } else {
+            let stage = ctx.node_id.split('[').next().unwrap_or_default();
+            let me = patient(ctx);
+            let own = ctx.inputs.iter().find(|i| i.stage == task.input_stage && i.item.is_some()).and_then(|i| file_of(i, task.input_file));
+            let model: Vec<&std::path::PathBuf> = ctx.inputs.iter().filter(|i| i.node == format!("{stage}.fit")).flat_map(|i| i.files.iter().map(|(_, p)| p)).collect();
+            match own {
+                Some(path) if !model.is_empty() => Ok(json!({ "id": ctx.node_id, "out_dir": ctx.out_dir, "samples": [{ "patient": me, "file": path }], "model": model })),
+                Some(_) => Err(StageError::new(format!("patient {me}: the fitted model of `{stage}` is missing"))),
+                None => Err(StageError::new(format!("patient {me}: `{}` wrote no {}", task.input_stage, task.input_file))),
+            }
+        };
+        match node {
+            Ok(n) => {
+                nodes.push(n);
+                prepared.push(Ok(()));
+            }
+            Err(e) => prepared.push(Err(e)),
+        }
+    }
+    let ids: Vec<String> = nodes.iter().map(|n| n["id"].as_str().unwrap_or_default().to_string()).collect();
+    let job = json!({
+        "task": if fit { task.fit_task } else { task.apply_task },
+        "device": task.runtime.device,
+        "amp": task.runtime.amp,
+        "threads": task.runtime.threads,
+        "params": task.params,
+        "nodes": nodes,
+    });
+    let mut outcomes = if ids.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        let mut logs: Vec<&mut dyn std::io::Write> = ctxs.iter_mut().zip(&prepared).filter(|(_, p)| p.is_ok()).map(|(c, _)| &mut *c.log as &mut dyn std::io::Write).collect();
+        worker::run(&job, &ids, &mut logs).into_iter()
+    };
+    prepared.into_iter().map(|p| p.and_then(|()| outcomes.next().expect("one outcome per node").map_err(StageError::new))).collect()
+}
