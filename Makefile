@@ -11,7 +11,7 @@ RADPIPE := $(TARGET_DIR)/debug/radpipe
 TORCH_VENV := $(RADPIPE_CACHE)/torch
 WITH_LIBTORCH = LIBTORCH="$$(sh nn/libtorch.sh $(TORCH_VENV))"
 
-.PHONY: build test demo example schema venv fixtures nn-fixtures bench-venv bench bench-imaging bench-stats bench-synth bench-nn clean-demo
+.PHONY: build test demo example schema venv fixtures nn-fixtures bench-venv bench bench-imaging bench-stats bench-synth bench-nn bench-learning gpu-carry clean-demo
 
 # Both binaries: radpipe (never links libtorch) and the radpipe-nn worker.
 build:
@@ -26,7 +26,7 @@ test: build
 demo: build
 	@test -f data/demo/design.txt || $(RADPIPE) synth --preset demo --out data/demo
 	$(RADPIPE) run pipelines/demo.yaml
-	@echo "results: results/ (table1/table.md, pfs_by_pdl1/, slice/<patient>/*.png); lineage: $(RADPIPE) lineage pipelines/demo.yaml pfs_by_pdl1/external/1_vs_0/hr"
+	@echo "results: results/ (table1/table.md, table2/table.md, pfs_by_dls/, embed/<patient>/gradcam/*.png); lineage: $(RADPIPE) lineage pipelines/demo.yaml table2/external/DLS/auc"
 
 # The engine example: command stages over lists, globs and patients.
 example: build
@@ -70,6 +70,23 @@ bench-stats: venv
 # Generation time of the synthetic presets (paper takes minutes).
 bench-synth:
 	$(CARGO) run -q --example synth_time -- tiny demo paper
+
+# Does the DLS learn? The demo pipeline's DLS on internal + external validation
+# patients, and the same with permuted training labels (after `make demo`).
+bench-learning: build
+	python3 benches/learning.py --radpipe $(RADPIPE) --pipeline pipelines/demo.yaml --data data/demo
+
+# What benches/gpu_check.sh needs on a GPU machine without Rust or network:
+# stripped binaries and torchvision wheels (the reference), in gpu-carry/.
+gpu-carry: build
+	mkdir -p gpu-carry
+	strip -o gpu-carry/radpipe $(RADPIPE) && strip -o gpu-carry/radpipe-nn $(TARGET_DIR)/debug/radpipe-nn
+	for v in 310 311 312; do $(TORCH_VENV)/bin/pip download -q torchvision==0.26.0 --no-deps --python-version $$v --only-binary=:all: -d gpu-carry; done
+
+# Backbone throughput against PyTorch eager (CPU, 2 threads, ResNet-101 at 224x224).
+bench-nn: build
+	$(TORCH_VENV)/bin/pip install -q -r tests/fixtures/generate/requirements-nn.txt
+	$(TORCH_VENV)/bin/python benches/nn_bench.py --worker $(TARGET_DIR)/debug/radpipe-nn --threads 2
 
 clean-demo:
 	rm -rf data/demo results .radpipe

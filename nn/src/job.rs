@@ -251,6 +251,46 @@ fn class_balance(y: &[i64]) -> String {
     format!("{} rows, {pos} positive", y.len())
 }
 
+/// Train one backbone on rows `x` (labels `y`); the model and its report.
+fn train_backbone<W: Write>(
+    p: &EmbedParams,
+    dev: Device,
+    x: &Tensor,
+    y: &[i64],
+    what: &str,
+    node: &str,
+    progress: &mut Progress<W>,
+) -> Result<(VarStore, Box<dyn backbone::Backbone>, train::TrainReport), Error> {
+    tch::manual_seed(p.train.seed as i64);
+    let mut vs = VarStore::new(dev);
+    let model = backbone::build(&vs.root(), &p.backbone, p.weights.as_deref(), 2, p.dropout)?;
+    if let (Some(w), false) = (&p.weights, p.backbone == "torchscript") {
+        weights::load(&mut vs, w, &["fc."])?;
+    }
+    let report = train::train(model.as_ref(), &vs, x, y, &p.train, &mut |e| {
+        progress.message(node, format!("{what}: epoch {} train loss {:.4} val loss {:.4} val AUC {:.3} ({:.1} s)", e.epoch, e.train_loss, e.val_loss, e.val_auc, e.seconds))
+    })
+    .map_err(|e| Error::new(format!("{what}: {e}")))?;
+    Ok((vs, model, report))
+}
+
+/// Pooled features `[N, C]` and class-1 probabilities of `x`, in batches.
+fn embed_rows(model: &dyn backbone::Backbone, x: &Tensor, dev: Device, amp: bool) -> (Tensor, Vec<f64>) {
+    let mut feats = Vec::new();
+    let mut probs = Vec::new();
+    let n = x.size()[0];
+    let mut start = 0;
+    while start < n {
+        let len = 32.min(n - start);
+        let out = tch::no_grad(|| tch::autocast(amp && dev.is_cuda(), || model.parts(&x.narrow(0, start, len).to_device(dev), false)));
+        feats.push(out.pooled.to_kind(Kind::Float).to(Device::Cpu));
+        let p = out.logits.to_kind(Kind::Float).softmax(-1, Kind::Float).select(1, 1).to(Device::Cpu);
+        probs.extend(Vec::<f32>::try_from(&p).unwrap_or_default().into_iter().map(f64::from));
+        start += len;
+    }
+    (Tensor::cat(&feats, 0), probs)
+}
+
 fn embed_fit<W: Write>(p: &EmbedParams, dev: Device, node: &JobNode, progress: &mut Progress<W>) -> Result<(), Error> {
     let y = labels(&node.samples)?;
     let inputs = Inputs::read(&node.samples)?;
@@ -258,17 +298,7 @@ fn embed_fit<W: Write>(p: &EmbedParams, dev: Device, node: &JobNode, progress: &
     for seq in &p.sequences {
         let x = inputs.stack(&node.samples, seq)?;
         progress.message(&node.id, format!("{seq}: training {} on {}, input {:?}", p.backbone, class_balance(&y), &x.size()[1..]));
-        tch::manual_seed(p.train.seed as i64);
-        let mut vs = VarStore::new(dev);
-        let model = backbone::build(&vs.root(), &p.backbone, p.weights.as_deref(), 2, p.dropout)?;
-        if let (Some(w), false) = (&p.weights, p.backbone == "torchscript") {
-            weights::load(&mut vs, w, &["fc."])?;
-        }
-        let id = node.id.clone();
-        let report = train::train(model.as_ref(), &vs, &x, &y, &p.train, &mut |e| {
-            progress.message(&id, format!("{seq}: epoch {} train loss {:.4} val loss {:.4} val AUC {:.3} ({:.1} s)", e.epoch, e.train_loss, e.val_loss, e.val_auc, e.seconds))
-        })
-        .map_err(|e| Error::new(format!("{seq}: {e}")))?;
+        let (vs, _model, report) = train_backbone(p, dev, &x, &y, seq, &node.id, progress)?;
         weights::save(&vs, &node.out_dir.join(format!("{seq}.safetensors")))?;
         write(&node.out_dir.join(format!("curves.{seq}.csv")), &train::curves_csv(&report.curves))?;
         summary.insert(seq.clone(), serde_json::to_value(&report).map_err(|e| Error::new(e.to_string()))?);
@@ -299,11 +329,9 @@ fn embed_apply<W: Write>(p: &EmbedParams, dev: Device, job: &Job, progress: &mut
                     continue;
                 }
             };
-            let x = image.unsqueeze(0).to_device(dev);
-            let out = tch::no_grad(|| tch::autocast(job.amp && dev.is_cuda(), || model.parts(&x, false)));
-            let prob = out.logits.to_kind(Kind::Float).softmax(-1, Kind::Float).double_value(&[0, 1]);
-            features.insert(seq.clone(), out.pooled.to_kind(Kind::Float).squeeze_dim(0).to(Device::Cpu));
-            scores.insert(seq.clone(), json!(prob));
+            let (feature, prob) = embed_rows(model.as_ref(), &image.unsqueeze(0), dev, job.amp);
+            features.insert(seq.clone(), feature.get(0));
+            scores.insert(seq.clone(), json!(prob[0]));
             if p.gradcam {
                 let cam = gradcam::grad_cam(model.as_ref(), &image.to_device(dev), 1).to(Device::Cpu);
                 let dir = node.out_dir.join("gradcam");

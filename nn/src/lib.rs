@@ -3,6 +3,7 @@
 //! (`job`); the modules are also a library for tests and benchmarks.
 
 pub mod backbone;
+pub mod bench;
 pub mod device;
 pub mod fusion;
 pub mod gradcam;

@@ -41,6 +41,29 @@ enum Command {
     },
     /// libtorch's version and whether CUDA works, as JSON.
     Doctor,
+    /// Throughput of a backbone (images/s), as JSON: inference (features and
+    /// logits, no gradients) or training (forward, focal loss, backward, SGD step).
+    Bench {
+        #[arg(long, default_value = "resnet101")]
+        arch: String,
+        #[arg(long, default_value_t = 224)]
+        size: i64,
+        #[arg(long, default_value_t = 16)]
+        batch: i64,
+        /// Timed batches (after 2 warm-up batches).
+        #[arg(long, default_value_t = 5)]
+        iters: usize,
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// libtorch threads (0: default).
+        #[arg(long, default_value_t = 0)]
+        threads: i32,
+        #[arg(long)]
+        train: bool,
+        /// Half-precision autocast (CUDA only), or `bf16` weights and inputs.
+        #[arg(long, value_parser = ["fp32", "fp16-autocast", "bf16"], default_value = "fp32")]
+        precision: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -77,6 +100,21 @@ fn main() -> ExitCode {
             };
             match weights::save(&vs, &out) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("radpipe-nn: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Bench { arch, size, batch, iters, device, threads, train, precision } => {
+            if threads > 0 {
+                tch::set_num_threads(threads);
+            }
+            match radpipe_nn::bench::throughput(&arch, size, batch, iters, &device, train, &precision) {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
                 Err(e) => {
                     eprintln!("radpipe-nn: {e}");
                     ExitCode::FAILURE

@@ -29,8 +29,11 @@ pub struct TrainConfig {
     pub focal_gamma: f64,
     /// Share of the training rows held out (stratified) for early stopping.
     pub val_fraction: f64,
-    /// Epochs without a lower validation loss before stopping.
+    /// Epochs without a better validation score before stopping.
     pub patience: usize,
+    /// What "better" means: `loss` (lower validation loss) or `auc` (higher
+    /// validation AUC, ties broken by the lower loss).
+    pub monitor: Monitor,
     /// Images: flip left-right with probability 0.5.
     pub flip: bool,
     /// Images: pad by this many pixels (zeros) and crop back at a random offset.
@@ -50,11 +53,20 @@ impl Default for TrainConfig {
             focal_gamma: 2.0,
             val_fraction: 0.2,
             patience: 5,
+            monitor: Monitor::Loss,
             flip: true,
             crop_pad: 8,
             seed: 0,
         }
     }
+}
+
+/// The early-stopping criterion.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Monitor {
+    Loss,
+    Auc,
 }
 
 /// One line of the training curves.
@@ -163,7 +175,7 @@ fn mean_loss(model: &dyn ModuleT, x: &Tensor, y: &Tensor, config: &TrainConfig, 
 
 /// Train `model` (whose variables are in `vs`) on rows `x` with labels `y`
 /// (0/1). `progress` receives one line per epoch. Leaves the best checkpoint
-/// (lowest validation loss) in `vs`.
+/// (by `config.monitor`) in `vs`.
 pub fn train(
     model: &dyn ModuleT,
     vs: &VarStore,
@@ -184,7 +196,8 @@ pub fn train(
     let mut opt = tch::nn::Sgd { momentum: config.momentum, dampening: 0.0, wd: config.weight_decay, nesterov: false }
         .build(vs, config.lr)
         .map_err(|e| Error::new(format!("cannot build the optimiser: {e}")))?;
-    let mut best = (f64::INFINITY, 0usize, weights::snapshot(vs));
+    // (criterion to minimise, tie-break, epoch, weights)
+    let mut best = ((f64::INFINITY, f64::INFINITY), 0usize, weights::snapshot(vs));
     let mut curves = Vec::new();
     let mut stopped_early = false;
     for epoch in 1..=config.epochs {
@@ -221,8 +234,12 @@ pub fn train(
         if !val_loss.is_finite() {
             return Err(Error::new(format!("the validation loss is not finite at epoch {epoch}")));
         }
-        if val_loss < best.0 {
-            best = (val_loss, epoch, weights::snapshot(vs));
+        let score = match config.monitor {
+            Monitor::Loss => (val_loss, 0.0),
+            Monitor::Auc => (-(if val_auc.is_nan() { 0.0 } else { val_auc }), val_loss),
+        };
+        if score < best.0 {
+            best = (score, epoch, weights::snapshot(vs));
         } else if epoch - best.1 >= config.patience {
             stopped_early = epoch < config.epochs;
             break;

@@ -47,7 +47,7 @@ pub struct Embed {
     /// The split stage defining the partitions (default: the one that declares them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<String>,
-    /// The label column (default: the split's stratification column, found in its partition.csv).
+    /// The label column (default: the ingest label; read from the split's partition.csv).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// The label value that counts as positive.
@@ -85,7 +85,8 @@ fn default_true() -> bool {
     true
 }
 
-/// The label column: given, or the split's stratification column.
+/// The label column: given, or the ingest label (else the stratification
+/// column) of the split, both of which its partition.csv holds.
 pub(crate) fn label_column(ctx: &PlanContext, stage: &str, label: &Option<String>, fit_on: &PartitionList, split: &Option<String>) -> Result<String, Diagnostics> {
     if let Some(l) = label {
         return Ok(l.clone());
@@ -93,10 +94,10 @@ pub(crate) fn label_column(ctx: &PlanContext, stage: &str, label: &Option<String
     let split = split.clone().or_else(|| ctx.split_defining(&fit_on.names()[0]));
     split
         .and_then(|s| match ctx.stage_spec(&s) {
-            Some(super::StageSpec::Split(sp)) => sp.stratify_column(ctx),
+            Some(super::StageSpec::Split(sp)) => sp.ingest_label(ctx).or_else(|| sp.stratify_column(ctx)),
             _ => None,
         })
-        .ok_or_else(|| Diagnostic::new(ctx.origin(stage, &["fit_on"]), "no label to train on: the split is not stratified by a label").hint("set `label:` and stratify the split by it").into())
+        .ok_or_else(|| Diagnostic::new(ctx.origin(stage, &["fit_on"]), "no label to train on: the split's ingest stage derives none and the split is not stratified").hint("give the ingest stage a `label:` or set `label:` here").into())
 }
 
 impl Embed {

@@ -44,7 +44,7 @@ pub struct Fuse {
     pub fit_on: PartitionList,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<String>,
-    /// The label column (default: the split's stratification column).
+    /// The label column (default: the ingest label; read from the split's partition.csv).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     #[serde(default = "default_positive")]

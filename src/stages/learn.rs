@@ -72,8 +72,10 @@ pub struct TrainSpec {
     pub focal_gamma: f64,
     /// Share of the training patients held out (stratified) for early stopping.
     pub val_fraction: f64,
-    /// Epochs without a lower validation loss before stopping.
+    /// Epochs without a better validation score before stopping.
     pub patience: usize,
+    /// Early-stopping criterion: `loss` (validation loss) or `auc` (validation AUC, ties by loss); the best epoch's weights are kept.
+    pub monitor: Monitor,
     /// Random horizontal flips (images).
     pub flip: bool,
     /// Random crops: pad by this many pixels and crop back (images; 0: off).
@@ -94,11 +96,20 @@ impl Default for TrainSpec {
             focal_gamma: 2.0,
             val_fraction: 0.2,
             patience: 5,
+            monitor: Monitor::Loss,
             flip: true,
             crop_pad: 8,
             seed: 0,
         }
     }
+}
+
+/// The early-stopping criterion.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Monitor {
+    Loss,
+    Auc,
 }
 
 impl TrainSpec {

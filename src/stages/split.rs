@@ -8,8 +8,8 @@
 //! seed and the patient ids of each class: adding a patient moves at most the
 //! patients at a partition boundary, and reordering the table moves none.
 //!
-//! Outputs: `partition.csv` (`patient_id,cohort,partition`, then the
-//! stratification column's value when there is one, so that a learning stage
+//! Outputs: `partition.csv` (`patient_id,cohort,partition`, then the values of
+//! the stratification column and of the ingest label, so that a learning stage
 //! finds its training labels here and depends on no other cohort; sorted by id)
 //! and `summary.json` (patients and positives per partition).
 
@@ -57,11 +57,11 @@ pub fn read_partition(text: &str) -> BTreeMap<String, String> {
 }
 
 /// Patient id -> value of the column `column` of a `partition.csv` (the
-/// stratification column), or why it is not there.
+/// stratification column or the label), or why it is not there.
 pub fn read_partition_column(text: &str, column: &str) -> Result<BTreeMap<String, String>, String> {
     let header: Vec<&str> = text.lines().next().unwrap_or("").split(',').collect();
     let Some(k) = header.iter().skip(3).position(|h| *h == column).map(|k| k + 3) else {
-        return Err(format!("the split is not stratified by `{column}`, so its partition.csv holds no such column (it has: {})", header.join(", ")));
+        return Err(format!("the split's partition.csv has no column `{column}` (it has: {}); it holds the stratification column and the ingest label", header.join(", ")));
     };
     Ok(text.lines().skip(1).filter_map(|l| {
         let f: Vec<&str> = l.split(',').collect();
@@ -94,6 +94,25 @@ pub fn assign(seed: u64, ids: &[String], fractions: &IndexMap<String, f64>) -> V
 }
 
 impl Split {
+    /// The ingest stage's label column, if it derives one.
+    pub(crate) fn ingest_label(&self, ctx: &PlanContext) -> Option<String> {
+        self.input.refs().iter().find_map(|r| match ctx.stage_spec(&r.stage) {
+            Some(StageSpec::Ingest(i)) => i.label.as_ref().map(|l| l.name.clone()),
+            _ => None,
+        })
+    }
+
+    /// The columns copied into `partition.csv`: the stratification column and the label.
+    fn label_columns(&self, ctx: &PlanContext) -> Vec<String> {
+        let mut cols: Vec<String> = self.stratify_column(ctx).into_iter().collect();
+        if let Some(l) = self.ingest_label(ctx) {
+            if !cols.contains(&l) {
+                cols.push(l);
+            }
+        }
+        cols
+    }
+
     pub(crate) fn stratify_column(&self, ctx: &PlanContext) -> Option<String> {
         self.stratify.clone().or_else(|| {
             self.input.refs().iter().find_map(|r| match ctx.stage_spec(&r.stage) {
@@ -140,6 +159,7 @@ impl Stage for Split {
             "fractions": self.fractions,
             "seed": self.seed,
             "stratify": self.stratify_column(ctx),
+            "columns": self.label_columns(ctx),
         }))])
     }
 
@@ -174,6 +194,17 @@ impl Stage for Split {
         if by_class.is_empty() {
             return Err(StageError::new(format!("cohort `{}` has no patients in the ingested table", self.cohort)));
         }
+        let columns: Vec<String> = serde_json::from_value(ctx.decl.params["columns"].clone()).unwrap_or_default();
+        let mut extra: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let text_of = |col: &str| -> Result<Vec<String>, StageError> {
+            let c = df.column(col).map_err(|_| StageError::new(format!("the column `{col}` is not in the ingested table")))?;
+            let c = c.cast(&DataType::String).map_err(|e| fail(&e))?;
+            Ok(c.str().map_err(|e| fail(&e))?.iter().map(|v| v.unwrap_or("").to_string()).collect())
+        };
+        let by_id: BTreeMap<String, usize> = ids.iter().enumerate().map(|(i, id)| (id.unwrap_or("").to_string(), i)).collect();
+        for c in &columns {
+            extra.insert(c.clone(), text_of(c)?);
+        }
         let mut rows: Vec<(String, String, String)> = Vec::new();
         for (class, members) in &by_class {
             for (id, part) in assign(self.seed, members, &self.fractions) {
@@ -182,15 +213,15 @@ impl Stage for Split {
         }
         rows.sort();
         let mut csv = String::from("patient_id,cohort,partition");
-        if let Some(col) = &stratify {
+        for col in &columns {
             csv.push_str(&format!(",{}", super::study::csv_field(col)));
         }
         csv.push('\n');
         let mut summary: IndexMap<String, BTreeMap<String, usize>> = self.fractions.keys().map(|k| (k.clone(), BTreeMap::new())).collect();
         for (id, part, class) in &rows {
             csv.push_str(&format!("{id},{},{part}", self.cohort));
-            if stratify.is_some() {
-                csv.push_str(&format!(",{}", super::study::csv_field(class)));
+            for col in &columns {
+                csv.push_str(&format!(",{}", super::study::csv_field(&extra[col][by_id[id]])));
             }
             csv.push('\n');
             *summary.entry(part.clone()).or_default().entry(class.clone()).or_default() += 1;
