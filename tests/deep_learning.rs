@@ -157,10 +157,12 @@ fn embed_pca_fuse_learn_on_the_training_partition_and_score_every_patient() {
     }
     assert!(!swapped.executed.iter().any(|n| n.starts_with("embed[")), "no patient is re-embedded: {:?}", swapped.executed);
 
-    // Another number of epochs retrains embed, and everything after it.
-    let more = run(&ws, &["p.yaml", "--set", "params.epochs=3"]);
+    // Another seed retrains embed, and everything after it (new features).
+    let more = run(&ws, &["p.yaml", "--set", "stages.embed.train.seed=2"]);
     assert_eq!(more.code, 0, "{}", more.stderr);
-    assert!(more.executed.contains("embed.fit") && more.executed.contains("fuse.fit"));
+    for fit in ["embed.fit", "pca.fit", "fuse.fit"] {
+        assert!(more.executed.contains(fit), "{fit} must rerun: cached {:?}", more.cached);
+    }
     assert!(more.cached.contains("slice[I1-0001]"));
 }
 
