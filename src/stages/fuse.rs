@@ -24,10 +24,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::embed::{default_positive, label_column};
-use super::learn::{fit_apply_nodes, run_batch, Runtime, TrainSpec, WorkerTask};
-use super::pca::PartitionList;
-use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
+use super::learn::{Learner, TrainSpec};
+use super::{InputRef, NodeDecl, RunContext, Stage, StageError};
 use crate::engine::diagnostics::{Diagnostic, Diagnostics};
 use crate::engine::plan::PlanContext;
 
@@ -37,18 +35,9 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Fuse {
-    /// The stage whose per-patient nodes hold `features.safetensors`.
-    pub input: Inputs,
-    /// The feature tensors to fuse, in concatenation order.
-    pub sequences: Vec<String>,
-    pub fit_on: PartitionList,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub split: Option<String>,
-    /// The label column (default: the ingest label; read from the split's partition.csv).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
-    #[serde(default = "default_positive")]
-    pub positive: String,
+    /// `sequences` are fused in their order.
+    #[serde(flatten)]
+    pub learner: Learner,
     /// Values per token; the fused width must be a multiple of it.
     #[serde(default = "default_patch")]
     pub patch: i64,
@@ -72,8 +61,6 @@ pub struct Fuse {
     pub pool: String,
     #[serde(default = "default_train")]
     pub train: TrainSpec,
-    #[serde(flatten)]
-    pub runtime: Runtime,
 }
 
 fn default_patch() -> i64 {
@@ -108,16 +95,14 @@ fn default_train() -> TrainSpec {
 impl Fuse {
     fn model(&self) -> serde_json::Value {
         json!({
-            "sequences": self.sequences, "patch": self.patch, "d_model": self.d_model, "heads": self.heads,
+            "sequences": self.learner.sequences, "patch": self.patch, "d_model": self.d_model, "heads": self.heads,
             "layers": self.layers, "ff": self.ff, "hidden": self.hidden, "dropout": self.dropout, "pool": self.pool,
         })
     }
 
     fn check(&self, ctx: &PlanContext, stage: &str) -> Result<(), Diagnostics> {
         let mut problems = Vec::new();
-        if self.sequences.is_empty() {
-            problems.push(Diagnostic::new(ctx.origin(stage, &["sequences"]), "no feature tensors to fuse"));
-        }
+        self.learner.check(ctx, stage, &self.train, &mut problems);
         if self.patch <= 0 || self.d_model <= 0 || self.heads <= 0 || self.layers <= 0 || self.ff <= 0 || self.hidden <= 0 {
             problems.push(Diagnostic::new(ctx.origin(stage, &["patch"]), "patch, d_model, heads, layers, ff and hidden must be positive"));
         } else if self.d_model % self.heads != 0 {
@@ -128,12 +113,6 @@ impl Fuse {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             problems.push(Diagnostic::new(ctx.origin(stage, &["dropout"]), "dropout must be in [0, 1)"));
-        }
-        if let Err(e) = self.train.check() {
-            problems.push(Diagnostic::new(ctx.origin(stage, &["train"]), e));
-        }
-        if let Err(e) = self.runtime.check() {
-            problems.push(Diagnostic::new(ctx.origin(stage, &["device"]), e));
         }
         if problems.is_empty() {
             Ok(())
@@ -153,14 +132,13 @@ impl Stage for Fuse {
     }
 
     fn inputs(&self) -> Vec<InputRef> {
-        self.input.refs()
+        self.learner.inputs()
     }
 
     fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
         self.check(ctx, stage)?;
-        let label = label_column(ctx, stage, &self.label, &self.fit_on, &self.split)?;
-        let fit = json!({ "model": self.model(), "label": label, "positive": self.positive, "train": self.train });
-        fit_apply_nodes(ctx, stage, &self.input, &self.fit_on, self.split.as_deref(), fit, json!({ "model": self.model() }))
+        let fit = json!({ "model": self.model(), "train": self.train });
+        self.learner.nodes(ctx, stage, fit, json!({ "model": self.model() }))
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {
@@ -172,21 +150,8 @@ impl Stage for Fuse {
     }
 
     fn run_batch(&self, ctxs: &mut [RunContext<'_>]) -> Vec<Result<(), StageError>> {
-        let Some(first) = ctxs.first() else { return Vec::new() };
-        let label = first.decl.params["label"].as_str().unwrap_or_default().to_string();
-        let input_stage = self.input.refs()[0].stage.clone();
         let mut params = self.model();
         params["train"] = json!(self.train);
-        let task = WorkerTask {
-            fit_task: "fuse_fit",
-            apply_task: "fuse_apply",
-            input_stage: &input_stage,
-            input_file: "features.safetensors",
-            label: &label,
-            positive: &self.positive,
-            params,
-            runtime: &self.runtime,
-        };
-        run_batch(&task, ctxs)
+        self.learner.run_worker(ctxs, ("fuse_fit", "fuse_apply"), "features.safetensors", params)
     }
 }

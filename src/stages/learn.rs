@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::pca::PartitionList;
-use super::{FitOn, InputArtifact, Inputs, NodeDecl, RunContext, StageError};
+use super::{FitOn, InputArtifact, InputRef, Inputs, NodeDecl, RunContext, StageError};
 use crate::engine::diagnostics::{Diagnostic, Diagnostics};
 use crate::engine::plan::PlanContext;
 use crate::engine::worker;
@@ -54,8 +54,102 @@ pub fn fit_apply_nodes(
     Ok(nodes)
 }
 
+/// What `embed` and `fuse` share: where the per-patient inputs are, which
+/// tensors to learn from, the training partition, the label, the device.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+pub struct Learner {
+    /// The stage whose per-patient nodes hold the inputs (`slice` for embed, `pca` for fuse).
+    pub input: Inputs,
+    /// The tensors (sequences) of each patient's input file to learn from.
+    pub sequences: Vec<String>,
+    /// The partition(s) to train on, e.g. `train`.
+    pub fit_on: PartitionList,
+    /// The split stage defining the partitions (default: the one that declares them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    /// The label column (default: the ingest label; read from the split's partition.csv).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The label value that counts as positive.
+    #[serde(default = "default_positive")]
+    pub positive: String,
+    /// `auto` (CUDA when usable, else CPU), `cpu`, `cuda` or `cuda:N`. Not
+    /// part of cache keys (a model trained on a GPU is reused on a laptop);
+    /// the device used is in each node's log.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Half-precision autocast for inference on CUDA (part of the apply nodes' keys).
+    #[serde(default)]
+    pub amp: bool,
+    /// libtorch threads (0: libtorch's default).
+    #[serde(default)]
+    pub threads: i32,
+}
+
+fn default_positive() -> String {
+    "1".into()
+}
+
+impl Learner {
+    /// Problems common to both stages, added to `problems`.
+    pub fn check(&self, ctx: &PlanContext, stage: &str, train: &TrainSpec, problems: &mut Vec<Diagnostic>) {
+        if self.sequences.is_empty() {
+            problems.push(Diagnostic::new(ctx.origin(stage, &["sequences"]), "no sequences (feature tensors) to learn from"));
+        }
+        if let Err(e) = train.check() {
+            problems.push(Diagnostic::new(ctx.origin(stage, &["train"]), e));
+        }
+        let d = self.device.as_str();
+        if !(matches!(d, "auto" | "cpu" | "cuda") || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok())) {
+            problems.push(Diagnostic::new(ctx.origin(stage, &["device"]), format!("device `{d}`: use auto, cpu, cuda or cuda:N")));
+        }
+    }
+
+    pub fn inputs(&self) -> Vec<InputRef> {
+        self.input.refs()
+    }
+
+    /// The fit node (its parameters gain the label) and the apply nodes.
+    pub fn nodes(&self, ctx: &PlanContext, stage: &str, mut fit: Value, apply: Value) -> Result<Vec<NodeDecl>, Diagnostics> {
+        fit["label"] = json!(self.label_column(ctx, stage)?);
+        fit["positive"] = json!(self.positive);
+        fit_apply_nodes(ctx, stage, &self.input, &self.fit_on, self.split.as_deref(), fit, apply)
+    }
+
+    /// The label column: given, or the ingest label (else the stratification
+    /// column) of the split, both of which its partition.csv holds.
+    fn label_column(&self, ctx: &PlanContext, stage: &str) -> Result<String, Diagnostics> {
+        if let Some(l) = &self.label {
+            return Ok(l.clone());
+        }
+        let split = self.split.clone().or_else(|| ctx.split_defining(&self.fit_on.names()[0]));
+        split
+            .and_then(|s| match ctx.stage_spec(&s) {
+                Some(super::StageSpec::Split(sp)) => sp.ingest_label(ctx).or_else(|| sp.stratify_column(ctx)),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                Diagnostic::new(ctx.origin(stage, &["fit_on"]), "no label to train on: the split's ingest stage derives none and the split is not stratified")
+                    .hint("give the ingest stage a `label:` or set `label:` here")
+                    .into()
+            })
+    }
+
+    /// Run a batch of this stage's nodes in one worker.
+    pub fn run_worker(&self, ctxs: &mut [RunContext<'_>], tasks: (&str, &str), input_file: &str, params: Value) -> Vec<Result<(), StageError>> {
+        let Some(first) = ctxs.first() else { return Vec::new() };
+        let label = first.decl.params["label"].as_str().unwrap_or_default().to_string();
+        let input_stage = self.input.refs()[0].stage.clone();
+        let task = WorkerTask { fit_task: tasks.0, apply_task: tasks.1, input_stage: &input_stage, input_file, label: &label, positive: &self.positive, params };
+        run_batch(&task, ctxs, self)
+    }
+}
+
 /// Optimisation settings of `embed` and `fuse` (the study's: SGD, lr 0.01,
-/// momentum, weight decay, batch 32, focal loss, early stopping).
+/// momentum, weight decay, batch 32, focal loss, early stopping). The worker's
+/// `TrainConfig` (nn/src/train.rs) mirrors it field for field: the engine may
+/// not link the worker's crate (libtorch), the JSON job is the contract, and
+/// the worker refuses unknown fields, so a drift fails the CLI tests.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainSpec {
@@ -127,41 +221,8 @@ impl TrainSpec {
     }
 }
 
-/// Where and how the worker computes. Not part of cache keys except `amp`
-/// (which changes the numbers); the device used is in each node's log.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Runtime {
-    /// `auto` (CUDA when usable, else CPU), `cpu`, `cuda` or `cuda:N`.
-    #[serde(default = "default_device")]
-    pub device: String,
-    /// Half-precision autocast for inference on CUDA.
-    #[serde(default)]
-    pub amp: bool,
-    /// libtorch threads (0: libtorch's default).
-    #[serde(default)]
-    pub threads: i32,
-}
-
 fn default_device() -> String {
     "auto".into()
-}
-
-impl Default for Runtime {
-    fn default() -> Self {
-        Runtime { device: default_device(), amp: false, threads: 0 }
-    }
-}
-
-impl Runtime {
-    pub fn check(&self) -> Result<(), String> {
-        let ok = matches!(self.device.as_str(), "auto" | "cpu" | "cuda") || self.device.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok());
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("device `{}`: use auto, cpu, cuda or cuda:N", self.device))
-        }
-    }
 }
 
 /// The patient of a node, or its id.
@@ -200,21 +261,20 @@ fn fit_samples(ctx: &RunContext<'_>, input_stage: &str, file: &str, label: &str,
 }
 
 /// How a learning stage hands its nodes to the worker.
-pub struct WorkerTask<'a> {
-    pub fit_task: &'a str,
-    pub apply_task: &'a str,
+struct WorkerTask<'a> {
+    fit_task: &'a str,
+    apply_task: &'a str,
     /// The stage whose per-patient nodes hold the inputs, and the file name.
-    pub input_stage: &'a str,
-    pub input_file: &'a str,
-    pub label: &'a str,
-    pub positive: &'a str,
+    input_stage: &'a str,
+    input_file: &'a str,
+    label: &'a str,
+    positive: &'a str,
     /// The job's `params` (the worker's view of the stage).
-    pub params: Value,
-    pub runtime: &'a Runtime,
+    params: Value,
 }
 
 /// Run a batch of nodes of one stage (all fit, or all apply) in one worker.
-pub fn run_batch(task: &WorkerTask<'_>, ctxs: &mut [RunContext<'_>]) -> Vec<Result<(), StageError>> {
+fn run_batch(task: &WorkerTask<'_>, ctxs: &mut [RunContext<'_>], learner: &Learner) -> Vec<Result<(), StageError>> {
     let Some(first) = ctxs.first() else { return Vec::new() };
     let fit = first.decl.fit_on.is_some();
     let mut nodes = Vec::new();
@@ -244,9 +304,9 @@ pub fn run_batch(task: &WorkerTask<'_>, ctxs: &mut [RunContext<'_>]) -> Vec<Resu
     let ids: Vec<String> = nodes.iter().map(|n| n["id"].as_str().unwrap_or_default().to_string()).collect();
     let job = json!({
         "task": if fit { task.fit_task } else { task.apply_task },
-        "device": task.runtime.device,
-        "amp": task.runtime.amp,
-        "threads": task.runtime.threads,
+        "device": learner.device,
+        "amp": learner.amp,
+        "threads": learner.threads,
         "params": task.params,
         "nodes": nodes,
     });
