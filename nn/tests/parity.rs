@@ -9,6 +9,7 @@ use radpipe_nn::loss::focal_loss;
 use radpipe_nn::resnet::Arch;
 use radpipe_nn::train::{self, TrainConfig};
 use radpipe_nn::{gradcam, weights};
+use radpipe_nn::backbone::Backbone as _;
 use tch::nn::{ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
 
@@ -201,4 +202,20 @@ fn cuda_requested_without_cuda_is_an_error_and_auto_falls_back() {
     assert!(err.contains("0 usable CUDA device") && err.contains("device: auto"), "{err}");
     assert_eq!(radpipe_nn::device::parse("auto").unwrap(), tch::Device::Cpu);
     assert!(radpipe_nn::device::parse("gpu").is_err());
+}
+
+#[test]
+fn a_torchscript_backbone_gives_pytorchs_outputs_and_grad_cam() {
+    let _serial = serial();
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/nn");
+    let f = fixture("torchscript.safetensors");
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let model = radpipe_nn::backbone::build(&vs.root(), "torchscript", Some(&dir.join("tiny_script.pt")), 2, 0.0).unwrap();
+    assert!(!vs.variables().is_empty(), "the module's parameters are trainable variables");
+    let out = tch::no_grad(|| model.parts(&f["x"], false));
+    assert!(rel_err(&out.logits, &f["logits"]) < 1e-5, "logits");
+    assert!(rel_err(&out.pooled, &f["pooled"]) < 1e-5, "pooled activation");
+    let cam = gradcam::grad_cam(model.as_ref(), &f["x"].get(0), 1);
+    let corr = Tensor::stack(&[cam.flatten(0, -1).to_kind(Kind::Double), f["cam"].flatten(0, -1).to_kind(Kind::Double)], 0).corrcoef().double_value(&[0, 1]);
+    assert!(corr > 0.999, "Grad-CAM correlation {corr}");
 }
