@@ -9,7 +9,6 @@ use radpipe_nn::loss::focal_loss;
 use radpipe_nn::resnet::Arch;
 use radpipe_nn::train::{self, TrainConfig};
 use radpipe_nn::{gradcam, weights};
-use radpipe_nn::backbone::Backbone as _;
 use tch::nn::{ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
 
