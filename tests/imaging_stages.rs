@@ -122,6 +122,19 @@ fn an_roi_off_its_sequence_grid_is_refused_with_the_patient() {
 }
 
 #[test]
+fn an_roi_outside_its_image_is_refused_with_the_patient() {
+    let ws = workspace();
+    let mut roi = read_nifti(ws.path("images/A/roi.nii.gz")).unwrap();
+    roi.origin = [0.0, 400.0, 0.0];
+    write_nifti_as(&roi, ws.path("images/A/roi.nii.gz"), NiftiDtype::Uint8).unwrap();
+    let r = ws.run(&["p.yaml", "--keep-going"]);
+    assert_eq!(r.failed, set(&["ingest[A]"]));
+    let error = r.json["errors"][0]["error"].as_str().unwrap();
+    assert!(error.contains("patient A: the ROI `roi.nii.gz` lies outside the image `ce_t1`"), "{error}");
+    assert!(r.executed.contains("slice[B]"), "the other patient goes on");
+}
+
+#[test]
 fn nan_voxels_and_disjoint_fields_of_view_fail_their_patient_only() {
     let ws = workspace();
     let mut nan = phantom(0.0);

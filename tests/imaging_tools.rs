@@ -87,3 +87,65 @@ fn tools_report_unreadable_inputs_clearly() {
     let o = ws.radpipe(&["resample", "bad.nii.gz", "out.nii.gz", "--spacing", "1,0,1"]);
     assert_eq!(o.status.code(), Some(2), "bad arguments are usage errors");
 }
+
+/// A valid uncompressed NIfTI written by radpipe, then one header field patched.
+fn patched(ws: &Workspace, name: &str, patch: impl Fn(&mut Vec<u8>)) -> String {
+    use radpipe::imaging::{write_nifti, Volume};
+    let v = Volume::new(ndarray::Array3::from_elem((6, 5, 4), 1.0f32), [1.0, 1.0, 2.0], [0.0; 3], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]).unwrap();
+    let path = ws.path(name);
+    write_nifti(&v, &path).unwrap();
+    let mut bytes = std::fs::read(&path).unwrap();
+    patch(&mut bytes);
+    std::fs::write(&path, bytes).unwrap();
+    name.to_string()
+}
+
+fn set_i16(b: &mut [u8], at: usize, v: i16) {
+    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+}
+
+fn set_f32(b: &mut [u8], at: usize, v: f32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+#[test]
+fn bad_headers_are_refused_naming_the_file_and_the_field() {
+    let ws = Workspace::new();
+    // NIfTI-1 offsets: dim[0..8] at 40, pixdim[0..8] at 76, qform_code 252, sform_code 254.
+    let four_d = patched(&ws, "four_d.nii", |b| {
+        set_i16(b, 40, 4);
+        set_i16(b, 48, 3);
+        let data = b[352..].to_vec();
+        b.extend_from_slice(&data);
+        b.extend_from_slice(&data);
+    });
+    let zero = patched(&ws, "zero_pixdim.nii", |b| {
+        set_i16(b, 254, 0);
+        set_f32(b, 80, 0.0);
+    });
+    let negative = patched(&ws, "negative_pixdim.nii", |b| {
+        set_i16(b, 254, 0);
+        set_f32(b, 84, -1.0);
+    });
+    for (file, expect) in [
+        (four_d, "only 3D volumes are supported"),
+        (zero, "pixdim[1] = 0: the voxel size along axis 1 must be positive"),
+        (negative, "pixdim[2] = -1: the voxel size along axis 2 must be positive"),
+    ] {
+        let o = ws.radpipe(&["resample", &file, "out.nii.gz"]);
+        assert_eq!(o.status.code(), Some(1), "{file}");
+        let e = stderr(&o);
+        assert!(e.contains(&file) && e.contains(expect), "{file}: {e}");
+        assert!(!ws.path("out.nii.gz").exists(), "nothing is written for {file}");
+    }
+    // A singleton axis with pixdim 0 is fine (1 mm), as SimpleITK reads it.
+    let flat = patched(&ws, "flat.nii", |b| {
+        set_i16(b, 254, 0);
+        set_i16(b, 46, 1);
+        set_f32(b, 88, 0.0);
+        let bytes_per_voxel = i16::from_le_bytes([b[72], b[73]]) as usize / 8;
+        b.truncate(352 + 6 * 5 * bytes_per_voxel);
+    });
+    let o = ws.radpipe(&["resample", &flat, "out.nii.gz"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -12,8 +12,12 @@
 //! # Which transform is used
 //! * `sform_code > 0`: the sform (`srow_x/y/z`) - "sform preferred" (as nibabel).
 //! * else `qform_code > 0`: the quaternion qform (with `qfac = pixdim[0]`, `<0` -> -1).
-//! * neither: origin 0, identity LPS direction, spacing `|pixdim[1..4]|` (0 -> 1 mm) -
+//! * neither: origin 0, identity LPS direction, spacing `pixdim[1..4]` -
 //!   what SimpleITK 2.5 reports for such a file (nibabel instead centres the grid).
+//!
+//! Without an sform, a zero (on an axis of more than one voxel), negative or
+//! non-finite `pixdim[1..4]` is an error naming the file; a singleton axis with
+//! pixdim 0 gets 1 mm.
 //!
 //! ITK 5.4 / SimpleITK 2.5 differ (measured): they use the sform only when
 //! `sform_code == 1` (SCANNER_ANAT) or `qform_code == 0`, otherwise the qform.
@@ -207,6 +211,19 @@ pub fn read_nifti_with(path: impl AsRef<Path>, pref: XformPreference) -> Result<
             "zero-sized dimension in {:?}",
             &h.dim[..=ndim]
         )));
+    }
+    // The voxel size comes from pixdim unless the sform says otherwise: a
+    // zero, negative or non-finite pixdim of an axis with more than one voxel
+    // is refused rather than guessed.
+    if !(h.sform_code > 0) {
+        for (axis, size) in [(1usize, nx), (2, ny), (3, nz)] {
+            let p = h.pixdim[axis];
+            if !p.is_finite() || p < 0.0 || (p == 0.0 && size > 1) {
+                return Err(bad(format!(
+                    "pixdim[{axis}] = {p}: the voxel size along axis {axis} must be positive (the file has no sform to take it from)"
+                )));
+            }
+        }
     }
     let arr: ndarray::Array<f32, IxDyn> = obj
         .into_volume()

@@ -130,7 +130,9 @@ impl Ingest {
             volumes.insert(name.clone(), volume);
         }
         // Every sequence must see the same part of the body as the others.
-        let boxes: Vec<(&String, [[f64; 3]; 2])> = names.iter().map(|n| (n, physical_box(&volumes[n]))).collect();
+        // (The ROI is checked against the sequence it was drawn on below.)
+        let roi_name = self.roi.as_ref().map(|r| image_name("roi", &r.file));
+        let boxes: Vec<(&String, [[f64; 3]; 2])> = names.iter().filter(|n| Some(*n) != roi_name.as_ref()).map(|n| (n, physical_box(&volumes[n]))).collect();
         for (a, box_a) in &boxes {
             for (b, box_b) in &boxes {
                 if a < b && (0..3).any(|k| box_a[1][k] < box_b[0][k] || box_b[1][k] < box_a[0][k]) {
@@ -141,6 +143,10 @@ impl Ingest {
         if let Some(roi) = &self.roi {
             let mask = &volumes[&image_name("roi", &roi.file)];
             let on = &volumes[&image_name(&roi.on, &self.sequences[&roi.on])];
+            let (mb, ob) = (physical_box(mask), physical_box(on));
+            if (0..3).any(|k| mb[1][k] < ob[0][k] || ob[1][k] < mb[0][k]) {
+                return Err(StageError::new(format!("patient {patient}: the ROI `{}` lies outside the image `{}` (their fields of view do not overlap)", roi.file, roi.on)));
+            }
             if !mask.same_grid(on, 1e-4) {
                 return Err(StageError::new(format!("patient {patient}: the ROI `{}` is not on the grid of `{}` it is said to be drawn on", roi.file, roi.on)));
             }
