@@ -367,3 +367,131 @@ mod tests {
         std::fs::remove_file(&p).ok();
     }
 }
+
+/// Checked against an independent NumPy implementation of the module-doc rules
+/// (`tests/fixtures/generate/slice_ref.py` -> `tests/fixtures/imaging/slice_ref*.json/.f32`).
+#[cfg(test)]
+mod numpy_reference {
+    use super::*;
+    use crate::imaging::volume::Mat3;
+    use serde_json::Value;
+
+    /// Max abs difference allowed on the z-scored tensor.  Both sides interpolate in
+    /// f64 and store f32, then z-score in f64; only summation order and the final
+    /// f32 rounding differ (~1e-6), so 1e-4 absolute is ample.
+    const TENSOR_TOL: f32 = 1e-4;
+
+    fn fixture(name: &str) -> String {
+        format!(
+            "{}/tests/fixtures/imaging/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    fn f64s(v: &Value) -> Vec<f64> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|x| x.as_f64().expect("number"))
+            .collect()
+    }
+
+    fn vec3(v: &Value) -> [f64; 3] {
+        let x = f64s(v);
+        [x[0], x[1], x[2]]
+    }
+
+    fn usize3(v: &Value) -> [usize; 3] {
+        let x: Vec<usize> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
+        [x[0], x[1], x[2]]
+    }
+
+    fn array3(v: &Value, shape: (usize, usize, usize)) -> Array3<f32> {
+        let d: Vec<f32> = f64s(v).into_iter().map(|x| x as f32).collect();
+        Array3::from_shape_vec(shape, d).expect("shape")
+    }
+
+    #[test]
+    fn matches_numpy_reference() {
+        let doc: Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture("slice_ref.json")).unwrap())
+                .unwrap();
+        let cases = doc["cases"].as_array().unwrap();
+        assert!(cases.len() >= 3);
+        for case in cases {
+            let name = case["name"].as_str().unwrap();
+            let sh = usize3(&case["shape"]);
+            let shape = (sh[0], sh[1], sh[2]);
+            let dir_rows: Vec<[f64; 3]> = case["direction"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(vec3)
+                .collect();
+            let direction: Mat3 = [dir_rows[0], dir_rows[1], dir_rows[2]];
+            let v = Volume::new(
+                array3(&case["volume"], shape),
+                vec3(&case["spacing"]),
+                vec3(&case["origin"]),
+                direction,
+            )
+            .unwrap();
+            let r = v.with_data(array3(&case["roi"], shape)).unwrap();
+            let size = case["size"].as_u64().unwrap() as usize;
+            let cfg = SliceConfig {
+                size,
+                margin_mm: case["margin_mm"].as_f64().unwrap(),
+                pad_value: case["pad_value"].as_f64().unwrap() as f32,
+            };
+            let out = extract_25d(&v, &r, &cfg).unwrap();
+            let exp = &case["expected"];
+            assert_eq!(out.normal_axis, usize3(&exp["normal_axis"]), "{name}: axes");
+            assert_eq!(
+                out.slice_index,
+                usize3(&exp["slice_index"]),
+                "{name}: slices"
+            );
+            assert_eq!(out.roi_area, usize3(&exp["roi_area"]), "{name}: areas");
+            for (ch, c) in exp["crop"].as_array().unwrap().iter().enumerate() {
+                let want = f64s(c);
+                for q in 0..4 {
+                    assert!(
+                        (out.crop[ch][q] - want[q]).abs() < 1e-9,
+                        "{name}: crop ch {ch}: {:?} vs {want:?}",
+                        out.crop[ch]
+                    );
+                }
+            }
+            let want: Vec<f32> = if let Some(f) = exp["tensor_f32le"].as_str() {
+                std::fs::read(fixture(f))
+                    .unwrap()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect()
+            } else {
+                f64s(&exp["tensor"]).into_iter().map(|x| x as f32).collect()
+            };
+            assert_eq!(want.len(), 3 * size * size, "{name}: tensor length");
+            assert_eq!(out.data.dim(), (3, size, size));
+            let (mut max, mut at) = (0.0f32, 0usize);
+            for (i, (a, b)) in out.data.iter().zip(&want).enumerate() {
+                let d = (a - b).abs();
+                if d > max || d.is_nan() {
+                    (max, at) = (d, i);
+                }
+            }
+            assert!(
+                max < TENSOR_TOL,
+                "{name}: max abs diff {max} at flat index {at} (ch {}, row {}, col {})",
+                at / (size * size),
+                (at / size) % size,
+                at % size
+            );
+        }
+    }
+}
