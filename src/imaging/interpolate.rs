@@ -107,6 +107,48 @@ impl Sampler {
         v
     }
 
+    /// Linear interpolation of this buffer and of `others` (same shape, e.g.
+    /// gradient components) at `ci` with one set of weights; `None` outside.
+    /// Each value equals what `sample` gives for a linear sampler of that buffer.
+    pub fn linear_with<const N: usize>(&self, others: &[&Array3<f32>; N], ci: &[f64; 3]) -> Option<(f64, [f64; N])> {
+        if !self.inside(ci) {
+            return None;
+        }
+        let mut lo = [0usize; 3];
+        let mut hi = [0usize; 3];
+        let mut f = [0.0f64; 3];
+        for a in 0..3 {
+            let b = ci[a].floor();
+            f[a] = ci[a] - b;
+            let last = self.n[a] as i64 - 1;
+            let b = b as i64;
+            lo[a] = b.clamp(0, last) as usize;
+            hi[a] = (b + 1).clamp(0, last) as usize;
+        }
+        let s = self.data.as_slice().expect("standard layout");
+        let o: [&[f32]; N] = std::array::from_fn(|q| others[q].as_slice().expect("standard layout"));
+        let (n1, n2) = (self.n[1], self.n[2]);
+        let mut v = 0.0;
+        let mut w_out = [0.0f64; N];
+        for (di, wi) in [(lo[0], 1.0 - f[0]), (hi[0], f[0])] {
+            if wi == 0.0 {
+                continue;
+            }
+            for (dj, wj) in [(lo[1], 1.0 - f[1]), (hi[1], f[1])] {
+                if wj == 0.0 {
+                    continue;
+                }
+                let w = wi * wj;
+                let (a, b) = ((di * n1 + dj) * n2 + lo[2], (di * n1 + dj) * n2 + hi[2]);
+                v += w * ((1.0 - f[2]) * s[a] as f64 + f[2] * s[b] as f64);
+                for q in 0..N {
+                    w_out[q] += w * ((1.0 - f[2]) * o[q][a] as f64 + f[2] * o[q][b] as f64);
+                }
+            }
+        }
+        Some((v, w_out))
+    }
+
     fn bspline(&self, ci: &[f64; 3]) -> f64 {
         let mut idx = [[0usize; 4]; 3];
         let mut w = [[0.0f64; 4]; 3];

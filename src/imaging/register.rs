@@ -226,7 +226,8 @@ pub fn shrink(v: &Volume, f: usize) -> Result<Volume> {
 struct MovingLevel {
     vol: Volume,
     sampler: Sampler,
-    grad: [Sampler; 3],
+    /// Index-space gradient components, sampled with the image's weights.
+    grad: [Array3<f32>; 3],
     p2i: Mat3,
     i2p_t_inv: Mat3, // physical gradient = P^T · index gradient
 }
@@ -256,17 +257,11 @@ impl MovingLevel {
         }
         let p2i = vol.physical_to_index_matrix();
         let sampler = Sampler::new(&vol.data, Interpolator::Linear);
-        let [g0, g1, g2] = g;
-        let grad = [
-            Sampler::new(&g0, Interpolator::Linear),
-            Sampler::new(&g1, Interpolator::Linear),
-            Sampler::new(&g2, Interpolator::Linear),
-        ];
         MovingLevel {
             i2p_t_inv: mat_transpose(&p2i),
             p2i,
             sampler,
-            grad,
+            grad: g,
             vol,
         }
     }
@@ -317,11 +312,11 @@ struct Partial {
     count: usize,
 }
 
-fn jacobian(t: &Transform, x: &Vec3, out: &mut [Vec3]) {
+/// The parts of the transform's Jacobian that do not depend on the point:
+/// for Euler 3D the derivatives of the rotation matrix by each angle.
+fn rotation_derivatives(t: &Transform) -> [Mat3; 3] {
     match t {
-        Transform::Identity => {}
-        Transform::Euler3d { center, angles, .. } => {
-            let d = [x[0] - center[0], x[1] - center[1], x[2] - center[2]];
+        Transform::Euler3d { angles, .. } => {
             let (sx, cx) = angles[0].sin_cos();
             let (sy, cy) = angles[1].sin_cos();
             let (sz, cz) = angles[2].sin_cos();
@@ -331,9 +326,21 @@ fn jacobian(t: &Transform, x: &Vec3, out: &mut [Vec3]) {
             let drx = [[0.0, 0.0, 0.0], [0.0, -sx, -cx], [0.0, cx, -sx]];
             let dry = [[-sy, 0.0, cy], [0.0, 0.0, 0.0], [-cy, 0.0, -sy]];
             let drz = [[-sz, -cz, 0.0], [cz, -sz, 0.0], [0.0, 0.0, 0.0]];
-            out[0] = mat_vec(&mat_mul(&rz, &mat_mul(&drx, &ry)), &d);
-            out[1] = mat_vec(&mat_mul(&rz, &mat_mul(&rx, &dry)), &d);
-            out[2] = mat_vec(&mat_mul(&drz, &mat_mul(&rx, &ry)), &d);
+            [mat_mul(&rz, &mat_mul(&drx, &ry)), mat_mul(&rz, &mat_mul(&rx, &dry)), mat_mul(&drz, &mat_mul(&rx, &ry))]
+        }
+        _ => [[[0.0; 3]; 3]; 3],
+    }
+}
+
+/// d(mapped point)/d(parameter) at `x`; `dr` from `rotation_derivatives`.
+fn jacobian(t: &Transform, dr: &[Mat3; 3], x: &Vec3, out: &mut [Vec3]) {
+    match t {
+        Transform::Identity => {}
+        Transform::Euler3d { center, .. } => {
+            let d = [x[0] - center[0], x[1] - center[1], x[2] - center[2]];
+            out[0] = mat_vec(&dr[0], &d);
+            out[1] = mat_vec(&dr[1], &d);
+            out[2] = mat_vec(&dr[2], &d);
             out[3] = [1.0, 0.0, 0.0];
             out[4] = [0.0, 1.0, 0.0];
             out[5] = [0.0, 0.0, 1.0];
@@ -365,6 +372,7 @@ fn metric_and_gradient(
     let np = t.parameters().len();
     let b = hist.bins;
     let map = t.to_affine_map();
+    let dr = rotation_derivatives(t);
     let chunk = 4096.max(samples.len().div_ceil(64));
     let partials: Vec<Partial> = samples
         .par_chunks(chunk)
@@ -389,7 +397,7 @@ fn metric_and_gradient(
                         y[2] - moving.vol.origin[2],
                     ],
                 );
-                let Some(m) = moving.sampler.sample(&ci) else {
+                let Some((m, gi)) = moving.sampler.linear_with(&[&moving.grad[0], &moving.grad[1], &moving.grad[2]], &ci) else {
                     continue;
                 };
                 p.count += 1;
@@ -397,13 +405,8 @@ fn metric_and_gradient(
                 let row = s.fixed_bin * b;
                 let mut dterm = [0.0f64; 12];
                 if want_grad {
-                    let gi = [
-                        moving.grad[0].sample(&ci).unwrap_or(0.0),
-                        moving.grad[1].sample(&ci).unwrap_or(0.0),
-                        moving.grad[2].sample(&ci).unwrap_or(0.0),
-                    ];
                     let gp = mat_vec(&moving.i2p_t_inv, &gi);
-                    jacobian(t, &s.point, &mut jac);
+                    jacobian(t, &dr, &s.point, &mut jac);
                     for q in 0..np {
                         dterm[q] = (gp[0] * jac[q][0] + gp[1] * jac[q][1] + gp[2] * jac[q][2])
                             / hist.moving_bin_size;
