@@ -11,7 +11,7 @@ RADPIPE := $(TARGET_DIR)/debug/radpipe
 TORCH_VENV := $(RADPIPE_CACHE)/torch
 WITH_LIBTORCH = LIBTORCH="$$(sh nn/libtorch.sh $(TORCH_VENV))"
 
-.PHONY: build test demo example schema venv fixtures nn-fixtures bench-venv bench bench-imaging bench-stats bench-synth bench-nn bench-learning bench-imaging-512 gpu-carry clean-demo
+.PHONY: build test demo example schema venv fixtures nn-fixtures bench-venv bench bench-imaging bench-stats bench-synth bench-nn bench-learning bench-imaging-512 bench-register-512 gpu-carry clean-demo
 
 # Both binaries: radpipe (never links libtorch) and the radpipe-nn worker.
 build:
@@ -67,6 +67,10 @@ bench-imaging: venv
 # Clinical-size B-spline resampling vs SimpleITK (512x512x24 @0.43x0.43x5.5 mm), peak RSS.
 bench-imaging-512: build venv
 	$(VENV)/bin/python benches/resample_512.py --radpipe $(RADPIPE)
+
+# Rigid registration of a clinical-size pair vs SimpleITK's standard recipe, with TRE.
+bench-register-512: build venv
+	$(VENV)/bin/python benches/register_512.py --radpipe $(RADPIPE)
 
 bench-stats: venv
 	bash benches/stats.sh $(VENV)/bin/python

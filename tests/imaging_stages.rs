@@ -122,6 +122,19 @@ fn an_roi_off_its_sequence_grid_is_refused_with_the_patient() {
 }
 
 #[test]
+fn an_empty_roi_is_refused_with_the_patient() {
+    let ws = workspace();
+    let mut roi = read_nifti(ws.path("images/B/roi.nii.gz")).unwrap();
+    roi.data.fill(0.0);
+    write_nifti_as(&roi, ws.path("images/B/roi.nii.gz"), NiftiDtype::Uint8).unwrap();
+    let r = ws.run(&["p.yaml", "--keep-going"]);
+    assert_eq!(r.failed, set(&["ingest[B]"]));
+    let error = r.json["errors"][0]["error"].as_str().unwrap();
+    assert!(error.contains("patient B: the ROI `roi.nii.gz` is empty"), "{error}");
+    assert!(r.executed.contains("slice[A]"), "the other patient goes on");
+}
+
+#[test]
 fn an_roi_outside_its_image_is_refused_with_the_patient() {
     let ws = workspace();
     let mut roi = read_nifti(ws.path("images/A/roi.nii.gz")).unwrap();

@@ -127,7 +127,18 @@ fn bad_headers_are_refused_naming_the_file_and_the_field() {
         set_i16(b, 254, 0);
         set_f32(b, 84, -1.0);
     });
+    let magic = patched(&ws, "wrong_magic.nii", |b| b[344..348].copy_from_slice(b"ni2\0"));
+    let truncated_gz = {
+        use radpipe::imaging::{write_nifti, Volume};
+        let v = Volume::new(ndarray::Array3::from_shape_fn((30, 30, 10), |(i, j, k)| (i * 7 + j * 3 + k) as f32), [1.0; 3], [0.0; 3], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]).unwrap();
+        write_nifti(&v, ws.path("cut.nii.gz")).unwrap();
+        let bytes = std::fs::read(ws.path("cut.nii.gz")).unwrap();
+        std::fs::write(ws.path("cut.nii.gz"), &bytes[..bytes.len() / 2]).unwrap();
+        "cut.nii.gz".to_string()
+    };
     for (file, expect) in [
+        (magic, ""),
+        (truncated_gz, ""),
         (four_d, "only 3D volumes are supported"),
         (zero, "pixdim[1] = 0: the voxel size along axis 1 must be positive"),
         (negative, "pixdim[2] = -1: the voxel size along axis 2 must be positive"),
