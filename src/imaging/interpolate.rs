@@ -80,40 +80,19 @@ impl Sampler {
     }
 
     fn linear(&self, ci: &[f64; 3]) -> f64 {
-        let mut lo = [0usize; 3];
-        let mut hi = [0usize; 3];
-        let mut f = [0.0f64; 3];
-        for a in 0..3 {
-            let b = ci[a].floor();
-            f[a] = ci[a] - b;
-            let last = self.n[a] as i64 - 1;
-            let b = b as i64;
-            lo[a] = b.clamp(0, last) as usize;
-            hi[a] = (b + 1).clamp(0, last) as usize;
-        }
-        let mut v = 0.0;
-        for (di, wi) in [(lo[0], 1.0 - f[0]), (hi[0], f[0])] {
-            if wi == 0.0 {
-                continue;
-            }
-            for (dj, wj) in [(lo[1], 1.0 - f[1]), (hi[1], f[1])] {
-                if wj == 0.0 {
-                    continue;
-                }
-                let w = wi * wj;
-                v += w * ((1.0 - f[2]) * self.at(di, dj, lo[2]) + f[2] * self.at(di, dj, hi[2]));
-            }
-        }
-        v
+        self.linear_many::<0>(&[], ci).0
     }
 
     /// Linear interpolation of this buffer and of `others` (same shape, e.g.
     /// gradient components) at `ci` with one set of weights; `None` outside.
     /// Each value equals what `sample` gives for a linear sampler of that buffer.
     pub fn linear_with<const N: usize>(&self, others: &[&Array3<f32>; N], ci: &[f64; 3]) -> Option<(f64, [f64; N])> {
-        if !self.inside(ci) {
-            return None;
-        }
+        self.inside(ci).then(|| self.linear_many(others, ci))
+    }
+
+    /// Trilinear weights at `ci` (indices clamped to the buffer) applied to
+    /// this buffer and to `others`.
+    fn linear_many<const N: usize>(&self, others: &[&Array3<f32>; N], ci: &[f64; 3]) -> (f64, [f64; N]) {
         let mut lo = [0usize; 3];
         let mut hi = [0usize; 3];
         let mut f = [0.0f64; 3];
@@ -146,7 +125,7 @@ impl Sampler {
                 }
             }
         }
-        Some((v, w_out))
+        (v, w_out)
     }
 
     fn bspline(&self, ci: &[f64; 3]) -> f64 {
