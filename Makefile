@@ -39,9 +39,10 @@ schema:
 
 # Reference tools for fixtures (pinned); never needed to run radpipe.
 venv: $(VENV)/.done
-$(VENV)/.done: tests/fixtures/generate/requirements.txt
+$(VENV)/.done: tests/fixtures/generate/requirements.txt tests/fixtures/generate/requirements-nodeps.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r tests/fixtures/generate/requirements.txt
+	$(VENV)/bin/pip install -q --no-deps -r tests/fixtures/generate/requirements-nodeps.txt
 	touch $@
 
 fixtures: venv nn-fixtures
