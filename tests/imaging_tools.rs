@@ -86,6 +86,10 @@ fn tools_report_unreadable_inputs_clearly() {
     assert!(stderr(&o).contains("bad.nii.gz"), "{}", stderr(&o));
     let o = ws.radpipe(&["resample", "bad.nii.gz", "out.nii.gz", "--spacing", "1,0,1"]);
     assert_eq!(o.status.code(), Some(2), "bad arguments are usage errors");
+    for bad in [["--shrink", "4,2"], ["--sampling", "0"], ["--smoothing-mm", "2,-1,0"]] {
+        let o = ws.radpipe(&["register", "bad.nii.gz", "bad.nii.gz", "t.json", bad[0], bad[1]]);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", stderr(&o));
+    }
 }
 
 /// A valid uncompressed NIfTI written by radpipe, then one header field patched.

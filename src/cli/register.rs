@@ -30,12 +30,33 @@ pub struct Args {
     /// Seed of the metric's voxel sampling.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Pyramid shrink factors, coarse to fine.
+    #[arg(long, value_delimiter = ',', default_value = "4,2,1")]
+    shrink: Vec<usize>,
+    /// Gaussian smoothing per pyramid level, mm (one per shrink factor).
+    #[arg(long, value_delimiter = ',', default_value = "2,1,0")]
+    smoothing_mm: Vec<f64>,
+    /// Share of the fixed image's voxels sampled by the metric, in (0, 1].
+    #[arg(long, default_value_t = 0.25)]
+    sampling: f64,
+    /// Most optimiser iterations per level.
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
 }
 
 /// Rigid (or affine) registration by Mattes mutual information: multi-resolution
-/// (shrink 4,2,1; smoothing 2,1,0 mm), centred-geometry start, regular-step
-/// gradient descent with physical-shift scaling.
+/// (default shrink 4,2,1 with smoothing 2,1,0 mm), centred-geometry start,
+/// regular-step gradient descent with physical-shift scaling. Exit 2 for
+/// invalid options, 1 when an input cannot be read or registration fails.
 pub fn run(args: Args) -> ExitCode {
+    if args.shrink.is_empty() || args.shrink.len() != args.smoothing_mm.len() || args.shrink.contains(&0) || args.smoothing_mm.iter().any(|s| !(*s >= 0.0)) {
+        eprintln!("error: --shrink and --smoothing-mm need one positive factor and one non-negative sigma per level (got {:?} and {:?})", args.shrink, args.smoothing_mm);
+        return ExitCode::from(super::EXIT_INVALID);
+    }
+    if !(args.sampling > 0.0 && args.sampling <= 1.0) || args.iterations == 0 {
+        eprintln!("error: --sampling must be in (0, 1] and --iterations at least 1");
+        return ExitCode::from(super::EXIT_INVALID);
+    }
     let result = (|| -> Result<(), String> {
         let fixed = read_nifti(&args.fixed).map_err(|e| e.to_string())?;
         let moving = read_nifti(&args.moving).map_err(|e| e.to_string())?;
@@ -43,6 +64,10 @@ pub fn run(args: Args) -> ExitCode {
             transform: if args.affine { TransformKind::Affine } else { TransformKind::Euler3d },
             bins: args.bins,
             seed: args.seed,
+            shrink_factors: args.shrink.clone(),
+            smoothing_sigmas_mm: args.smoothing_mm.clone(),
+            sampling_fraction: args.sampling,
+            max_iterations: args.iterations,
             ..RegistrationConfig::default()
         };
         let r = register(&fixed, &moving, &config).map_err(|e| e.to_string())?;
