@@ -278,11 +278,7 @@ fn execute(plan: &Plan, store: &Store, jobs: Vec<Job>) -> Vec<(usize, Result<Exe
                 RunContext { workspace: &plan.workspace, node_id: &node.id, key: &p.key, decl: &node.decl, inputs: &p.inputs, out_dir: &p.out_dir, log: &mut p.log }
             })
             .collect();
-        if stage.batched() {
-            stage.run_batch(&mut ctxs)
-        } else {
-            ctxs.iter_mut().map(|c| stage.run(c)).collect()
-        }
+        stage.run_batch(&mut ctxs)
     };
     // A batch shares its time among its nodes.
     let duration_s = started.elapsed().as_secs_f64() / prepared.len() as f64;

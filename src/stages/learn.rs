@@ -4,7 +4,8 @@
 //!
 //! A fit node learns from the training partition only: its per-patient inputs
 //! are those of the split's training patients, and its labels come from the
-//! split's `partition.csv` (the stratification column), so that changing,
+//! split's `partition.csv` (which holds the ingest label and the
+//! stratification column), so that changing,
 //! growing or swapping a validation cohort never retrains. Apply nodes (one per
 //! patient) read the fit node's files.
 
@@ -135,13 +136,47 @@ impl Learner {
             })
     }
 
-    /// Run a batch of this stage's nodes in one worker.
+    /// Run a batch of this stage's nodes (all fit, or all apply) in one
+    /// worker: `tasks` are the worker's (fit, apply) task names, `input_file`
+    /// the per-patient file of the input stage, `params` the worker's view of
+    /// the stage.
     pub fn run_worker(&self, ctxs: &mut [RunContext<'_>], tasks: (&str, &str), input_file: &str, params: Value) -> Vec<Result<(), StageError>> {
         let Some(first) = ctxs.first() else { return Vec::new() };
+        let fit = first.decl.fit_on.is_some();
         let label = first.decl.params["label"].as_str().unwrap_or_default().to_string();
         let input_stage = self.input.refs()[0].stage.clone();
-        let task = WorkerTask { fit_task: tasks.0, apply_task: tasks.1, input_stage: &input_stage, input_file, label: &label, positive: &self.positive, params };
-        run_batch(&task, ctxs, self)
+        let mut nodes = Vec::new();
+        let mut prepared: Vec<Result<(), StageError>> = Vec::new();
+        for ctx in ctxs.iter() {
+            let node = if fit {
+                fit_samples(ctx, &input_stage, input_file, &label, &self.positive).map(|samples| json!({ "id": ctx.node_id, "out_dir": ctx.out_dir, "samples": samples }))
+            } else {
+                apply_node(ctx, &input_stage, input_file)
+            };
+            match node {
+                Ok(n) => {
+                    nodes.push(n);
+                    prepared.push(Ok(()));
+                }
+                Err(e) => prepared.push(Err(e)),
+            }
+        }
+        let ids: Vec<String> = nodes.iter().map(|n| n["id"].as_str().unwrap_or_default().to_string()).collect();
+        let job = json!({
+            "task": if fit { tasks.0 } else { tasks.1 },
+            "device": self.device,
+            "amp": self.amp,
+            "threads": self.threads,
+            "params": params,
+            "nodes": nodes,
+        });
+        let mut outcomes = if ids.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            let mut logs: Vec<&mut dyn std::io::Write> = ctxs.iter_mut().zip(&prepared).filter(|(_, p)| p.is_ok()).map(|(c, _)| &mut *c.log as &mut dyn std::io::Write).collect();
+            worker::run(&job, &ids, &mut logs).into_iter()
+        };
+        prepared.into_iter().map(|p| p.and_then(|()| outcomes.next().expect("one outcome per node").map_err(StageError::new))).collect()
     }
 }
 
@@ -225,18 +260,13 @@ fn default_device() -> String {
     "auto".into()
 }
 
-/// The patient of a node, or its id.
-fn patient(ctx: &RunContext<'_>) -> String {
-    ctx.decl.item.as_ref().map(|i| i.id.clone()).unwrap_or_else(|| ctx.node_id.to_string())
-}
-
 /// One input file of a patient's node of `stage`.
 fn file_of<'a>(input: &'a InputArtifact, name: &str) -> Option<&'a std::path::PathBuf> {
     input.files.iter().find(|(n, _)| n == name).map(|(_, p)| p)
 }
 
 /// A fit node's samples: each training patient's `file`, with the label read
-/// from the split's `partition.csv` (column `label`, `positive` counts as 1).
+/// from column `label` of the split's `partition.csv` (`positive` counts as 1).
 fn fit_samples(ctx: &RunContext<'_>, input_stage: &str, file: &str, label: &str, positive: &str) -> Result<Vec<Value>, StageError> {
     let split = &ctx.decl.fit_on.as_ref().expect("a fit node").split;
     let partition = ctx
@@ -246,7 +276,7 @@ fn fit_samples(ctx: &RunContext<'_>, input_stage: &str, file: &str, label: &str,
         .and_then(|i| file_of(i, "partition.csv"))
         .ok_or_else(|| StageError::new(format!("`{}`: the partition of `{split}` is missing", ctx.node_id)))?;
     let text = std::fs::read_to_string(partition).map_err(|e| StageError::new(format!("{}: {e}", partition.display())))?;
-    let labels = super::split::read_partition_column(&text, label).map_err(|e| StageError::new(format!("`{}`: {e}; set `label:` to the column the split is stratified by", ctx.node_id)))?;
+    let labels = super::split::read_partition_column(&text, label).map_err(|e| StageError::new(format!("`{}`: {e}; set `label:` to one of its label columns", ctx.node_id)))?;
     let mut samples = Vec::new();
     for input in ctx.inputs.iter().filter(|i| i.stage == input_stage && i.item.is_some()) {
         let id = &input.item.as_ref().expect("per-patient").id;
@@ -260,61 +290,16 @@ fn fit_samples(ctx: &RunContext<'_>, input_stage: &str, file: &str, label: &str,
     Ok(samples)
 }
 
-/// How a learning stage hands its nodes to the worker.
-struct WorkerTask<'a> {
-    fit_task: &'a str,
-    apply_task: &'a str,
-    /// The stage whose per-patient nodes hold the inputs, and the file name.
-    input_stage: &'a str,
-    input_file: &'a str,
-    label: &'a str,
-    positive: &'a str,
-    /// The job's `params` (the worker's view of the stage).
-    params: Value,
-}
-
-/// Run a batch of nodes of one stage (all fit, or all apply) in one worker.
-fn run_batch(task: &WorkerTask<'_>, ctxs: &mut [RunContext<'_>], learner: &Learner) -> Vec<Result<(), StageError>> {
-    let Some(first) = ctxs.first() else { return Vec::new() };
-    let fit = first.decl.fit_on.is_some();
-    let mut nodes = Vec::new();
-    let mut prepared: Vec<Result<(), StageError>> = Vec::new();
-    for ctx in ctxs.iter() {
-        let node = if fit {
-            fit_samples(ctx, task.input_stage, task.input_file, task.label, task.positive).map(|samples| json!({ "id": ctx.node_id, "out_dir": ctx.out_dir, "samples": samples }))
-        } else {
-            let stage = ctx.node_id.split('[').next().unwrap_or_default();
-            let me = patient(ctx);
-            let own = ctx.inputs.iter().find(|i| i.stage == task.input_stage && i.item.is_some()).and_then(|i| file_of(i, task.input_file));
-            let model: Vec<&std::path::PathBuf> = ctx.inputs.iter().filter(|i| i.node == format!("{stage}.fit")).flat_map(|i| i.files.iter().map(|(_, p)| p)).collect();
-            match own {
-                Some(path) if !model.is_empty() => Ok(json!({ "id": ctx.node_id, "out_dir": ctx.out_dir, "samples": [{ "patient": me, "file": path }], "model": model })),
-                Some(_) => Err(StageError::new(format!("patient {me}: the fitted model of `{stage}` is missing"))),
-                None => Err(StageError::new(format!("patient {me}: `{}` wrote no {}", task.input_stage, task.input_file))),
-            }
-        };
-        match node {
-            Ok(n) => {
-                nodes.push(n);
-                prepared.push(Ok(()));
-            }
-            Err(e) => prepared.push(Err(e)),
-        }
+/// An apply node's job entry: its patient's input file and the fit node's files.
+fn apply_node(ctx: &RunContext<'_>, input_stage: &str, input_file: &str) -> Result<Value, StageError> {
+    let stage = ctx.node_id.split('[').next().unwrap_or_default();
+    let me = ctx.decl.item.as_ref().map(|i| i.id.clone()).unwrap_or_else(|| ctx.node_id.to_string());
+    let own = ctx.inputs.iter().find(|i| i.stage == input_stage && i.item.is_some()).and_then(|i| file_of(i, input_file));
+    let fit_node = format!("{stage}.fit");
+    let model: Vec<&std::path::PathBuf> = ctx.inputs.iter().filter(|i| i.node == fit_node).flat_map(|i| i.files.iter().map(|(_, p)| p)).collect();
+    match own {
+        Some(path) if !model.is_empty() => Ok(json!({ "id": ctx.node_id, "out_dir": ctx.out_dir, "samples": [{ "patient": me, "file": path }], "model": model })),
+        Some(_) => Err(StageError::new(format!("patient {me}: the fitted model of `{stage}` is missing"))),
+        None => Err(StageError::new(format!("patient {me}: `{input_stage}` wrote no {input_file}"))),
     }
-    let ids: Vec<String> = nodes.iter().map(|n| n["id"].as_str().unwrap_or_default().to_string()).collect();
-    let job = json!({
-        "task": if fit { task.fit_task } else { task.apply_task },
-        "device": learner.device,
-        "amp": learner.amp,
-        "threads": learner.threads,
-        "params": task.params,
-        "nodes": nodes,
-    });
-    let mut outcomes = if ids.is_empty() {
-        Vec::new().into_iter()
-    } else {
-        let mut logs: Vec<&mut dyn std::io::Write> = ctxs.iter_mut().zip(&prepared).filter(|(_, p)| p.is_ok()).map(|(c, _)| &mut *c.log as &mut dyn std::io::Write).collect();
-        worker::run(&job, &ids, &mut logs).into_iter()
-    };
-    prepared.into_iter().map(|p| p.and_then(|()| outcomes.next().expect("one outcome per node").map_err(StageError::new))).collect()
 }
