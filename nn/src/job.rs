@@ -320,25 +320,43 @@ fn embed_apply<W: Write>(p: &EmbedParams, dev: Device, job: &Job, progress: &mut
         let model = backbone::build(&vs.root(), &p.backbone, p.weights.as_deref(), 2, p.dropout)?;
         weights::load(&mut vs, model_file(first, &format!("{seq}.safetensors"))?, &[])?;
         progress.message(&first.id, format!("{seq}: model loaded; {} patients", job.nodes.len()));
+        // This sequence's image of every node still in the running.
+        let mut rows: Vec<(usize, Tensor)> = Vec::new();
         for (k, node) in job.nodes.iter().enumerate() {
-            let Ok((features, scores)) = &mut results[k] else { continue };
-            let image = match inputs[k].as_ref().map_err(|e| Error::new(e.to_string())).and_then(|i| i.get(&node.samples, 0, seq)) {
-                Ok(t) => t,
-                Err(e) => {
-                    results[k] = Err(e);
-                    continue;
+            if results[k].is_err() {
+                continue;
+            }
+            match inputs[k].as_ref().map_err(|e| Error::new(e.to_string())).and_then(|i| i.get(&node.samples, 0, seq)) {
+                Ok(t) if rows.first().is_none_or(|(_, r)| r.size() == t.size()) => rows.push((k, t)),
+                Ok(t) => results[k] = Err(Error::new(format!("patient {}: `{seq}` has shape {:?}, the other patients {:?}", node.samples[0].patient, t.size(), rows[0].1.size()))),
+                Err(e) => results[k] = Err(e),
+            }
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        // Features and scores in batches; Grad-CAM needs gradients, one image at a time.
+        let (features, probs) = embed_rows(model.as_ref(), &Tensor::stack(&rows.iter().map(|(_, t)| t.shallow_clone()).collect::<Vec<_>>(), 0), dev, job.amp);
+        for (r, (k, image)) in rows.iter().enumerate() {
+            let node = &job.nodes[*k];
+            let written = (|| -> Result<(), Error> {
+                if p.gradcam {
+                    let cam = gradcam::grad_cam(model.as_ref(), &image.to_device(dev), 1).to(Device::Cpu);
+                    let dir = node.out_dir.join("gradcam");
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
+                    for (c, plane) in PLANES.iter().enumerate() {
+                        gradcam::write_overlay(&image.get(c as i64), &cam, &dir.join(format!("{seq}_{plane}.png")), 0.4)?;
+                    }
                 }
-            };
-            let (feature, prob) = embed_rows(model.as_ref(), &image.unsqueeze(0), dev, job.amp);
-            features.insert(seq.clone(), feature.get(0));
-            scores.insert(seq.clone(), json!(prob[0]));
-            if p.gradcam {
-                let cam = gradcam::grad_cam(model.as_ref(), &image.to_device(dev), 1).to(Device::Cpu);
-                let dir = node.out_dir.join("gradcam");
-                std::fs::create_dir_all(&dir).map_err(|e| Error::new(format!("{}: {e}", dir.display())))?;
-                for (c, plane) in PLANES.iter().enumerate() {
-                    gradcam::write_overlay(&image.get(c as i64), &cam, &dir.join(format!("{seq}_{plane}.png")), 0.4)?;
+                Ok(())
+            })();
+            match (written, &mut results[*k]) {
+                (Ok(()), Ok((f, sc))) => {
+                    f.insert(seq.clone(), features.get(r as i64));
+                    sc.insert(seq.clone(), json!(probs[r]));
                 }
+                (Err(e), slot) => *slot = Err(e),
+                (Ok(()), Err(_)) => {}
             }
         }
     }
