@@ -30,7 +30,7 @@ use super::{InputRef, NodeDecl, RunContext, Stage, StageError};
 use crate::engine::diagnostics::{Diagnostic, Diagnostics};
 use crate::engine::plan::PlanContext;
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Fine-tune a ResNet per sequence on the training partition; features, scores and Grad-CAM per patient.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
