@@ -2,10 +2,21 @@
 //! concatenated along the channel dimension, standardised with the training
 //! mean and deviation, cut into patches of `patch` values (tokens), embedded
 //! linearly, given a learned positional embedding (and a learned CLS token when
-//! `pool = cls`), passed through a post-norm transformer encoder (PyTorch's
-//! `nn.TransformerEncoderLayer` with `norm_first=False`, ReLU, `batch_first`),
-//! pooled (mean of the tokens, or the CLS token) and classified by an MLP head;
-//! softmax gives the DLS.
+//! `pool = cls`), passed through a transformer encoder (PyTorch's
+//! `nn.TransformerEncoderLayer`, ReLU, `batch_first`; `norm = post`:
+//! `norm_first=False`, the original transformer; `norm = pre`:
+//! `norm_first=True` and a final `nn.LayerNorm` given to `nn.TransformerEncoder`
+//! as `norm`), pooled (`mean` of the tokens, the `cls` token, or `flatten`: the
+//! tokens concatenated, so the head sees which patch carried what) and
+//! classified by an MLP head; softmax gives the DLS.
+//!
+//! Why `flatten` and `pre` exist: the study's description (patches, mean
+//! pooling) leaves a shared patch embedding whose mean over tokens mixes the
+//! same position of every patch; on the `demo` cohorts (84 training rows) a
+//! post-norm, mean-pooled encoder did not even fit the training rows' label
+//! while a logistic regression on the same PCA scores reached 0.85 internal
+//! AUC; pre-norm with flatten pooling keeps each token's magnitude and place
+//! (BENCHMARKS.md, "Does the DLS learn?").
 //!
 //! Parameter names are those of this PyTorch module, so weights move both ways
 //! unchanged (`tests/fixtures/generate/nn.py` builds it):
@@ -42,8 +53,15 @@ pub struct FusionConfig {
     pub hidden: i64,
     pub classes: i64,
     pub dropout: f64,
-    /// `mean` or `cls`.
+    /// `mean`, `cls` or `flatten`.
     pub pool: String,
+    /// `post` (PyTorch's default) or `pre` (norm first, final LayerNorm).
+    #[serde(default = "post")]
+    pub norm: String,
+}
+
+fn post() -> String {
+    "post".into()
 }
 
 impl FusionConfig {
@@ -58,8 +76,11 @@ impl FusionConfig {
         if self.heads <= 0 || self.d_model % self.heads != 0 {
             return Err(format!("d_model {} is not a multiple of {} heads", self.d_model, self.heads));
         }
-        if self.pool != "mean" && self.pool != "cls" {
-            return Err(format!("pool `{}`: use `mean` or `cls`", self.pool));
+        if !["mean", "cls", "flatten"].contains(&self.pool.as_str()) {
+            return Err(format!("pool `{}`: use `mean`, `cls` or `flatten`", self.pool));
+        }
+        if self.norm != "post" && self.norm != "pre" {
+            return Err(format!("norm `{}`: use `post` or `pre`", self.norm));
         }
         Ok(())
     }
@@ -76,6 +97,7 @@ struct EncoderLayer {
     norm2: nn::LayerNorm,
     heads: i64,
     dropout: f64,
+    norm_first: bool,
 }
 
 impl EncoderLayer {
@@ -94,6 +116,7 @@ impl EncoderLayer {
             norm2: nn::layer_norm(p / "norm2", vec![d], Default::default()),
             heads: c.heads,
             dropout: c.dropout,
+            norm_first: c.norm == "pre",
         }
     }
 
@@ -108,10 +131,18 @@ impl EncoderLayer {
         weights.matmul(&v).transpose(1, 2).reshape([b, t, d]).apply(&self.out_proj)
     }
 
+    fn feed_forward(&self, x: &Tensor, train: bool) -> Tensor {
+        x.apply(&self.linear1).relu().dropout(self.dropout, train).apply(&self.linear2).dropout(self.dropout, train)
+    }
+
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let x = (x + self.attention(x, train).dropout(self.dropout, train)).apply(&self.norm1);
-        let ff = x.apply(&self.linear1).relu().dropout(self.dropout, train).apply(&self.linear2);
-        (&x + ff.dropout(self.dropout, train)).apply(&self.norm2)
+        if self.norm_first {
+            let x = x + self.attention(&x.apply(&self.norm1), train).dropout(self.dropout, train);
+            &x + self.feed_forward(&x.apply(&self.norm2), train)
+        } else {
+            let x = (x + self.attention(x, train).dropout(self.dropout, train)).apply(&self.norm1);
+            (&x + self.feed_forward(&x, train)).apply(&self.norm2)
+        }
     }
 }
 
@@ -124,6 +155,7 @@ pub struct Fusion {
     cls_token: Option<Tensor>,
     pos_embed: Tensor,
     layers: Vec<EncoderLayer>,
+    final_norm: Option<nn::LayerNorm>,
     head0: nn::Linear,
     head3: nn::Linear,
 }
@@ -140,7 +172,8 @@ impl Fusion {
             cls_token: (config.pool == "cls").then(|| p.var("cls_token", &[1, 1, d], nn::Init::Randn { mean: 0.0, stdev: 0.02 })),
             pos_embed: p.var("pos_embed", &[1, tokens, d], nn::Init::Randn { mean: 0.0, stdev: 0.02 }),
             layers: (0..config.layers).map(|i| EncoderLayer::new(&(&enc / i.to_string()), &config)).collect(),
-            head0: nn::linear(p / "head" / "0", d, config.hidden, Default::default()),
+            final_norm: (config.norm == "pre").then(|| nn::layer_norm(p / "encoder" / "norm", vec![d], Default::default())),
+            head0: nn::linear(p / "head" / "0", if config.pool == "flatten" { d * config.tokens() } else { d }, config.hidden, Default::default()),
             head3: nn::linear(p / "head" / "3", config.hidden, config.classes, Default::default()),
             config,
         }
@@ -169,7 +202,14 @@ impl ModuleT for Fusion {
         for layer in &self.layers {
             h = layer.forward_t(&h, train);
         }
-        let pooled = if self.cls_token.is_some() { h.select(1, 0) } else { h.mean_dim(1, false, Kind::Float) };
+        if let Some(norm) = &self.final_norm {
+            h = h.apply(norm);
+        }
+        let pooled = match self.config.pool.as_str() {
+            "cls" => h.select(1, 0),
+            "flatten" => h.flatten(1, -1),
+            _ => h.mean_dim(1, false, Kind::Float),
+        };
         pooled.apply(&self.head0).relu().dropout(self.config.dropout, train).apply(&self.head3)
     }
 }

@@ -109,6 +109,7 @@ pub struct FuseParams {
     pub hidden: i64,
     pub dropout: f64,
     pub pool: String,
+    pub norm: String,
     pub train: TrainConfig,
 }
 
@@ -238,6 +239,11 @@ fn labels(samples: &[Sample]) -> Result<Vec<i64>, Error> {
         .collect()
 }
 
+/// What trained a model: the worker's version, libtorch's, the device (in `fit.json`, for the report).
+fn environment(dev: Device) -> Value {
+    json!({ "radpipe_nn": env!("CARGO_PKG_VERSION"), "libtorch": env!("RADPIPE_LIBTORCH_VERSION"), "device": format!("{dev:?}") })
+}
+
 fn write(path: &Path, text: &str) -> Result<(), Error> {
     std::fs::write(path, text).map_err(|e| Error::new(format!("{}: {e}", path.display())))
 }
@@ -303,7 +309,7 @@ fn embed_fit<W: Write>(p: &EmbedParams, dev: Device, node: &JobNode, progress: &
         write(&node.out_dir.join(format!("curves.{seq}.csv")), &train::curves_csv(&report.curves))?;
         summary.insert(seq.clone(), serde_json::to_value(&report).map_err(|e| Error::new(e.to_string()))?);
     }
-    let info = json!({ "backbone": p.backbone, "sequences": summary, "patients": node.samples.iter().map(|s| &s.patient).collect::<Vec<_>>() });
+    let info = json!({ "backbone": p.backbone, "sequences": summary, "patients": node.samples.iter().map(|s| &s.patient).collect::<Vec<_>>(), "environment": environment(dev) });
     write(&node.out_dir.join("fit.json"), &(serde_json::to_string_pretty(&info).unwrap_or_default() + "\n"))
 }
 
@@ -386,6 +392,7 @@ fn fusion_config(p: &FuseParams, features: i64) -> Result<FusionConfig, Error> {
         classes: 2,
         dropout: p.dropout,
         pool: p.pool.clone(),
+        norm: p.norm.clone(),
     };
     c.check().map_err(Error::new)?;
     Ok(c)
@@ -407,7 +414,7 @@ fn fuse_fit<W: Write>(p: &FuseParams, dev: Device, node: &JobNode, progress: &mu
     weights::save(&vs, &node.out_dir.join("fusion.safetensors"))?;
     write(&node.out_dir.join("fusion.json"), &(serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"))?;
     write(&node.out_dir.join("curves.csv"), &train::curves_csv(&report.curves))?;
-    let info = json!({ "report": report, "patients": node.samples.iter().map(|s| &s.patient).collect::<Vec<_>>() });
+    let info = json!({ "report": report, "patients": node.samples.iter().map(|s| &s.patient).collect::<Vec<_>>(), "environment": environment(dev) });
     write(&node.out_dir.join("fit.json"), &(serde_json::to_string_pretty(&info).unwrap_or_default() + "\n"))
 }
 

@@ -1,6 +1,6 @@
 //! The training loop shared by `embed` (a ResNet per sequence) and `fuse`:
 //! focal loss, SGD with momentum and weight decay, mini-batches, random
-//! horizontal flip and random crop (images), dropout in the model, early
+//! horizontal flip, quarter-turn rotation and random crop (images), dropout in the model, early
 //! stopping on a stratified validation split carved from the training rows only,
 //! best checkpoint kept. Every random choice (validation split, shuffling,
 //! augmentation, dropout, initialisation) derives from one seed, so a CPU run is
@@ -36,6 +36,9 @@ pub struct TrainConfig {
     pub monitor: Monitor,
     /// Images: flip left-right with probability 0.5.
     pub flip: bool,
+    /// Images: rotate by a random multiple of 90 degrees (with `flip`, the
+    /// eight symmetries of the square).
+    pub rotate: bool,
     /// Images: pad by this many pixels (zeros) and crop back at a random offset.
     pub crop_pad: i64,
     pub seed: u64,
@@ -55,6 +58,7 @@ impl Default for TrainConfig {
             patience: 5,
             monitor: Monitor::Loss,
             flip: true,
+            rotate: false,
             crop_pad: 8,
             seed: 0,
         }
@@ -128,7 +132,7 @@ pub fn auc(scores: &[f64], labels: &[i64]) -> f64 {
     }
 }
 
-/// Random flip and crop of a batch of images `[B, C, H, W]`.
+/// Random crop, flip and quarter-turn rotation of a batch of images `[B, C, H, W]`.
 fn augment(x: &Tensor, config: &TrainConfig, rng: &mut ChaCha8Rng) -> Tensor {
     let (b, _, h, w) = x.size4().expect("images are [B, C, H, W]");
     let pad = config.crop_pad;
@@ -142,6 +146,12 @@ fn augment(x: &Tensor, config: &TrainConfig, rng: &mut ChaCha8Rng) -> Tensor {
             }
             if config.flip && rng.random_bool(0.5) {
                 img = img.flip([2]);
+            }
+            if config.rotate && h == w {
+                let k = rng.random_range(0..4i64);
+                if k > 0 {
+                    img = img.rot90(k, [1, 2]);
+                }
             }
             img
         })

@@ -6,6 +6,7 @@ mod dag;
 mod doctor;
 mod gc;
 mod lineage;
+mod predict;
 mod progress;
 mod register;
 mod resample;
@@ -44,6 +45,8 @@ enum Command {
     Dag(dag::Args),
     /// Trace a metric or artifact back to its source files.
     Lineage(lineage::Args),
+    /// Score a new patient with the trained, cached models (DLS, class, Grad-CAM); nothing is retrained.
+    Predict(predict::Args),
     /// Check a pipeline file and its inputs without running anything.
     Validate(validate::Args),
     /// Remove cached results that recent runs no longer use.
@@ -111,6 +114,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status::run(&ctx, a),
         Command::Dag(a) => dag::run(&ctx, a),
         Command::Lineage(a) => lineage::run(&ctx, a),
+        Command::Predict(a) => predict::run(&ctx, a),
         Command::Validate(a) => validate::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),

@@ -66,6 +66,7 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         force: args.force,
         only: args.only,
         overrides: args.sets,
+        record: true,
     };
     let summary = match exec::run(&plan, &store, &options, &reporter) {
         Ok(s) => s,

@@ -27,8 +27,10 @@ pub struct RunOptions {
     pub keep_going: bool,
     /// Stages to re-execute even when cached.
     pub force: Vec<String>,
-    /// Run only these stages (and what they need).
+    /// Run only these stages or nodes (and what they need).
     pub only: Vec<String>,
+    /// Write the run record (`radpipe predict` does not: its nodes are not a run of the pipeline).
+    pub record: bool,
     pub overrides: Vec<String>,
 }
 
@@ -250,7 +252,7 @@ fn prepare(plan: &Plan, store: &Store, (ni, material, inputs_rec, dropped, ups):
             linked.map_err(|e| format!("cannot stage the input `{name}` of `{}`: {e}", up.id))?;
             files.push((name, link));
         }
-        inputs.push(InputArtifact { node: up.id.clone(), stage: plan.stage_name(up).to_string(), item: up.decl.item.clone(), files });
+        inputs.push(InputArtifact { node: up.id.clone(), stage: plan.stage_name(up).to_string(), item: up.decl.item.clone(), key: d.key.clone(), files });
     }
     Ok(Prepared { ni, key, material, inputs_rec, dropped, tmp, out_dir, inputs, log: Vec::new() })
 }
@@ -358,7 +360,7 @@ fn selected_nodes(plan: &Plan, only: &[String]) -> Vec<bool> {
         return vec![true; plan.nodes.len()];
     }
     let mut keep = vec![false; plan.nodes.len()];
-    let mut stack: Vec<usize> = plan.nodes.iter().enumerate().filter(|(_, n)| only.contains(&plan.stages[n.stage].name)).map(|(i, _)| i).collect();
+    let mut stack: Vec<usize> = plan.nodes.iter().enumerate().filter(|(_, n)| only.contains(&plan.stages[n.stage].name) || only.contains(&n.id)).map(|(i, _)| i).collect();
     while let Some(i) = stack.pop() {
         if !keep[i] {
             keep[i] = true;
@@ -560,6 +562,8 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, reporter: &dyn Repo
         failed: summary.failed.iter().map(|(n, _)| n.clone()).collect(),
         skipped: summary.skipped.clone(),
     };
-    store.write_run(&record)?;
+    if options.record {
+        store.write_run(&record)?;
+    }
     Ok(summary)
 }

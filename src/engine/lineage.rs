@@ -78,11 +78,23 @@ fn metric_value(metrics: &Value, full_id: &str, rest: &[&str]) -> Option<Value> 
     Some(v.clone())
 }
 
+/// The action a target names, its value and file, and the patients a metric is about.
+type Resolved = (ActionRecord, Option<Value>, Option<String>, Option<HashSet<String>>);
+
+/// The patients of `group` in the action's `patients.json` (written by the
+/// stages whose metrics are per cohort: `<stage>/<group>/...`).
+pub fn group_patients(store: &Store, action: &ActionRecord, group: &str) -> Option<HashSet<String>> {
+    let file = action.outputs.iter().find(|(name, _)| *name == "patients.json").map(|(_, f)| f)?;
+    let bytes = std::fs::read(store.object_path(&file.digest)).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    Some(v.get(group)?.as_array()?.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+}
+
 /// Find the action, value and file a target names.
-fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<(ActionRecord, Option<Value>, Option<String>), LineageError> {
+fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<Resolved, LineageError> {
     let read = |key: &String| store.read_action(key).ok_or_else(|| LineageError::MissingAction(key.clone()));
     if let Some(key) = run.nodes.get(target) {
-        return Ok((read(key)?, None, None));
+        return Ok((read(key)?, None, None, None));
     }
     let parts: Vec<&str> = target.split('/').collect();
     for k in (1..parts.len()).rev() {
@@ -95,7 +107,8 @@ fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<(ActionRecord
             let Ok(bytes) = std::fs::read(store.object_path(&file.digest)) else { continue };
             let Ok(metrics) = serde_json::from_slice::<Value>(&bytes) else { continue };
             if let Some(v) = metric_value(&metrics, target, &parts[k..]) {
-                return Ok((action, Some(v), Some(format!("metrics.json of {node}"))));
+                let patients = parts.get(k).and_then(|group| group_patients(store, &action, group));
+                return Ok((action, Some(v), Some(format!("metrics.json of {node}")), patients));
             }
         }
     }
@@ -104,7 +117,7 @@ fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<(ActionRecord
         let action = read(key)?;
         let inside = action.results_dir.as_ref().and_then(|d| path.strip_prefix(&format!("{d}/")));
         if action.outputs.contains_key(path) || inside.is_some_and(|r| action.outputs.contains_key(r)) {
-            return Ok((action, None, Some(path.to_string())));
+            return Ok((action, None, Some(path.to_string()), None));
         }
     }
     let hint = match super::diagnostics::did_you_mean(target, run.nodes.keys().map(String::as_str)) {
@@ -120,7 +133,26 @@ pub fn lineage(store: &Store, target: &str, run_id: Option<&str>) -> Result<Line
         Some(id) => store.read_run(id).ok_or_else(|| LineageError::UnknownRun(id.into()))?,
         None => store.run_ids().first().and_then(|id| store.read_run(id)).ok_or(LineageError::NoRun)?,
     };
-    let (start, value, file) = resolve(store, &run, target)?;
+    let (start, value, file, patients) = resolve(store, &run, target)?;
+    let steps = steps_from(store, start, patients.as_ref())?;
+    Ok(Lineage { target: target.into(), run: run.id, value, file, steps })
+}
+
+/// The lineage of an action (the key a metric carries in its `lineage` field),
+/// without a run record: what the `report` stage links every number to.
+pub fn steps_of_action(store: &Store, key: &str, patients: Option<&HashSet<String>>) -> Result<Vec<Step>, LineageError> {
+    let start = store.read_action(key).ok_or_else(|| LineageError::MissingAction(key.to_string()))?;
+    steps_from(store, start, patients)
+}
+
+/// One step per stage, from `start` upwards through the action records'
+/// inputs. With `patients`, per-patient nodes of other patients are left out
+/// (a cohort's metric stands on that cohort's patients). A trained model (a
+/// `.fit` node other than `start`) is a step of its own, named by its key and
+/// parameters; its training data is its own lineage (`radpipe lineage
+/// PIPELINE embed.fit`), not the metric's.
+fn steps_from(store: &Store, start: ActionRecord, patients: Option<&HashSet<String>>) -> Result<Vec<Step>, LineageError> {
+    let start_key = start.key.clone();
     let mut order: Vec<String> = Vec::new();
     let mut by_stage: BTreeMap<String, Vec<ActionRecord>> = BTreeMap::new();
     let mut seen: HashSet<String> = HashSet::new();
@@ -129,7 +161,13 @@ pub fn lineage(store: &Store, target: &str, run_id: Option<&str>) -> Result<Line
         if !seen.insert(action.key.clone()) {
             continue;
         }
-        for input in &action.inputs {
+        if let (Some(allowed), Some(item)) = (patients, &action.material.item) {
+            if !allowed.contains(item) {
+                continue;
+            }
+        }
+        let is_model = action.key != start_key && action.node.contains(".fit");
+        for input in action.inputs.iter().filter(|_| !is_model) {
             if !seen.contains(&input.key) {
                 queue.push_back(store.read_action(&input.key).ok_or_else(|| LineageError::MissingAction(input.key.clone()))?);
             }
@@ -171,7 +209,7 @@ pub fn lineage(store: &Store, target: &str, run_id: Option<&str>) -> Result<Line
             }
         })
         .collect();
-    Ok(Lineage { target: target.into(), run: run.id, value, file, steps })
+    Ok(steps)
 }
 
 /// The lineage as an indented text tree.

@@ -50,6 +50,13 @@ pub struct CohortSpec {
     /// The column that holds patient ids.
     #[serde(default = "default_id_column")]
     pub id_column: String,
+    /// Patients to score only: the table need list no more than their ids; it
+    /// is not checked against the schema, has no label and stays out of the
+    /// clinical table (so no cohort-level result changes). Their images go
+    /// through the per-patient stages with the models already trained
+    /// (`radpipe predict` scores one patient this way).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unlabelled: bool,
 }
 
 fn default_id_column() -> String {

@@ -69,6 +69,44 @@ impl Grid {
         })
     }
 
+    /// The part of this grid covering the voxels of `mask` (value > 0.5, on
+    /// any grid) plus `margin_mm` on every side, clamped to the grid. The
+    /// sub-grid's points are points of this grid, so resampling onto it gives
+    /// exactly the matching block of the full resampled volume. `None` when the
+    /// mask is empty.
+    pub fn cropped_to_mask(&self, mask: &Volume, margin_mm: f64) -> Option<Grid> {
+        let to_index = super::volume::mat_inv(&self.index_to_physical_matrix())?;
+        let half_voxel = mask.spacing.iter().cloned().fold(0.0, f64::max) / 2.0;
+        let (mut lo, mut hi) = ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]);
+        for ((i, j, k), &m) in mask.data.indexed_iter() {
+            if m > 0.5 {
+                let p = mask.index_to_physical(&[i as f64, j as f64, k as f64]);
+                let idx = mat_vec(&to_index, &[p[0] - self.origin[0], p[1] - self.origin[1], p[2] - self.origin[2]]);
+                for a in 0..3 {
+                    lo[a] = lo[a].min(idx[a]);
+                    hi[a] = hi[a].max(idx[a]);
+                }
+            }
+        }
+        if !lo[0].is_finite() {
+            return None;
+        }
+        let mut start = [0usize; 3];
+        let mut size = [0usize; 3];
+        for a in 0..3 {
+            let reach = (margin_mm + half_voxel) / self.spacing[a];
+            let first = (lo[a] - reach).floor().max(0.0) as usize;
+            let last = ((hi[a] + reach).ceil().max(0.0) as usize).min(self.size[a] - 1);
+            if first > last {
+                return None;
+            }
+            start[a] = first;
+            size[a] = last - first + 1;
+        }
+        let shift = mat_vec(&self.index_to_physical_matrix(), &[start[0] as f64, start[1] as f64, start[2] as f64]);
+        Some(Grid { size, spacing: self.spacing, origin: [self.origin[0] + shift[0], self.origin[1] + shift[1], self.origin[2] + shift[2]], direction: self.direction })
+    }
+
     fn index_to_physical_matrix(&self) -> Mat3 {
         let mut m = self.direction;
         for r in 0..3 {
@@ -328,5 +366,29 @@ mod tests {
         assert_eq!(s.min_max(), Some((0.0, 1.0)));
         let c = Volume::from_array(Array3::from_elem((2, 2, 2), 7.0));
         assert!(min_max_scale(&c).data.iter().all(|&x| x == 0.0));
+    }
+
+    #[test]
+    fn a_grid_cropped_to_a_mask_gives_the_matching_block_of_the_full_resampling() {
+        use crate::imaging::transform::euler_matrix;
+        let data = Array3::from_shape_fn((20, 18, 9), |(i, j, k)| ((i * 7 + j * 3) % 11) as f32 + (k as f32).sin() * 4.0);
+        let src = Volume::new(data, [0.8, 0.7, 3.0], [-5.0, 2.0, 1.0], euler_matrix(&[0.1, -0.05, 0.2])).unwrap();
+        let mask = src.with_data(Array3::from_shape_fn((20, 18, 9), |(i, j, k)| ((7..11).contains(&i) && (5..9).contains(&j) && k == 4) as u8 as f32)).unwrap();
+        let full_grid = Grid::with_spacing(&src, [1.0; 3]).unwrap();
+        let crop = full_grid.cropped_to_mask(&mask, 2.0).unwrap();
+        assert!((0..3).all(|a| crop.size[a] < full_grid.size[a]), "{:?} vs {:?}", crop.size, full_grid.size);
+        let full = resample_to_grid(&src, &full_grid, None, Interpolator::BSpline, 0.0).unwrap();
+        let part = resample_to_grid(&src, &crop, None, Interpolator::BSpline, 0.0).unwrap();
+        let start = full.physical_to_index(&crop.origin).map(|x| x.round() as usize);
+        for ((i, j, k), v) in part.data.indexed_iter() {
+            let w = full.data[[start[0] + i, start[1] + j, start[2] + k]];
+            assert!((v - w).abs() <= 1e-5 * w.abs().max(1.0), "({i},{j},{k}): {v} vs {w}");
+        }
+        // every mask voxel, plus the margin, is inside the crop
+        let mask_out = resample_to_grid(&mask, &full_grid, None, Interpolator::Nearest, 0.0).unwrap();
+        let inside: f32 = mask_out.data.sum();
+        let kept = resample_to_grid(&mask, &crop, None, Interpolator::Nearest, 0.0).unwrap().data.sum();
+        assert!(inside > 0.0 && kept == inside);
+        assert!(full_grid.cropped_to_mask(&src.zeros_like(), 2.0).is_none());
     }
 }

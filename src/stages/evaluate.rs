@@ -29,7 +29,7 @@
 //!
 //! Outputs: `metrics.json` (ids `<stage>/<cohort>/<score>/<metric>`, and
 //! `<stage>/<cohort>/<a>_vs_<b>/{delong_z,delong_p,auc_diff}`), `table.csv`,
-//! `table.md`, `roc.csv`, `calibration.csv`, `decision_curve.csv`,
+//! `table.md` (and `table.linked.md`: numbers cited for the report), `patients.json` (each cohort's patients, which `radpipe lineage` follows), `roc.csv`, `calibration.csv`, `decision_curve.csv`,
 //! `roc_<cohort>.svg`, `calibration_<cohort>.svg`, `decision_curve_<cohort>.svg`
 //! and, under `missing: drop`, `dropped.csv`.
 
@@ -46,7 +46,7 @@ use crate::engine::plan::PlanContext;
 use crate::report::svg::{Chart, Series};
 use crate::stats;
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const LEVEL: f64 = 0.95;
 
 /// Diagnostic performance of scores for a binary label, per cohort; one node.
@@ -158,6 +158,8 @@ struct CohortData {
     y: Vec<bool>,
     /// One vector per score, parallel to `y`.
     scores: Vec<Vec<f64>>,
+    /// The patients behind the numbers, parallel to `y`.
+    patients: Vec<String>,
     dropped: Vec<(String, String)>,
 }
 
@@ -171,6 +173,14 @@ fn value_text(v: &Value) -> String {
 }
 
 impl Evaluate {
+    /// The metric id of the threshold this stage fits on a partition for the
+    /// score `reference` (e.g. `fuse.dls`), when it fits one.
+    pub fn fitted_threshold_id(&self, stage: &str, reference: &str) -> Option<String> {
+        let fit_on = self.fit_on()?;
+        let (display, _) = self.scores.entries().into_iter().find(|(_, r)| r == reference)?;
+        Some(format!("{stage}/{fit_on}/{display}/threshold"))
+    }
+
     fn score_sources(&self) -> Vec<(String, ScoreSource)> {
         let stages: Vec<String> = self.input.refs().into_iter().map(|r| r.stage).collect();
         self.scores.entries().into_iter().map(|(name, r)| (name, study::score_source(&r, &|s| stages.iter().any(|x| x == s)))).collect()
@@ -245,7 +255,8 @@ impl Evaluate {
             )));
         }
         let scores = score_vals.iter().map(|v| keep.iter().map(|&k| v[k].unwrap_or(f64::NAN)).collect()).collect();
-        Ok(CohortData { name: name.to_string(), y, scores, dropped })
+        let patients = keep.iter().map(|&k| st.ids[rows[k]].clone()).collect();
+        Ok(CohortData { name: name.to_string(), y, scores, patients, dropped })
     }
 }
 
@@ -427,17 +438,23 @@ impl Stage for Evaluate {
                     m.fn_,
                     brier.map(num).unwrap_or_default()
                 );
+                let auc_id = id("auc");
+                let at = |metric: &str, p: &Option<stats::Proportion>| match est(p) {
+                    Some(_) => study::cite(&id(metric), f3(est(p))),
+                    None => f3(None),
+                };
                 let _ = writeln!(
                     table_md,
-                    "| {c} | {name} | {n} | {:.3} ({:.3}–{:.3}) | {} | {} | {} | {} | {} |",
-                    d.auc,
-                    d.lower,
-                    d.upper,
-                    f3(est(&m.accuracy)),
-                    f3(est(&m.sensitivity)),
-                    f3(est(&m.specificity)),
-                    f3(est(&m.ppv)),
-                    f3(est(&m.npv))
+                    "| {c} | {name} | {} | {} ({}–{}) | {} | {} | {} | {} | {} |",
+                    study::cite(&auc_id, n),
+                    study::cite(&auc_id, format!("{:.3}", d.auc)),
+                    study::cite(&auc_id, format!("{:.3}", d.lower)),
+                    study::cite(&auc_id, format!("{:.3}", d.upper)),
+                    at("accuracy", &m.accuracy),
+                    at("sensitivity", &m.sensitivity),
+                    at("specificity", &m.specificity),
+                    at("ppv", &m.ppv),
+                    at("npv", &m.npv)
                 );
             }
             if matches!(self.compare, Some(Compare::Delong)) {
@@ -449,8 +466,10 @@ impl Stage for Evaluate {
                         metrics.push(Metric::new(id("auc_diff"), cmp.difference, n).ci(cmp.lower, cmp.upper).method("paired DeLong"));
                         metrics.push(Metric::new(id("delong_z"), cmp.z, n).method("paired DeLong"));
                         metrics.push(Metric::new(id("delong_p"), cmp.p_two_sided, n).method("paired DeLong, two-sided"));
-                        let p = if cmp.p_two_sided < 0.001 { "<0.001".to_string() } else { format!("{:.3}", cmp.p_two_sided) };
-                        let _ = writeln!(compare_md, "| {c} | {} vs {} | {:.3} ({:.3}–{:.3}) | {:.2} | {p} |", names[a], names[b], cmp.difference, cmp.lower, cmp.upper, cmp.z);
+                        let p = study::cite(&id("delong_p"), if cmp.p_two_sided < 0.001 { "<0.001".to_string() } else { format!("{:.3}", cmp.p_two_sided) });
+                        let diff = |x: f64| study::cite(&id("auc_diff"), format!("{x:.3}"));
+                        let z = study::cite(&id("delong_z"), format!("{:.2}", cmp.z));
+                        let _ = writeln!(compare_md, "| {c} | {} vs {} | {} ({}–{}) | {z} | {p} |", names[a], names[b], diff(cmp.difference), diff(cmp.lower), diff(cmp.upper));
                     }
                 }
             }
@@ -499,7 +518,8 @@ impl Stage for Evaluate {
         let out = ctx.out_dir;
         study::write_metrics(out, &metrics, ctx.key)?;
         study::write(out, "table.csv", &table_csv)?;
-        study::write(out, "table.md", &table_md)?;
+        study::write_tables(out, &table_md)?;
+        study::write_patients(out, cohorts.iter().map(|c| (c.name.as_str(), c.patients.as_slice())))?;
         study::write(out, "roc.csv", &roc_csv)?;
         study::write(out, "calibration.csv", &cal_csv)?;
         study::write(out, "decision_curve.csv", &dca_csv)?;

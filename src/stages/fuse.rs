@@ -1,7 +1,8 @@
 //! `kind: fuse`: the deep-learning signature. The sequences' feature vectors
 //! (PCA scores) are concatenated along the channel dimension, cut into patches
 //! of `patch` values and read by a transformer encoder (8 heads, 3 layers,
-//! post-norm, learned positional embeddings), pooled (mean or CLS), classified
+//! post-norm by default or pre-norm, learned positional embeddings), pooled
+//! (mean, CLS or flatten), classified
 //! by an MLP; softmax gives the DLS in [0, 1]. Trained on the training
 //! partition with the `embed` stage's settings (SGD, focal loss, early
 //! stopping), applied per patient. Runs in the `radpipe-nn` worker; the
@@ -56,9 +57,12 @@ pub struct Fuse {
     pub hidden: i64,
     #[serde(default = "default_dropout")]
     pub dropout: f64,
-    /// `mean` (of the tokens) or `cls` (a learned class token).
+    /// `mean` (of the tokens), `cls` (a learned class token) or `flatten` (the tokens concatenated).
     #[serde(default = "default_pool")]
     pub pool: String,
+    /// `post` (normalise after each residual block, the original transformer) or `pre` (before, plus a final LayerNorm).
+    #[serde(default = "default_norm")]
+    pub norm: String,
     #[serde(default = "default_train")]
     pub train: TrainSpec,
 }
@@ -87,7 +91,10 @@ fn default_dropout() -> f64 {
 fn default_pool() -> String {
     "mean".into()
 }
-/// Feature vectors are not images: no flips or crops.
+fn default_norm() -> String {
+    "post".into()
+}
+/// Feature vectors are not images: no flips, rotations or crops.
 fn default_train() -> TrainSpec {
     TrainSpec { flip: false, crop_pad: 0, ..TrainSpec::default() }
 }
@@ -96,7 +103,7 @@ impl Fuse {
     fn model(&self) -> serde_json::Value {
         json!({
             "sequences": self.learner.sequences, "patch": self.patch, "d_model": self.d_model, "heads": self.heads,
-            "layers": self.layers, "ff": self.ff, "hidden": self.hidden, "dropout": self.dropout, "pool": self.pool,
+            "layers": self.layers, "ff": self.ff, "hidden": self.hidden, "dropout": self.dropout, "pool": self.pool, "norm": self.norm,
         })
     }
 
@@ -108,8 +115,11 @@ impl Fuse {
         } else if self.d_model % self.heads != 0 {
             problems.push(Diagnostic::new(ctx.origin(stage, &["d_model"]), format!("d_model {} is not a multiple of {} heads", self.d_model, self.heads)));
         }
-        if self.pool != "mean" && self.pool != "cls" {
-            problems.push(Diagnostic::new(ctx.origin(stage, &["pool"]), format!("pool `{}`: use mean or cls", self.pool)));
+        if !["mean", "cls", "flatten"].contains(&self.pool.as_str()) {
+            problems.push(Diagnostic::new(ctx.origin(stage, &["pool"]), format!("pool `{}`: use mean, cls or flatten", self.pool)));
+        }
+        if self.norm != "post" && self.norm != "pre" {
+            problems.push(Diagnostic::new(ctx.origin(stage, &["norm"]), format!("norm `{}`: use post or pre", self.norm)));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             problems.push(Diagnostic::new(ctx.origin(stage, &["dropout"]), "dropout must be in [0, 1)"));

@@ -196,6 +196,7 @@ impl Stage for Ingest {
         }
         let mut diags = Diagnostics::default();
         let mut deps = Vec::new();
+        let mut tabled = Vec::new();
         for (i, name) in self.cohorts.iter().enumerate() {
             let table = match ctx.cohort(name, ctx.origin(stage, &["cohorts", &i.to_string()])) {
                 Ok(t) => t,
@@ -204,6 +205,10 @@ impl Stage for Ingest {
                     continue;
                 }
             };
+            if ctx.cohort_spec(name).is_some_and(|c| c.unlabelled) {
+                continue;
+            }
+            tabled.push(name.clone());
             if let Some(schema) = &schema {
                 diags.extend(table.check(schema));
             }
@@ -218,8 +223,13 @@ impl Stage for Ingest {
             return Err(diags);
         }
         deps.extend(self.schema.clone());
-        let id_columns: Vec<String> = self.cohorts.iter().filter_map(|c| ctx.cohort_spec(c)).map(|c| c.id_column.clone()).collect();
-        let mut node = NodeDecl::single(json!({ "cohorts": self.cohorts, "label": self.label, "id_columns": id_columns, "schema": self.schema }));
+        if tabled.is_empty() {
+            return Err(Diagnostic::new(ctx.origin(stage, &["cohorts"]), "every cohort is `unlabelled`: there is no clinical table to read").into());
+        }
+        let id_columns: Vec<String> = tabled.iter().filter_map(|c| ctx.cohort_spec(c)).map(|c| c.id_column.clone()).collect();
+        // Only the cohorts with clinical tables: an `unlabelled` cohort changes
+        // neither this node's key nor its outputs.
+        let mut node = NodeDecl::single(json!({ "cohorts": tabled, "label": self.label, "id_columns": id_columns, "schema": self.schema }));
         node.deps = deps;
         let mut nodes = vec![node];
         nodes.extend(self.patient_nodes(ctx, stage)?);
@@ -231,7 +241,8 @@ impl Stage for Ingest {
             return self.run_patient(ctx);
         }
         let ids: Vec<String> = serde_json::from_value(ctx.decl.params["id_columns"].clone()).unwrap_or_default();
-        let tables = &ctx.decl.deps[..self.cohorts.len()];
+        let cohorts: Vec<String> = serde_json::from_value(ctx.decl.params["cohorts"].clone()).unwrap_or_default();
+        let tables = &ctx.decl.deps[..cohorts.len()];
         let schema: Option<ClinicalSchema> = match &self.schema {
             Some(file) => {
                 let path = ctx.workspace.join(file);
@@ -243,7 +254,7 @@ impl Stage for Ingest {
         let fail = |e: &dyn std::fmt::Display| StageError::new(e.to_string());
         let mut frames: Vec<DataFrame> = Vec::new();
         let mut summary = serde_json::Map::new();
-        for ((cohort, table_path), id_column) in self.cohorts.iter().zip(tables).zip(&ids) {
+        for ((cohort, table_path), id_column) in cohorts.iter().zip(tables).zip(&ids) {
             let table = Table::read(&ctx.workspace.join(table_path), id_column).map_err(|d| fail(&d))?;
             let mut df = table.typed(schema.as_ref()).map_err(|e| fail(&e))?;
             // One id column for all cohorts, whatever each table calls it.

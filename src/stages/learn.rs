@@ -207,6 +207,8 @@ pub struct TrainSpec {
     pub monitor: Monitor,
     /// Random horizontal flips (images).
     pub flip: bool,
+    /// Random rotations by multiples of 90 degrees (images; with `flip`, the eight symmetries of the square).
+    pub rotate: bool,
     /// Random crops: pad by this many pixels and crop back (images; 0: off).
     pub crop_pad: i64,
     /// Seed of initialisation, validation split, shuffling, augmentation, dropout.
@@ -227,6 +229,7 @@ impl Default for TrainSpec {
             patience: 5,
             monitor: Monitor::Loss,
             flip: true,
+            rotate: false,
             crop_pad: 8,
             seed: 0,
         }

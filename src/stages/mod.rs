@@ -12,6 +12,7 @@ mod learn;
 mod pca;
 mod register;
 mod registry;
+mod report;
 mod resample;
 mod slice;
 mod split;
@@ -32,6 +33,7 @@ pub use resample::{Interp, Resample};
 pub use slice::Slice;
 pub use split::{read_partition, read_partition_column, Split};
 pub use registry::{StageSpec, KINDS};
+pub use report::Report;
 pub use survival::Survival;
 pub use table1::Table1;
 
@@ -103,6 +105,8 @@ pub struct InputArtifact {
     pub node: String,
     pub stage: String,
     pub item: Option<Item>,
+    /// The upstream action's key (its record in the store).
+    pub key: String,
     /// (file name relative to the upstream's output root, path of its stored object)
     pub files: Vec<(String, PathBuf)>,
 }

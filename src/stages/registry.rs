@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Command, Embed, Evaluate, Features, Fuse, Ingest, Pca, Register, Resample, Slice, Split, Stage, Survival, Table1};
+use super::{Command, Embed, Evaluate, Features, Fuse, Ingest, Pca, Register, Report, Resample, Slice, Split, Stage, Survival, Table1};
 use crate::engine::diagnostics::Diagnostic;
 use crate::engine::spec::typed;
 use crate::engine::yaml::{PathSeg, YNode};
@@ -69,4 +69,6 @@ stage_kinds! {
     Survival(Survival) = "survival",
     /// Clinical characteristics by group with the appropriate test (the study's Table 1); one node.
     Table1(Table1) = "table1",
+    /// One self-contained HTML page of the input stages' tables and figures, Grad-CAM panels and published values, every number linked to its lineage; one node.
+    Report(Report) = "report",
 }

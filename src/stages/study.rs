@@ -68,6 +68,38 @@ pub fn write_metrics(dir: &Path, metrics: &[Metric], key: &str) -> Result<(), St
     write(dir, "metrics.json", &(text + "\n"))
 }
 
+/// A number in a table, tied to the metric it shows: `[[m:<id>|<text>]]`.
+/// Tables are written twice (`write_tables`): `table.md` without the marks, for
+/// people, and `table.linked.md` with them, from which the report links every
+/// number to its metric and lineage.
+pub fn cite(id: &str, text: impl std::fmt::Display) -> String {
+    format!("[[m:{id}|{text}]]")
+}
+
+/// The text of a cited table without its marks.
+pub fn strip_citations(marked: &str) -> String {
+    crate::report::citations(marked).into_iter().map(|(text, _)| text).collect()
+}
+
+/// Write `table.md` (plain) and `table.linked.md` (numbers cited) from a cited table.
+pub fn write_tables(dir: &Path, marked: &str) -> Result<(), StageError> {
+    write(dir, "table.md", &strip_citations(marked))?;
+    write(dir, "table.linked.md", marked)
+}
+
+/// Write `patients.json`: each group's (cohort's) patients, sorted. `radpipe
+/// lineage` of a metric `<stage>/<group>/...` follows only these patients.
+pub fn write_patients<'a>(dir: &Path, groups: impl Iterator<Item = (&'a str, &'a [String])>) -> Result<(), StageError> {
+    let mut map = serde_json::Map::new();
+    for (name, ids) in groups {
+        let mut ids = ids.to_vec();
+        ids.sort();
+        map.insert(name.to_string(), serde_json::json!(ids));
+    }
+    let text = serde_json::to_string_pretty(&map).map_err(|e| StageError::new(e.to_string()))?;
+    write(dir, "patients.json", &(text + "\n"))
+}
+
 pub fn write(dir: &Path, name: &str, text: &str) -> Result<(), StageError> {
     std::fs::write(dir.join(name), text).map_err(|e| StageError::new(format!("cannot write {name}: {e}")))
 }

@@ -20,12 +20,15 @@
 //! rule), the k-group log-rank test, a Cox model (Efron ties) with one
 //! indicator per non-reference group giving each hazard ratio with its 95% CI
 //! and Wald p, Harrell's C-index of the Cox linear predictor, and the median
-//! follow-up by reverse Kaplan-Meier with its IQR.
+//! follow-up by reverse Kaplan-Meier with its IQR. An empty group is an error,
+//! except when a Youden cut-off fitted on another cohort puts every patient of
+//! a cohort on one side: that cohort is then left out with a note in
+//! `table.md` (a finding about the score, not bad input).
 //!
-//! Metric ids: `<stage>/<cohort>/<group>/median_survival`,
+//! Metric ids: `<stage>/<cohort>/<group>/{n,events,median_survival}`,
 //! `<stage>/<cohort>/<group>_vs_<reference>/{hr,cox_p}`,
 //! `<stage>/<cohort>/all/{logrank_chisq,logrank_p,c_index,median_survival,median_followup,followup_q1,followup_q3}`.
-//! Outputs: `metrics.json`, `table.csv`, `table.md`, `km.csv`,
+//! Outputs: `metrics.json`, `table.csv`, `table.md`, `table.linked.md` (numbers cited for the report), `patients.json` (each cohort's patients, which `radpipe lineage` follows), `km.csv`,
 //! `km_<cohort>.svg` (with numbers at risk), and under `missing: drop` `dropped.csv`.
 
 use schemars::JsonSchema;
@@ -41,7 +44,7 @@ use crate::report::svg::{nice_range, ticks, Chart, Series};
 use crate::stats;
 use crate::stats::survival::{cox_ph, harrell_c, kaplan_meier, logrank_test, median_follow_up, CoxOptions};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const LEVEL: f64 = 0.95;
 
 /// Kaplan-Meier, log-rank, Cox HR and C-index by group, per cohort; one node.
@@ -129,6 +132,8 @@ struct Cohort {
     group: Vec<usize>,
     levels: Vec<String>,
     reference: usize,
+    /// The patients behind the numbers, parallel to `times`.
+    patients: Vec<String>,
     dropped: Vec<(String, String)>,
 }
 
@@ -162,7 +167,9 @@ impl Survival {
         }
     }
 
-    fn cohort(&self, st: &Study, inputs: &[super::InputArtifact], name: &str, cut: Option<(f64, &ScoreSource)>) -> Result<Cohort, StageError> {
+    /// One cohort's complete cases by group; `None` (with a note) when a
+    /// cut-off fitted on another cohort leaves one of its groups empty.
+    fn cohort(&self, st: &Study, inputs: &[super::InputArtifact], name: &str, cut: Option<(f64, &ScoreSource)>, notes: &mut Vec<String>) -> Result<Option<Cohort>, StageError> {
         let stage = &st.stage;
         let rows = st.rows_of(name)?;
         let times = st.numbers(&self.time, &rows, name)?;
@@ -226,10 +233,16 @@ impl Survival {
         let group: Vec<usize> = keep.iter().map(|&k| group_vals[k].unwrap_or(0.0) as usize).collect();
         for (i, l) in levels.iter().enumerate() {
             if !group.contains(&i) {
-                return Err(StageError::new(format!(
-                    "stage `{stage}`, cohort `{name}`, column `{group_col}`: group `{l}` is empty{}",
-                    if cut.is_some() { format!(" (threshold {})", num(cut.map(|c| c.0).unwrap_or(f64::NAN))) } else { String::new() }
-                )));
+                let what = format!("group `{l}` is empty{}", if cut.is_some() { format!(" (threshold {})", num(cut.map(|c| c.0).unwrap_or(f64::NAN))) } else { String::new() });
+                // A cut-off fitted on another cohort may leave a validation
+                // cohort on one side: that is a finding, not an error.
+                if let Some(SurvivalThreshold::Youden { fit_on, .. }) = &self.threshold {
+                    if fit_on != name {
+                        notes.push(format!("cohort `{name}`: {what}, the cut-off fitted on `{fit_on}` puts all its patients on one side, so there is no Kaplan-Meier comparison, log-rank test or hazard ratio"));
+                        return Ok(None);
+                    }
+                }
+                return Err(StageError::new(format!("stage `{stage}`, cohort `{name}`, column `{group_col}`: {what}")));
             }
         }
         if levels.len() < 2 {
@@ -240,15 +253,16 @@ impl Survival {
         let reference = levels.iter().position(|l| *l == reference_name).ok_or_else(|| {
             StageError::new(format!("stage `{stage}`, cohort `{name}`, column `{group_col}`: the reference group `{reference_name}` is not among {}", levels.join(", ")))
         })?;
-        Ok(Cohort {
+        Ok(Some(Cohort {
             name: name.to_string(),
             times: keep.iter().map(|&k| times[k].unwrap_or(f64::NAN)).collect(),
             events: keep.iter().map(|&k| events[k] == Some(1.0)).collect(),
             group,
             levels,
             reference,
+            patients: keep.iter().map(|&k| st.ids[rows[k]].clone()).collect(),
             dropped,
-        })
+        }))
     }
 }
 
@@ -316,8 +330,9 @@ impl Stage for Survival {
             None => None,
         };
         let mut cohorts = Vec::new();
+        let mut notes = Vec::new();
         for c in &self.cohorts {
-            cohorts.push(self.cohort(&st, ctx.inputs, c, cut)?);
+            cohorts.extend(self.cohort(&st, ctx.inputs, c, cut, &mut notes)?);
         }
         let mut metrics = Vec::new();
         let mut km_csv = String::from("cohort,group,time,n_at_risk,n_events,n_censored,survival,se,lower,upper\n");
@@ -414,21 +429,32 @@ impl Stage for Survival {
                     opt_num(c_index),
                     opt_num(fu.median)
                 );
+                metrics.push(Metric::new(id(level, "n"), t.len() as f64, t.len()));
+                metrics.push(Metric::new(id(level, "events"), events as f64, t.len()));
+                let pair = format!("{level}_vs_{}", co.levels[co.reference]);
+                let median_id = id(level, "median_survival");
+                let hr_id = id(&pair, "hr");
                 let _ = writeln!(
                     table_md,
-                    "| {c} | {level} | {} | {events} | {} | {} | {} | {} |",
-                    t.len(),
+                    "| {c} | {level} | {} | {} | {} | {} | {} | {} |",
+                    study::cite(&id(level, "n"), t.len()),
+                    study::cite(&id(level, "events"), events),
                     match km.median.estimate {
-                        Some(m) => format!("{m:.2} ({}–{})", f2(km.median.lower), f2(km.median.upper)),
+                        Some(m) => format!("{} ({}–{})", study::cite(&median_id, format!("{m:.2}")), study::cite(&median_id, f2(km.median.lower)), study::cite(&median_id, f2(km.median.upper))),
                         None => "NR".into(),
                     },
                     match hr {
-                        Some(h) if h.is_finite() => format!("{h:.2} ({:.2}–{:.2})", hr_lo.unwrap_or(f64::NAN), hr_hi.unwrap_or(f64::NAN)),
+                        Some(h) if h.is_finite() => format!(
+                            "{} ({}–{})",
+                            study::cite(&hr_id, format!("{h:.2}")),
+                            study::cite(&hr_id, format!("{:.2}", hr_lo.unwrap_or(f64::NAN))),
+                            study::cite(&hr_id, format!("{:.2}", hr_hi.unwrap_or(f64::NAN)))
+                        ),
                         Some(_) => "not estimable".into(),
                         None => "reference".into(),
                     },
-                    p.map(p_text).unwrap_or_default(),
-                    p_text(lr.p_value)
+                    p.map(|p| study::cite(&id(&pair, "cox_p"), p_text(p))).unwrap_or_default(),
+                    study::cite(&id("all", "logrank_p"), p_text(lr.p_value))
                 );
             }
             let chart = Chart {
@@ -454,10 +480,15 @@ impl Stage for Survival {
         if !dropped.is_empty() {
             table_md.push_str(&format!("\n{} patient(s) left out for missing values (`dropped.csv`).\n", dropped.len()));
         }
+        for note in &notes {
+            table_md.push_str(&format!("\nNote: {note}.\n"));
+            let _ = writeln!(ctx.log, "note: {note}");
+        }
         let out = ctx.out_dir;
         study::write_metrics(out, &metrics, ctx.key)?;
         study::write(out, "table.csv", &table_csv)?;
-        study::write(out, "table.md", &table_md)?;
+        study::write_tables(out, &table_md)?;
+        study::write_patients(out, cohorts.iter().map(|c| (c.name.as_str(), c.patients.as_slice())))?;
         study::write(out, "km.csv", &km_csv)?;
         if self.missing == Missing::Drop {
             study::write(out, "dropped.csv", &study::dropped_csv(&dropped))?;

@@ -25,11 +25,11 @@
 //! Under `missing: drop`, a missing value leaves the patient out of that
 //! variable only, counted in a `missing` row and listed in `dropped.csv`.
 //!
-//! Metric ids: `<stage>/<group>/<column>/{n,mean,sd,median,q1,q3,missing}`,
+//! Metric ids: `<stage>/<group>/patients`, `<stage>/<group>/<column>/{n,mean,sd,median,q1,q3,missing}`,
 //! `<stage>/<group>/<column>/<value>` (count; `n` is the group's non-missing)
 //! and `<stage>/<group>/<column>/<value>_pct`, and the test as
 //! `<stage>/all/<column>/{statistic,p_value}` (`method` names the test).
-//! Outputs: `metrics.json`, `table.csv`, `table.md` (and `dropped.csv`).
+//! Outputs: `metrics.json`, `table.csv`, `table.md`, `table.linked.md` (the same with every number cited, for the report) and `dropped.csv` when patients were dropped.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -41,7 +41,7 @@ use crate::engine::diagnostics::{Diagnostic, Diagnostics};
 use crate::engine::plan::PlanContext;
 use crate::stats::hypothesis::{chi_square, compare_groups, fisher_exact, fisher_exact_rxc, shapiro_wilk, FisherRxcMethod, GroupTest};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const MAX_TABLES: u64 = 10_000_000;
 const RESAMPLES: u64 = 100_000;
 const SEED: u64 = 1;
@@ -229,7 +229,10 @@ impl Stage for Table1 {
         let mut metrics = Vec::new();
         let mut dropped: Vec<(String, String, String)> = Vec::new();
         let mut used_tests: Vec<&str> = Vec::new();
-        let header_groups: Vec<String> = groups.iter().map(|(g, r)| format!("{g} (n={})", r.len())).collect();
+        for (g, r) in &groups {
+            metrics.push(Metric::new(format!("{stage}/{g}/patients"), r.len() as f64, r.len()));
+        }
+        let header_groups: Vec<String> = groups.iter().map(|(g, r)| format!("{g} (n={})", study::cite(&format!("{stage}/{g}/patients"), r.len()))).collect();
         let mut md = format!("| Characteristic | {} | P value |\n|---|{}---|\n", header_groups.join(" | "), "---|".repeat(groups.len()));
         let mut csv = format!("variable,value,summary,{},p_value,test\n", groups.iter().map(|(g, _)| csv_field(g)).collect::<Vec<_>>().join(","));
 
@@ -301,7 +304,8 @@ impl Stage for Table1 {
                         metrics.push(Metric::new(id(g, "median"), med, n));
                         metrics.push(Metric::new(id(g, "q1"), q1, n).method("linear interpolation"));
                         metrics.push(Metric::new(id(g, "q3"), q3, n).method("linear interpolation"));
-                        cells.push(if normal { format!("{m:.2} ± {sd:.2}") } else { format!("{med:.2} ({q1:.2}–{q3:.2})") });
+                        let c = |what: &str, x: f64| study::cite(&id(g, what), format!("{x:.2}"));
+                        cells.push(if normal { format!("{} ± {}", c("mean", m), c("sd", sd)) } else { format!("{} ({}–{})", c("median", med), c("q1", q1), c("q3", q3)) });
                     }
                     let summary = if normal { "mean ± SD" } else { "median (IQR)" };
                     let (p_cell, p_csv, t_csv) = match test {
@@ -311,12 +315,12 @@ impl Stage for Table1 {
                             }
                             metrics.push(Metric::new(format!("{stage}/all/{col}/statistic"), stat, per_group_num.iter().map(Vec::len).sum()).method(name));
                             metrics.push(Metric::new(format!("{stage}/all/{col}/p_value"), p, per_group_num.iter().map(Vec::len).sum()).method(name));
-                            (format!("{}<sup>{}</sup>", p_text(p), mark(name)), num(p), name.to_string())
+                            (format!("{}<sup>{}</sup>", study::cite(&format!("{stage}/all/{col}/p_value"), p_text(p)), mark(name)), num(p), name.to_string())
                         }
                         None => (String::new(), String::new(), String::new()),
                     };
                     let _ = writeln!(md, "| {display}, {summary} | {} | {p_cell} |", cells.join(" | "));
-                    let _ = writeln!(csv, "{},,{},{},{p_csv},{}", csv_field(&display), csv_field(summary), cells.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","), csv_field(&t_csv));
+                    let _ = writeln!(csv, "{},,{},{},{p_csv},{}", csv_field(&display), csv_field(summary), cells.iter().map(|c| csv_field(&study::strip_citations(c))).collect::<Vec<_>>().join(","), csv_field(&t_csv));
                 }
                 VariableKind::Categorical => {
                     let mut levels: Vec<String> = per_group_text.iter().flatten().cloned().collect();
@@ -359,7 +363,7 @@ impl Stage for Table1 {
                                 metrics.push(Metric::new(format!("{stage}/all/{col}/statistic"), s, n).method(name));
                             }
                             metrics.push(Metric::new(format!("{stage}/all/{col}/p_value"), p, n).method(name));
-                            (format!("{}<sup>{}</sup>", p_text(p), mark(name)), num(p), name.to_string())
+                            (format!("{}<sup>{}</sup>", study::cite(&format!("{stage}/all/{col}/p_value"), p_text(p)), mark(name)), num(p), name.to_string())
                         }
                         None => (String::new(), String::new(), String::new()),
                     };
@@ -373,10 +377,10 @@ impl Stage for Table1 {
                             let pct = 100.0 * k as f64 / n as f64;
                             metrics.push(Metric::new(id(g, level), k as f64, n));
                             metrics.push(Metric::new(id(g, &format!("{level}_pct")), pct, n));
-                            cells.push(format!("{k} ({pct:.2}%)"));
+                            cells.push(format!("{} ({}%)", study::cite(&id(g, level), k), study::cite(&id(g, &format!("{level}_pct")), format!("{pct:.2}"))));
                         }
                         let _ = writeln!(md, "| &nbsp;&nbsp;{level} | {} | |", cells.join(" | "));
-                        let _ = writeln!(csv, "{},{},n (%),{},,", csv_field(&display), csv_field(level), cells.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
+                        let _ = writeln!(csv, "{},{},n (%),{},,", csv_field(&display), csv_field(level), cells.iter().map(|c| csv_field(&study::strip_citations(c))).collect::<Vec<_>>().join(","));
                     }
                 }
             }
@@ -384,9 +388,9 @@ impl Stage for Table1 {
                 metrics.push(Metric::new(id(g, "missing"), *m as f64, *m));
             }
             if missing_counts.iter().any(|m| *m > 0) {
-                let cells: Vec<String> = missing_counts.iter().map(|m| m.to_string()).collect();
+                let cells: Vec<String> = groups.iter().zip(&missing_counts).map(|((g, _), m)| study::cite(&id(g, "missing"), m)).collect();
                 let _ = writeln!(md, "| &nbsp;&nbsp;missing | {} | |", cells.join(" | "));
-                let _ = writeln!(csv, "{},missing,n,{},,", csv_field(&display), cells.join(","));
+                let _ = writeln!(csv, "{},missing,n,{},,", csv_field(&display), study::strip_citations(&cells.join(",")));
             }
         }
         md.push('\n');
@@ -402,7 +406,7 @@ impl Stage for Table1 {
         );
         let out = ctx.out_dir;
         study::write_metrics(out, &metrics, ctx.key)?;
-        study::write(out, "table.md", &md)?;
+        study::write_tables(out, &md)?;
         study::write(out, "table.csv", &csv)?;
         if self.missing == Missing::Drop {
             study::write(out, "dropped.csv", &study::dropped_csv(&dropped))?;

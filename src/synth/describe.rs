@@ -79,8 +79,9 @@ pub fn describe(preset: Preset) -> String {
     s.push_str(&format!(
         "Label signal (subtle, partly peritumoral): CE-T1 rim enhancement centred 0.5 mm outside the tumour \
          boundary, strength {:.2} vs {:.2} (CPS < 20 vs >= 20, SD {:.2}) of the tumour enhancement; texture \
-         heterogeneity {:.2} vs {:.2} (SD {:.2}); weaker T2 peritumoral halo {:.2} vs {:.2} (SD {:.2}) and T1 tumour \
-         level {:.2} vs {:.2} (SD {:.2}). Tumour size, shape, position and core enhancement do not depend on the label. \
+         heterogeneity {:.2} vs {:.2} (SD {:.2}); a T2 peritumoral halo {:.2} vs {:.2} (SD {:.2}) and the T1 tumour \
+         level {:.2} vs {:.2} (SD {:.2}; muscle 0.45), drawn independently given the label, so that each sequence \
+         carries its own evidence and a fusion of the three can beat any one of them. Tumour size, shape, position and core enhancement do not depend on the label. \
          Centre effect: the external scanner has other intensity scales, more noise, a stronger bias field, thicker \
          slices, 15% less enhancement and only 80% of the label-dependent rim/texture difference, so external \
          validation is harder than internal.\n\n",

@@ -1,0 +1,459 @@
+//! `kind: report`: one self-contained HTML page (`index.html`) with the tables
+//! and figures of its input stages, Grad-CAM panels of the highest- and
+//! lowest-scoring patients, a "study vs this run" table, the environment, and
+//! every number linked to its metric and the metric's lineage.
+//!
+//! ```yaml
+//! report:
+//!   kind: report
+//!   input: [table1, table2, pfs_by_dls, dcb, embed, fuse]
+//!   gradcam: { stage: embed, score: fuse.dls, cohort: external, patients: 2 }
+//!   reference:                       # the study's published values
+//!     - { metric: table2/external/DLS/auc, value: 0.80, label: "DLS AUC, external validation" }
+//! ```
+//!
+//! Sections follow `input`: for each cohort-level node, its table
+//! (`table.linked.md`, where each number is cited as `[[m:<id>|<text>]]`) and
+//! its SVG figures, inline. Every cited number links to an appendix entry of its
+//! metric (value, CI, n, method, the key of the action that computed it), and
+//! that key to its lineage, walked from the store's action records as `radpipe
+//! lineage` does: stage, kind, version, parameters, the patient set (count and
+//! digest) and the source files with their digests. Published values are this
+//! node's own metrics (`<stage>/reference/<metric id>`, in its `metrics.json`).
+//! Outputs: `index.html`, `metrics.json`, `tables/<stage>.{md,csv}` and
+//! `figures/<stage>_<name>.svg`.
+
+use base64::Engine as _;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::study::{self, Metric};
+use super::{InputArtifact, InputRef, Inputs, NodeDecl, RunContext, Stage, StageError};
+use crate::engine::diagnostics::{Diagnostic, Diagnostics};
+use crate::engine::lineage::{group_patients, steps_of_action, Step};
+use crate::engine::plan::PlanContext;
+use crate::engine::store::Store;
+use crate::report::html::{anchor, esc, markdown, metric_link, STYLE};
+
+pub const VERSION: u32 = 1;
+
+/// The study's report.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// The stages to show, in this order (tables and figures of their cohort-level nodes).
+    pub input: Inputs,
+    #[serde(default = "default_title")]
+    pub title: String,
+    /// Grad-CAM panels of the patients with the highest and lowest score.
+    #[serde(default)]
+    pub gradcam: Option<GradCam>,
+    /// Published values to put beside this run's.
+    #[serde(default)]
+    pub reference: Vec<Reference>,
+}
+
+fn default_title() -> String {
+    "radpipe report".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GradCam {
+    /// The `embed` stage whose per-patient nodes hold `gradcam/*.png`.
+    pub stage: String,
+    /// The score that ranks patients, `<stage>.<name>` (e.g. `fuse.dls`).
+    pub score: String,
+    /// Only patients of this ingest cohort (default: all).
+    #[serde(default)]
+    pub cohort: Option<String>,
+    /// Patients shown at each end.
+    #[serde(default = "default_patients")]
+    pub patients: usize,
+}
+
+fn default_patients() -> usize {
+    2
+}
+
+/// One published value: the metric of this run it corresponds to.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reference {
+    /// A metric id of an input stage (`table2/external/DLS/auc`).
+    pub metric: String,
+    pub value: f64,
+    /// Published 95% CI.
+    #[serde(default)]
+    pub ci: Option<[f64; 2]>,
+    /// What the number is, in words.
+    pub label: String,
+}
+
+impl Report {
+    fn check(&self, ctx: &PlanContext, stage: &str) -> Result<(), Diagnostics> {
+        let inputs: Vec<String> = self.input.refs().into_iter().map(|r| r.stage).collect();
+        let mut problems = Vec::new();
+        if let Some(g) = &self.gradcam {
+            if !inputs.contains(&g.stage) {
+                problems.push(Diagnostic::new(ctx.origin(stage, &["gradcam", "stage"]), format!("`{}` is not among the report's inputs", g.stage)).hint("add it to `input:`"));
+            }
+            match g.score.split_once('.') {
+                Some((s, _)) if inputs.iter().any(|i| i == s) => {}
+                _ => problems.push(Diagnostic::new(ctx.origin(stage, &["gradcam", "score"]), format!("score `{}`: write `<stage>.<name>` with the stage among the report's inputs", g.score))),
+            }
+            if g.patients == 0 {
+                problems.push(Diagnostic::new(ctx.origin(stage, &["gradcam", "patients"]), "patients must be at least 1"));
+            }
+        }
+        for (i, r) in self.reference.iter().enumerate() {
+            let owner = r.metric.split('/').next().unwrap_or_default();
+            if !inputs.iter().any(|s| s == owner) {
+                problems.push(
+                    Diagnostic::new(ctx.origin(stage, &["reference", &i.to_string(), "metric"]), format!("metric `{}` belongs to no input of the report", r.metric))
+                        .hint("metric ids start with the stage that computes them, e.g. `table2/external/DLS/auc`"),
+                );
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Diagnostics(problems))
+        }
+    }
+}
+
+impl Stage for Report {
+    fn kind(&self) -> &'static str {
+        "report"
+    }
+
+    fn version(&self) -> u32 {
+        VERSION
+    }
+
+    fn inputs(&self) -> Vec<InputRef> {
+        self.input.refs()
+    }
+
+    fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
+        self.check(ctx, stage)?;
+        let params = serde_json::to_value(self).map_err(|e| Diagnostics::from(Diagnostic::new(ctx.origin(stage, &[]), e.to_string())))?;
+        Ok(vec![NodeDecl::single(params)])
+    }
+
+    fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {
+        let me = ctx.node_id.to_string();
+        let store = Store::open(ctx.workspace).map_err(|e| StageError::new(format!("stage `{me}`: cannot open the store: {e}")))?;
+        let mut metrics: BTreeMap<String, Value> = BTreeMap::new();
+        let mut cited: BTreeSet<String> = BTreeSet::new();
+        let mut body = String::new();
+        let out = ctx.out_dir;
+        for dir in ["tables", "figures"] {
+            std::fs::create_dir_all(out.join(dir)).map_err(|e| StageError::new(format!("stage `{me}`: {e}")))?;
+        }
+        // Every input's metrics, so that references and the appendix can find them.
+        for a in ctx.inputs.iter().filter(|a| a.item.is_none()) {
+            if let Some(path) = file_of(a, "metrics.json") {
+                for entry in read_metrics(&me, a, path)? {
+                    if let Some(id) = entry.get("id").and_then(Value::as_str) {
+                        metrics.insert(id.to_string(), entry.clone());
+                    }
+                }
+            }
+        }
+        // This node's own metrics: the published values.
+        let own: Vec<Metric> = self.reference.iter().map(|r| {
+            let m = Metric::new(format!("{me}/reference/{}", r.metric), r.value, 0).method(format!("published: {}", r.label));
+            match r.ci {
+                Some([lo, hi]) => m.ci(lo, hi),
+                None => m,
+            }
+        }).collect();
+        study::write_metrics(out, &own, ctx.key)?;
+        for m in &own {
+            let mut v = serde_json::to_value(m).map_err(|e| StageError::new(e.to_string()))?;
+            v["lineage"] = Value::String(ctx.key.to_string());
+            metrics.insert(m.id.clone(), v);
+        }
+
+        let _ = writeln!(body, "<h1>{}</h1>", esc(&self.title));
+        let _ = writeln!(body, "<p>Every number links to its metric (value, confidence interval, method) and from there to its lineage: the stages, parameters, patient sets and source files (with BLAKE3 digests) behind it.</p>");
+        body.push_str(&environment(&store, ctx.inputs));
+        if !self.reference.is_empty() {
+            body.push_str("<h2 id=\"study-vs-run\">Study vs this run</h2>\n<table>\n<thead><tr><th>Quantity</th><th>Metric</th><th>Published</th><th>This run</th></tr></thead>\n<tbody>\n");
+            for r in &self.reference {
+                let pid = format!("{me}/reference/{}", r.metric);
+                let published = with_ci(&pid, r.value, r.ci, 3);
+                let run = match metrics.get(&r.metric) {
+                    Some(m) => {
+                        let v = m.get("value").and_then(Value::as_f64);
+                        let ci = m.get("ci").and_then(|c| Some([c.get(0)?.as_f64()?, c.get(1)?.as_f64()?]));
+                        v.map(|v| with_ci(&r.metric, v, ci, 3)).unwrap_or_else(|| "not estimable".into())
+                    }
+                    None => "not computed in this run (see the stage's notes)".into(),
+                };
+                cited.insert(pid);
+                if metrics.contains_key(&r.metric) {
+                    cited.insert(r.metric.clone());
+                }
+                let _ = writeln!(body, "<tr><td>{}</td><td><code>{}</code></td><td>{published}</td><td>{run}</td></tr>", esc(&r.label), esc(&r.metric));
+            }
+            body.push_str("</tbody>\n</table>\n");
+        }
+        // One section per input stage with cohort-level outputs.
+        let order: Vec<String> = self.input.refs().into_iter().map(|r| r.stage).collect();
+        for stage in &order {
+            let nodes: Vec<&InputArtifact> = ctx.inputs.iter().filter(|a| &a.stage == stage && a.item.is_none()).collect();
+            let mut section = String::new();
+            for a in &nodes {
+                if let Some(path) = file_of(a, "table.linked.md") {
+                    let text = read(&me, a, path)?;
+                    section.push_str(&markdown(&text, &mut cited));
+                    std::fs::write(out.join("tables").join(format!("{stage}.md")), study::strip_citations(&text)).map_err(|e| StageError::new(e.to_string()))?;
+                    if let Some(csv) = file_of(a, "table.csv") {
+                        std::fs::copy(csv, out.join("tables").join(format!("{stage}.csv"))).map_err(|e| StageError::new(e.to_string()))?;
+                    }
+                }
+                let mut svgs: Vec<&(String, PathBuf)> = a.files.iter().filter(|(n, _)| n.ends_with(".svg") && !n.contains('/')).collect();
+                svgs.sort_by_key(|(n, _)| figure_rank(n));
+                for (name, path) in svgs {
+                    let svg = read(&me, a, path)?;
+                    std::fs::write(out.join("figures").join(format!("{stage}_{name}")), &svg).map_err(|e| StageError::new(e.to_string()))?;
+                    let _ = writeln!(section, "<figure>{}<figcaption>{}</figcaption></figure>", strip_xml_declaration(&svg), esc(name));
+                }
+            }
+            if !section.is_empty() {
+                let _ = writeln!(body, "<h2 id=\"{}\">{}</h2>\n{section}", anchor("s", stage), esc(stage));
+            }
+        }
+        if let Some(g) = &self.gradcam {
+            body.push_str(&gradcam_section(&me, g, ctx.inputs)?);
+        }
+        body.push_str(&appendix(&me, &store, &metrics, &cited, ctx.key)?);
+        let html = format!(
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+            esc(&self.title)
+        );
+        study::write(out, "index.html", &html)?;
+        let _ = writeln!(ctx.log, "report: {} numbers cited, {} bytes", cited.len(), html.len());
+        Ok(())
+    }
+}
+
+fn file_of<'a>(a: &'a InputArtifact, name: &str) -> Option<&'a PathBuf> {
+    a.files.iter().find(|(n, _)| n == name).map(|(_, p)| p)
+}
+
+fn read(me: &str, a: &InputArtifact, path: &Path) -> Result<String, StageError> {
+    std::fs::read_to_string(path).map_err(|e| StageError::new(format!("stage `{me}`: cannot read {} of `{}`: {e}", path.display(), a.node)))
+}
+
+fn read_metrics(me: &str, a: &InputArtifact, path: &Path) -> Result<Vec<Value>, StageError> {
+    let text = read(me, a, path)?;
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Array(v)) => Ok(v),
+        Ok(_) => Ok(Vec::new()),
+        Err(e) => Err(StageError::new(format!("stage `{me}`: metrics.json of `{}` is not JSON: {e}", a.node))),
+    }
+}
+
+/// ROC first, then calibration, decision curves, Kaplan-Meier; by name within.
+fn figure_rank(name: &str) -> (usize, String) {
+    let rank = ["roc", "calibration", "decision", "km"].iter().position(|p| name.starts_with(p)).unwrap_or(9);
+    (rank, name.to_string())
+}
+
+fn strip_xml_declaration(svg: &str) -> &str {
+    match svg.find("<svg") {
+        Some(i) => &svg[i..],
+        None => svg,
+    }
+}
+
+/// `value (lo–hi)`, each number a link to metric `id`.
+fn with_ci(id: &str, value: f64, ci: Option<[f64; 2]>, digits: usize) -> String {
+    let f = |x: f64| metric_link(id, &format!("{x:.digits$}"));
+    match ci {
+        Some([lo, hi]) if lo.is_finite() && hi.is_finite() => format!("{} ({}–{})", f(value), f(lo), f(hi)),
+        _ => f(value),
+    }
+}
+
+/// radpipe's version and, from the `fit.json` of the models behind the
+/// inputs (found through the store's action records), libtorch's and the device.
+fn environment(store: &Store, inputs: &[InputArtifact]) -> String {
+    let mut rows = vec![("radpipe".to_string(), env!("CARGO_PKG_VERSION").to_string())];
+    let mut seen = BTreeSet::new();
+    let mut fits: BTreeMap<String, String> = BTreeMap::new();
+    for a in inputs {
+        if let Some(action) = store.read_action(&a.key) {
+            for i in action.inputs.iter().filter(|i| i.node.ends_with(".fit") || i.node.contains(".fit[")) {
+                fits.insert(i.node.clone(), i.key.clone());
+            }
+        }
+    }
+    for (node, key) in &fits {
+        let Some(action) = store.read_action(key) else { continue };
+        let Some(file) = action.outputs.get("fit.json") else { continue };
+        let Ok(text) = std::fs::read_to_string(store.object_path(&file.digest)) else { continue };
+        let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
+        if let Some(env) = v.get("environment").and_then(Value::as_object) {
+            for (k, val) in env {
+                let line = (format!("{k} ({node})"), val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string()));
+                if seen.insert(line.clone()) {
+                    rows.push(line);
+                }
+            }
+        }
+    }
+    let mut s = String::from("<h2 id=\"environment\">Environment</h2>\n<ul>\n");
+    for (k, v) in rows {
+        let _ = writeln!(s, "<li>{}: <code>{}</code></li>", esc(&k), esc(&v));
+    }
+    s.push_str("</ul>\n");
+    s
+}
+
+/// Grad-CAM overlays (`gradcam/<sequence>_<plane>.png`) of the patients with
+/// the highest and the lowest score, as data URIs.
+fn gradcam_section(me: &str, g: &GradCam, inputs: &[InputArtifact]) -> Result<String, StageError> {
+    let (score_stage, score_name) = g.score.split_once('.').unwrap_or((g.score.as_str(), ""));
+    let scores = study::stage_scores(me, inputs, score_stage, score_name)?;
+    let cohort_of: BTreeMap<&str, Option<&str>> = inputs.iter().filter_map(|a| a.item.as_ref()).map(|i| (i.id.as_str(), i.cohort.as_deref())).collect();
+    let mut ranked: Vec<(f64, &String)> = scores
+        .iter()
+        .filter_map(|(p, s)| s.map(|s| (s, p)))
+        .filter(|(_, p)| g.cohort.is_none() || cohort_of.get(p.as_str()).copied().flatten() == g.cohort.as_deref())
+        .collect();
+    if ranked.is_empty() {
+        return Err(StageError::new(format!("stage `{me}`: no patient has a score `{}`{}", g.score, g.cohort.as_ref().map(|c| format!(" in cohort `{c}`")).unwrap_or_default())));
+    }
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    let k = g.patients.min(ranked.len().div_ceil(2));
+    let high: Vec<&String> = ranked.iter().take(k).map(|r| r.1).collect();
+    let low: Vec<&String> = ranked.iter().rev().take(k).map(|r| r.1).collect();
+    let mut s = format!(
+        "<h2 id=\"gradcam\">Grad-CAM</h2>\n<p>Class-activation maps on layer4 of each sequence's network for the class of interest, over the three planes of the 2.5D input, for the patients with the highest and the lowest <code>{}</code>{}.</p>\n",
+        esc(&g.score),
+        g.cohort.as_ref().map(|c| format!(" in cohort <code>{}</code>", esc(c))).unwrap_or_default()
+    );
+    for (title, patients) in [("Highest", &high), ("Lowest", &low)] {
+        let _ = writeln!(s, "<h3>{title} <code>{}</code></h3>", esc(&g.score));
+        for p in patients.iter() {
+            let node = inputs.iter().find(|a| a.stage == g.stage && a.item.as_ref().is_some_and(|i| &i.id == *p));
+            let Some(node) = node else {
+                return Err(StageError::new(format!("stage `{me}`: patient {p}: no `{}` node among the inputs", g.stage)));
+            };
+            let mut pngs: Vec<&(String, PathBuf)> = node.files.iter().filter(|(n, _)| n.starts_with("gradcam/") && n.ends_with(".png")).collect();
+            pngs.sort_by(|a, b| a.0.cmp(&b.0));
+            if pngs.is_empty() {
+                return Err(StageError::new(format!("stage `{me}`: patient {p}: `{}` wrote no Grad-CAM images", node.node)));
+            }
+            let _ = write!(s, "<div class=\"cam\"><p>patient <code>{}</code></p>", esc(p));
+            for (name, path) in pngs {
+                let bytes = std::fs::read(path).map_err(|e| StageError::new(format!("stage `{me}`: patient {p}: {name}: {e}")))?;
+                let label = name.trim_start_matches("gradcam/").trim_end_matches(".png");
+                let _ = write!(s, "<figure><img alt=\"{0}\" src=\"data:image/png;base64,{1}\"><figcaption>{0}</figcaption></figure>", esc(label), base64::engine::general_purpose::STANDARD.encode(bytes));
+            }
+            s.push_str("</div>\n");
+        }
+    }
+    Ok(s)
+}
+
+/// The cited metrics, then the lineage of every action behind them.
+fn appendix(me: &str, store: &Store, metrics: &BTreeMap<String, Value>, cited: &BTreeSet<String>, own_key: &str) -> Result<String, StageError> {
+    let mut s = String::from("<h2 id=\"metrics\">Metrics</h2>\n<table>\n<thead><tr><th>Metric</th><th>Value</th><th>95% CI</th><th>n</th><th>Method</th><th>Computed by</th></tr></thead>\n<tbody>\n");
+    // (action key, group whose patients the metric stands on)
+    let mut blocks: BTreeSet<(String, Option<String>)> = BTreeSet::new();
+    for id in cited {
+        let Some(m) = metrics.get(id) else {
+            return Err(StageError::new(format!("stage `{me}`: a table cites `{id}`, which no input's metrics.json holds")));
+        };
+        let key = m.get("lineage").and_then(Value::as_str).unwrap_or_default().to_string();
+        let group = id.split('/').nth(1).filter(|g| store.read_action(&key).is_some_and(|a| group_patients(store, &a, g).is_some())).map(str::to_string);
+        let target = lineage_anchor(&key, group.as_deref());
+        let value = m.get("value").map(|v| v.to_string()).unwrap_or_default();
+        let ci = m.get("ci").and_then(Value::as_array).map(|c| c.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" – ")).unwrap_or_default();
+        let n = m.get("n").map(|v| v.to_string()).unwrap_or_default();
+        let method = m.get("method").and_then(Value::as_str).unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "<tr id=\"{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"#{}\"><code>{}</code></a></td></tr>",
+            anchor("m", id),
+            esc(id),
+            esc(&value),
+            esc(&ci),
+            esc(&n),
+            esc(method),
+            target,
+            esc(&format!("{}{}", key.get(..12).unwrap_or(&key), group.as_ref().map(|g| format!(" ({g})")).unwrap_or_default()))
+        );
+        blocks.insert((key, group));
+    }
+    s.push_str("</tbody>\n</table>\n<h2 id=\"lineage\">Lineage</h2>\n");
+    for (key, group) in &blocks {
+        let _ = writeln!(
+            s,
+            "<h3 id=\"{}\">Action <code>{}</code>{}</h3>",
+            lineage_anchor(key, group.as_deref()),
+            esc(key),
+            group.as_ref().map(|g| format!(", patients of <code>{}</code>", esc(g))).unwrap_or_default()
+        );
+        if key == own_key {
+            s.push_str("<p>This report: the published values come from the <code>reference</code> block of the pipeline file.</p>\n");
+            continue;
+        }
+        let action = store.read_action(key).ok_or_else(|| StageError::new(format!("stage `{me}`: the action record {key} is missing from the store")))?;
+        let patients = group.as_deref().and_then(|g| group_patients(store, &action, g));
+        let steps = steps_of_action(store, key, patients.as_ref()).map_err(|e| StageError::new(format!("stage `{me}`: lineage of {key}: {e}")))?;
+        s.push_str(&render_steps(&steps));
+    }
+    Ok(s)
+}
+
+fn lineage_anchor(key: &str, group: Option<&str>) -> String {
+    anchor("lin", &format!("{key}/{}", group.unwrap_or("")))
+}
+
+fn render_steps(steps: &[Step]) -> String {
+    let mut s = String::from("<table class=\"lineage\">\n<thead><tr><th>Stage</th><th>Kind</th><th>Version</th><th>Nodes</th><th>Patients (digest)</th><th>Parameters</th><th>Source files</th></tr></thead>\n<tbody>\n");
+    for st in steps {
+        let params = match &st.params {
+            Some(p) => serde_json::to_string(p).unwrap_or_default(),
+            None => "per node (see the node keys)".into(),
+        };
+        let mut sources: BTreeMap<&String, &String> = BTreeMap::new();
+        for n in &st.nodes {
+            sources.extend(n.sources.iter());
+        }
+        let fits: Vec<String> = st.nodes.iter().filter(|n| n.node.contains(".fit")).map(|n| format!("{} {}", n.node, n.key)).collect();
+        let nodes = if fits.is_empty() { st.nodes.len().to_string() } else { format!("{} (models: {})", st.nodes.len(), fits.join("; ")) };
+        let mut src = String::new();
+        if !sources.is_empty() {
+            let _ = write!(src, "<details><summary>{} files</summary>", sources.len());
+            for (path, digest) in &sources {
+                let _ = write!(src, "{} <code>{}</code><br>", esc(path), esc(digest));
+            }
+            src.push_str("</details>");
+        }
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{src}</td></tr>",
+            esc(&st.stage),
+            esc(&st.kind),
+            st.version,
+            esc(&nodes),
+            st.items,
+            esc(st.items_digest.as_deref().unwrap_or("-")),
+            esc(&params)
+        );
+    }
+    s.push_str("</tbody>\n</table>\n");
+    s
+}

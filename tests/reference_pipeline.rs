@@ -1,0 +1,304 @@
+//! The reference pipeline as a user runs it (`pipelines/demo.yaml`, the same
+//! graph as `pipelines/hnscc_pdl1.yaml`), on the `tiny` synthetic cohorts with
+//! small settings given by `--set`: the end-to-end run, the report (every
+//! numeric cell followed to a metric and its action), caching, cohort swaps,
+//! incremental growth, per-cohort lineage and byte-identical reruns.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// `--set` overrides that shrink the demo to the tiny cohorts.
+const TINY: &[&str] = &[
+    "params.data=data",
+    "params.slice_size=32",
+    "params.device=cpu",
+    "stages.embed.train.epochs=2",
+    "stages.pca.components=4",
+    "stages.fuse.patch=4",
+    "stages.fuse.d_model=16",
+    "stages.fuse.train.epochs=3",
+];
+
+fn repo(rel: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
+}
+
+fn workspace() -> Workspace {
+    let ws = Workspace::new();
+    let out = ws.radpipe(&["synth", "--preset", "tiny", "--out", "data"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    ws.write("pipelines/demo.yaml", &repo("pipelines/demo.yaml"));
+    ws.write("schemas/clinical.yaml", &repo("schemas/clinical.yaml"));
+    ws
+}
+
+/// The pipeline, the tiny overrides, then `extra`.
+fn tail<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["pipelines/demo.yaml"];
+    for s in TINY {
+        v.extend(["--set", s]);
+    }
+    v.extend_from_slice(extra);
+    v
+}
+
+fn args<'a>(cmd: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![cmd];
+    v.extend(tail(extra));
+    v
+}
+
+fn run(ws: &Workspace, extra: &[&str]) -> RunResult {
+    let r = ws.run(&tail(extra));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r
+}
+
+/// Every metric of every `metrics.json` under results/, by id.
+fn all_metrics(ws: &Workspace) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(ws.path("results")).unwrap() {
+        let path = entry.unwrap().path().join("metrics.json");
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for m in serde_json::from_str::<Value>(&text).unwrap().as_array().unwrap() {
+                out.insert(m["id"].as_str().unwrap().to_string(), m.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Text content of an HTML fragment: tags removed.
+fn text_of(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The cells (`<td>`, `<th>`) of an HTML page, as raw inner HTML, with their
+/// column index.
+fn cells(html: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for row in html.split("<tr").skip(1) {
+        let row = &row[..row.find("</tr>").unwrap_or(row.len())];
+        let mut rest = row;
+        let mut col = 0;
+        while let Some(i) = rest.find("<t") {
+            let tag = &rest[i..];
+            let close = if tag.starts_with("<td>") { "</td>" } else if tag.starts_with("<th>") { "</th>" } else { rest = &rest[i + 2..]; continue };
+            let after = &tag[4..];
+            let j = after.find(close).unwrap();
+            out.push((col, after[..j].to_string()));
+            col += 1;
+            rest = &after[j..];
+        }
+    }
+    out
+}
+
+/// Links to metrics in a cell: (metric id, shown text); and the cell's text outside them.
+fn metric_links(cell: &str) -> (Vec<(String, String)>, String) {
+    let mut links = Vec::new();
+    let mut outside = String::new();
+    let mut rest = cell;
+    while let Some(i) = rest.find("<a class=\"m\"") {
+        outside.push_str(&rest[..i]);
+        let a = &rest[i..];
+        let title = a.find("title=\"").map(|t| &a[t + 7..]).unwrap();
+        let id = title[..title.find('"').unwrap()].to_string();
+        let body_start = a.find('>').unwrap() + 1;
+        let end = a.find("</a>").unwrap();
+        links.push((id, a[body_start..end].to_string()));
+        rest = &a[end + 4..];
+    }
+    outside.push_str(rest);
+    (links, text_of(&outside))
+}
+
+/// A number in text: digits with a decimal point, or a cell that is only digits.
+fn has_number(text: &str) -> bool {
+    let t = text.replace("&nbsp;", " ");
+    let t = t.trim();
+    let chars: Vec<char> = t.chars().collect();
+    let decimal = chars.windows(3).any(|w| w[0].is_ascii_digit() && w[1] == '.' && w[2].is_ascii_digit());
+    decimal || (!t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '%' || c == ' '))
+}
+
+#[test]
+fn the_demo_pipeline_end_to_end_report_swaps_growth_and_lineage() {
+    let ws = workspace();
+    let first = run(&ws, &[]);
+    for stage in ["ingest", "split", "register[E-0001]", "resample[E-0001]", "slice[E-0001]", "embed.fit", "pca.fit", "fuse.fit", "table1", "table2", "pfs_by_dls", "pfs_by_pdl1", "dcb", "report"] {
+        assert!(first.executed.contains(stage), "{stage} did not run: {:?}", first.executed);
+    }
+
+    // The report: one self-contained page with every table and figure.
+    let html = ws.read("results/report/index.html");
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("<script"), "the report must open offline");
+    for section in ["id=\"s-table1\"", "id=\"s-table2\"", "id=\"s-pfs_by_dls\"", "id=\"s-dcb\"", "id=\"study-vs-run\"", "id=\"gradcam\"", "id=\"environment\"", "id=\"lineage\""] {
+        assert!(html.contains(section), "the report lacks {section}");
+    }
+    // (On these tiny cohorts a validation cohort may fall on one side of the
+    // DLS cut-off: survival then notes it instead of drawing its curves.)
+    for figure in ["roc_train.svg", "roc_internal.svg", "roc_external.svg", "calibration_external.svg", "decision_curve_external.svg", "km_train.svg", "roc_ici.svg"] {
+        assert!(html.contains(&format!("<figcaption>{figure}</figcaption>")), "the report lacks {figure}");
+    }
+    assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+    assert!(html.matches("data:image/png;base64,").count() >= 2 * 2 * 9, "Grad-CAM panels: 2 high + 2 low patients x 3 sequences x 3 planes");
+    assert!(html.contains("libtorch"), "the report states the environment");
+    for t in ["table1", "table2", "pfs_by_dls", "dcb"] {
+        assert!(ws.path(&format!("results/report/tables/{t}.md")).is_file() && ws.path(&format!("results/report/tables/{t}.csv")).is_file(), "{t} as Markdown and CSV");
+    }
+
+    // Every numeric cell of the report (before the appendix) links to a
+    // metric of some metrics.json, whose action is in the store, and the
+    // link's target exists in the page.
+    let metrics = all_metrics(&ws);
+    let body = &html[..html.find("<h2 id=\"metrics\">").unwrap()];
+    let mut followed = 0;
+    for (col, cell) in cells(body) {
+        let (links, outside) = metric_links(&cell);
+        // The first two columns label rows (cohort, score, group, category),
+        // and a group or category may be a value such as `0` or `1`.
+        let label = col < 2 && !outside.contains('.');
+        assert!(label || !has_number(&outside), "a number without a link in cell {cell:?}");
+        for (id, shown) in links {
+            assert!(has_number(&shown) || shown.starts_with("&lt;0.") || shown == "NR", "{id}: {shown:?}");
+            let m = metrics.get(&id).unwrap_or_else(|| panic!("{id} is in no metrics.json"));
+            let key = m["lineage"].as_str().unwrap();
+            assert!(ws.path(&format!(".radpipe/actions/{key}.json")).is_file(), "{id}: action {key} is not in the store");
+            let anchor: String = format!("m-{}", id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_string() } else { format!("_{:x}_", c as u32) }).collect::<String>());
+            assert!(html.contains(&format!("id=\"{anchor}\"")), "{id}: no entry #{anchor} in the page");
+            followed += 1;
+        }
+    }
+    assert!(followed > 300, "only {followed} numbers followed");
+    // Published values sit beside this run's.
+    let published: Value = serde_json::from_str(&ws.read("results/report/metrics.json")).unwrap();
+    assert!(published.as_array().unwrap().iter().any(|m| m["id"] == "report/reference/table2/external/DLS/auc" && m["value"] == 0.803));
+
+    // A second run executes nothing.
+    let again = run(&ws, &[]);
+    assert!(again.executed.is_empty(), "{:?}", again.executed);
+
+    // Lineage of an external AUC: every source file of the external patients,
+    // none of another cohort's patients; the trained models by key.
+    let out = ws.radpipe(&["lineage", "pipelines/demo.yaml", "table2/external/DLS/auc", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lineage: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut sources = BTreeSet::new();
+    let mut models = BTreeSet::new();
+    for step in lineage["steps"].as_array().unwrap() {
+        for node in step["nodes"].as_array().unwrap() {
+            sources.extend(node["sources"].as_object().unwrap().keys().cloned());
+            if node["node"].as_str().unwrap().contains(".fit") {
+                models.insert(node["node"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    let external: Vec<String> = ws.read("data/external/clinical.csv").lines().skip(1).map(|l| l.split(',').next().unwrap().to_string()).collect();
+    for p in &external {
+        for f in ["t1", "t2", "ce_t1", "roi"] {
+            assert!(sources.contains(&format!("data/external/images/{p}/{f}.nii.gz")), "{p}/{f} missing from the lineage");
+        }
+    }
+    let images: Vec<&String> = sources.iter().filter(|s| s.ends_with(".nii.gz")).collect();
+    assert_eq!(images.len(), 4 * external.len(), "only the external patients' images: {images:?}");
+    assert_eq!(models, ["embed.fit", "fuse.fit", "pca.fit"].iter().map(|s| s.to_string()).collect::<BTreeSet<_>>());
+    assert!(sources.contains("data/external/clinical.csv"));
+
+    // Another synthetic centre, to swap in and to grow from.
+    let out = ws.radpipe(&["synth", "--preset", "tiny", "--out", "other", "--seed", "99"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Predict: a new patient's folder scored with the trained models; nothing
+    // is retrained, and the pipeline's next run has nothing to do.
+    std::fs::create_dir_all(ws.path("incoming/P-NEW")).unwrap();
+    for f in ["t1", "t2", "ce_t1", "roi"] {
+        std::fs::copy(ws.path(&format!("other/external/images/E-0003/{f}.nii.gz")), ws.path(&format!("incoming/P-NEW/{f}.nii.gz"))).unwrap();
+    }
+    let out = ws.radpipe(&args("predict", &["--patient", "incoming/P-NEW", "--json"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let p: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dls = p["dls"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&dls), "{p}");
+    let t = p["threshold"].as_f64().unwrap();
+    assert_eq!(p["threshold"], metrics["table2/train/DLS/threshold"]["value"], "the training Youden threshold");
+    assert_eq!(p["class"].as_str().unwrap().starts_with("high"), dls >= t);
+    assert_eq!(p["gradcam"].as_array().unwrap().len(), 9, "{p}");
+    let executed: Vec<&str> = p["executed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(executed.contains(&"fuse[P-NEW]") && executed.contains(&"register[P-NEW]"), "{executed:?}");
+    assert!(executed.iter().all(|n| n.ends_with("[P-NEW]")), "only the new patient's nodes run: {executed:?}");
+    let bad = ws.radpipe(&args("predict", &["--patient", "other/external/clinical.csv"]));
+    assert_eq!(bad.status.code(), Some(2), "a file is not a patient folder");
+    std::fs::remove_file(ws.path("incoming/P-NEW/t2.nii.gz")).unwrap();
+    let bad = ws.radpipe(&args("predict", &["--patient", "incoming/P-NEW"]));
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("missing t2.nii.gz"), "{}", stderr(&bad));
+    assert!(run(&ws, &[]).executed.is_empty(), "predict leaves the pipeline's runs alone");
+
+    // Growth: two new patients in the external cohort preprocess and score
+    // only them, and rerun the cohort-level nodes; no model is refitted.
+    let new = ["E-0901", "E-0902"];
+    let mut table = ws.read("data/external/clinical.csv");
+    let other = ws.read("other/external/clinical.csv");
+    for (i, p) in new.iter().enumerate() {
+        let row = other.lines().nth(1 + i).unwrap();
+        table.push_str(&format!("{p}{}\n", &row[row.find(',').unwrap()..]));
+        let from = ws.path(&format!("other/external/images/E-000{}", i + 1));
+        std::fs::create_dir_all(ws.path(&format!("data/external/images/{p}"))).unwrap();
+        for f in std::fs::read_dir(from).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), ws.path(&format!("data/external/images/{p}/{}", f.file_name().to_string_lossy()))).unwrap();
+        }
+    }
+    ws.write("data/external/clinical.csv", &table);
+    let status = stdout(&ws.radpipe(&args("status", &[])));
+    assert!(status.contains("E-0901"), "status names the new patients: {status}");
+    let grown = run(&ws, &[]);
+    let per_patient: BTreeSet<&String> = grown.executed.iter().filter(|n| n.contains('[') && !n.contains(".fit")).collect();
+    let expected: BTreeSet<String> = new.iter().flat_map(|p| ["ingest", "register", "resample", "slice", "embed", "pca", "fuse"].map(|s| format!("{s}[{p}]"))).collect();
+    assert_eq!(per_patient.into_iter().cloned().collect::<BTreeSet<_>>(), expected, "exactly the new patients' nodes: {:?}", grown.executed);
+    assert!(!grown.executed.iter().any(|n| n.ends_with(".fit") || n.contains(".fit[")), "no model refits: {:?}", grown.executed);
+    for node in ["table2", "report"] {
+        assert!(grown.executed.contains(node), "{node} must rerun for the grown cohort");
+    }
+
+    // Swap: another centre as the external cohort; no model refits, and
+    // institution 1's patients are not preprocessed again.
+    let swap = ["--set", "cohorts.external.table=other/external/clinical.csv", "--set", "cohorts.external.images=other/external/images"];
+    let status = stdout(&ws.radpipe(&args("status", &swap)));
+    assert!(status.contains("external"), "{status}");
+    let swapped = run(&ws, &swap);
+    assert!(!swapped.executed.iter().any(|n| n.ends_with(".fit") || n.contains(".fit[")), "no model refits: {:?}", swapped.executed);
+    assert!(!swapped.executed.iter().any(|n| n.contains("[I1-") || n.contains("[ICI-")), "other cohorts are not preprocessed again: {:?}", swapped.executed);
+    assert!(swapped.executed.contains("register[E-0001]") && swapped.executed.contains("table2"), "{:?}", swapped.executed);
+}
+
+#[test]
+fn two_clean_runs_give_byte_identical_metrics_and_tables() {
+    let a = workspace();
+    let b = workspace();
+    run(&a, &[]);
+    run(&b, &[]);
+    for stage in ["table1", "table2", "pfs_by_dls", "dcb", "report"] {
+        for file in ["metrics.json", "table.md", "table.csv"] {
+            let (pa, pb) = (a.path(&format!("results/{stage}/{file}")), b.path(&format!("results/{stage}/{file}")));
+            if pa.exists() || pb.exists() {
+                assert_eq!(std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap(), "{stage}/{file} differs between two clean runs");
+            }
+        }
+    }
+    assert_eq!(a.read("results/report/index.html"), b.read("results/report/index.html"));
+}
