@@ -76,6 +76,13 @@ def main():
 
     run(args.radpipe, args.pipeline, [])
     real = evaluate(args.data, ["institution1", "external"])
+    # The pipeline's own Table 2: DeLong tests of the DLS against each sequence.
+    table2 = {m["id"]: m for m in json.load(open("results/table2/metrics.json"))}
+    delong = {
+        f"{c}: DLS vs {s}": (round(table2[f"table2/{c}/DLS_vs_{s}/auc_diff"]["value"], 3), table2[f"table2/{c}/DLS_vs_{s}/delong_p"]["value"])
+        for c in ("internal", "external")
+        for s in ("T1WI", "T2WI", "CE-T1WI")
+    }
 
     part = {r["patient_id"]: r["partition"] for r in read_csv("results/split/partition.csv")}
     rows = read_csv(os.path.join(args.data, "institution1", "clinical.csv"))
@@ -107,12 +114,15 @@ def main():
         os.remove(permuted_pipeline)
         run(args.radpipe, args.pipeline, [])  # restore results/ (cached)
 
-    print(json.dumps({"true_labels": real, "permuted_training_labels": shuffled}, indent=1))
+    print(json.dumps({"true_labels": real, "permuted_training_labels": shuffled, "delong_auc_difference_and_p": delong}, indent=1))
     print("\n| training labels | cohort | n | DLS | T1WI | T2WI | CE-T1WI |")
     print("|---|---|---|---|---|---|---|")
     for name, res in [("true", real), ("permuted", shuffled)]:
         for g, r in res.items():
             print(f"| {name} | {g} | {r['n']} | {r['DLS']:.3f} | {r['T1WI']:.3f} | {r['T2WI']:.3f} | {r['CE-T1WI']:.3f} |")
+    print("\n| comparison | AUC difference | P (paired DeLong) |\n|---|---|---|")
+    for k, (d, p) in delong.items():
+        print(f"| {k} | {d:+.3f} | {p:.3g} |")
 
 
 if __name__ == "__main__":

@@ -145,3 +145,19 @@ fn bad_survival_inputs_name_stage_cohort_column_and_patients() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("stage `km`: cohort `training` is neither a cohort of the ingest stage nor a partition"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_cut_off_fitted_elsewhere_that_leaves_a_cohort_on_one_side_is_a_note_not_a_failure() {
+    // Youden on c1 (label e) puts the cut-off inside c1's scores; every
+    // patient of c2 scores above it.
+    let ws = Workspace::new();
+    ws.write("c1.csv", SMALL);
+    ws.write("c2.csv", "patient_id,t,e,g,s\nB1,5,1,x,0.95\nB2,7,0,y,0.96\nB3,3,1,x,0.97\n");
+    ws.write("p.yaml", "version: 1\nname: s\ncohorts:\n  c1: { table: c1.csv }\n  c2: { table: c2.csv }\nstages:\n  ingest: { kind: ingest, cohorts: [c1, c2] }\n  km: { kind: survival, input: ingest, time: t, event: { column: e }, score: s, threshold: { rule: youden, fit_on: c1, label: e }, cohorts: [c1, c2] }\n");
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, error_of(&r));
+    let table = ws.read("results/km/table.md");
+    assert!(table.contains("Note: cohort `c2`: group `low` is empty"), "{table}");
+    let m = metrics(&ws, "km");
+    assert!(m.contains_key("km/c1/all/logrank_p") && !m.contains_key("km/c2/all/logrank_p"));
+}
