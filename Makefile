@@ -21,12 +21,12 @@ test: build
 	$(WITH_LIBTORCH) $(CARGO) test --workspace --no-fail-fast
 
 # The demo: synthetic `demo` cohorts (written once to data/demo), then the
-# reference pipeline's data path and statistics (pipelines/demo.yaml). A second
+# reference pipeline end to end (pipelines/demo.yaml) and the report. A second
 # `make demo` is fully cached.
 demo: build
 	@test -f data/demo/design.txt || $(RADPIPE) synth --preset demo --out data/demo
 	$(RADPIPE) run pipelines/demo.yaml
-	@echo "results: results/ (table1/table.md, table2/table.md, pfs_by_dls/, embed/<patient>/gradcam/*.png); lineage: $(RADPIPE) lineage pipelines/demo.yaml table2/external/DLS/auc"
+	@echo "report: results/report/index.html (tables also in results/report/tables/); lineage of a number: $(RADPIPE) lineage pipelines/demo.yaml table2/external/DLS/auc"
 
 # The engine example: command stages over lists, globs and patients.
 example: build

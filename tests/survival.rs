@@ -151,7 +151,7 @@ fn a_cut_off_fitted_elsewhere_that_leaves_a_cohort_on_one_side_is_a_note_not_a_f
     // Youden on c1 (label e) puts the cut-off inside c1's scores; every
     // patient of c2 scores above it.
     let ws = Workspace::new();
-    ws.write("c1.csv", SMALL);
+    ws.write("c1.csv", "patient_id,t,e,g,s\nA1,5,1,x,0.9\nA2,7,0,y,0.1\nA3,3,1,x,0.8\nA4,9,0,y,0.2\nA5,4,1,x,0.7\nA6,6,0,y,0.3\n");
     ws.write("c2.csv", "patient_id,t,e,g,s\nB1,5,1,x,0.95\nB2,7,0,y,0.96\nB3,3,1,x,0.97\n");
     ws.write("p.yaml", "version: 1\nname: s\ncohorts:\n  c1: { table: c1.csv }\n  c2: { table: c2.csv }\nstages:\n  ingest: { kind: ingest, cohorts: [c1, c2] }\n  km: { kind: survival, input: ingest, time: t, event: { column: e }, score: s, threshold: { rule: youden, fit_on: c1, label: e }, cohorts: [c1, c2] }\n");
     let r = ws.run(&["p.yaml"]);

@@ -80,12 +80,12 @@ fn focal_loss_value_and_gradient_equal_pytorch() {
     }
 }
 
-fn fusion_config(pool: &str) -> FusionConfig {
-    FusionConfig { features: 48, patch: 8, d_model: 16, heads: 8, layers: 3, ff: 32, hidden: 16, classes: 2, dropout: 0.0, pool: pool.into() }
+fn fusion_config(pool: &str, norm: &str) -> FusionConfig {
+    FusionConfig { features: 48, patch: 8, d_model: 16, heads: 8, layers: 3, ff: 32, hidden: 16, classes: 2, dropout: 0.0, pool: pool.into(), norm: norm.into() }
 }
 
-fn seeded_fusion(pool: &str, seed: i64, f: &HashMap<String, Tensor>) -> (tch::nn::VarStore, radpipe_nn::fusion::Fusion) {
-    let (vs, model) = weights::seeded_fusion(fusion_config(pool), seed);
+fn seeded_fusion(pool: &str, norm: &str, seed: i64, f: &HashMap<String, Tensor>) -> (tch::nn::VarStore, radpipe_nn::fusion::Fusion) {
+    let (vs, model) = weights::seeded_fusion(fusion_config(pool, norm), seed);
     let vars = vs.variables();
     tch::no_grad(|| {
         vars["input_mean"].shallow_clone().copy_(&f["input_mean"]);
@@ -97,12 +97,12 @@ fn seeded_fusion(pool: &str, seed: i64, f: &HashMap<String, Tensor>) -> (tch::nn
 #[test]
 fn fusion_transformer_equals_pytorch_transformer_encoder() {
     let _serial = serial();
-    for (pool, seed) in [("mean", 21), ("cls", 22)] {
-        let f = fixture(&format!("fusion_{pool}.safetensors"));
-        let (_vs, model) = seeded_fusion(pool, seed, &f);
+    for (pool, norm, seed, file) in [("mean", "post", 21, "fusion_mean"), ("cls", "post", 22, "fusion_cls"), ("flatten", "pre", 23, "fusion_flatten_pre")] {
+        let f = fixture(&format!("{file}.safetensors"));
+        let (_vs, model) = seeded_fusion(pool, norm, seed, &f);
         let logits = tch::no_grad(|| model.forward_t(&f["x"], false));
         let e = rel_err(&logits, &f["logits"]);
-        assert!(e < 1e-5, "fusion ({pool} pooling) differs from PyTorch by {e:e}");
+        assert!(e < 1e-5, "fusion ({norm}-norm, {pool} pooling) differs from PyTorch by {e:e}");
     }
 }
 
@@ -110,7 +110,7 @@ fn fusion_transformer_equals_pytorch_transformer_encoder() {
 fn two_sgd_steps_on_the_focal_loss_equal_pytorch() {
     let _serial = serial();
     let f = fixture("fusion_mean.safetensors");
-    let (vs, model) = seeded_fusion("mean", 21, &f);
+    let (vs, model) = seeded_fusion("mean", "post", 21, &f);
     let mut opt = tch::nn::Sgd { momentum: 0.9, dampening: 0.0, wd: 1e-4, nesterov: false }.build(&vs, 0.01).unwrap();
     for _ in 0..2 {
         let loss = focal_loss(&model.forward_t(&f["x"], true), &f["y"], 0.25, 2.0);
