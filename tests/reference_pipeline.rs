@@ -302,3 +302,18 @@ fn two_clean_runs_give_byte_identical_metrics_and_tables() {
     }
     assert_eq!(a.read("results/report/index.html"), b.read("results/report/index.html"));
 }
+
+#[test]
+fn report_settings_that_cannot_work_are_refused_before_anything_runs() {
+    let ws = workspace();
+    let check = |set: &str, needle: &str| {
+        let out = ws.radpipe(&args("validate", &["--set", set]));
+        assert_eq!(out.status.code(), Some(2), "{set}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{set}: expected `{needle}` in {}", stderr(&out));
+    };
+    check("stages.report.gradcam.stage=slice", "`slice` is not among the report's inputs");
+    check("stages.report.gradcam.score=dls", "score `dls`: write `<stage>.<name>`");
+    check("stages.report.reference.0.metric=table3/external/DLS/auc", "metric `table3/external/DLS/auc` belongs to no input of the report");
+    check("stages.report.gradcam.patients=0", "patients must be at least 1");
+    assert!(!ws.path(".radpipe").exists() || !ws.path("results").exists(), "validate runs nothing");
+}
