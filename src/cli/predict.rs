@@ -44,7 +44,9 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
             if args.json {
                 super::print_json(&v);
             } else {
-                println!("patient {}: DLS {:.4}", v["patient"].as_str().unwrap_or_default(), v["dls"].as_f64().unwrap_or(f64::NAN));
+                let dls = v["dls"].as_f64().unwrap_or(f64::NAN);
+                let shown = if dls != 0.0 && dls.abs() < 1e-3 { format!("{dls:.3e}") } else { format!("{dls:.4}") };
+                println!("patient {}: DLS {shown}", v["patient"].as_str().unwrap_or_default());
                 match v["threshold"].as_f64() {
                     Some(t) => println!("class: {} (training Youden threshold {t:.4}, from `{}`)", v["class"].as_str().unwrap_or_default(), v["threshold_metric"].as_str().unwrap_or_default()),
                     None => println!("class: no threshold (no evaluate stage fits one on the training partition for this score)"),
