@@ -315,5 +315,22 @@ fn report_settings_that_cannot_work_are_refused_before_anything_runs() {
     check("stages.report.gradcam.score=dls", "score `dls`: write `<stage>.<name>`");
     check("stages.report.reference.0.metric=table3/external/DLS/auc", "metric `table3/external/DLS/auc` belongs to no input of the report");
     check("stages.report.gradcam.patients=0", "patients must be at least 1");
-    assert!(!ws.path(".radpipe").exists() || !ws.path("results").exists(), "validate runs nothing");
+    assert!(!ws.path("results").exists(), "validate runs nothing");
+    // Predict scores new patients only, and never trains: without trained
+    // models it refuses, naming them.
+    let out = ws.radpipe(&args("predict", &["--patient", "data/external/images/E-0001"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("patient E-0001 is already in cohort `external`"), "{}", stderr(&out));
+    std::fs::create_dir_all(ws.path("incoming/NEW-1")).unwrap();
+    for f in ["t1", "t2", "ce_t1", "roi"] {
+        std::fs::copy(ws.path(&format!("data/external/images/E-0001/{f}.nii.gz")), ws.path(&format!("incoming/NEW-1/{f}.nii.gz"))).unwrap();
+    }
+    let out = ws.radpipe(&args("predict", &["--patient", "incoming/NEW-1"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("run the pipeline first"), "{}", stderr(&out));
+    run(&ws, &["--only", "split"]);
+    let out = ws.radpipe(&args("predict", &["--patient", "incoming/NEW-1"]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("predict never trains") && stderr(&out).contains("embed.fit"), "{}", stderr(&out));
+    assert!(!ws.path("results/register").exists(), "nothing ran for the new patient");
 }

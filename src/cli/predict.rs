@@ -79,6 +79,12 @@ fn predict(ctx: &Ctx, args: &Args) -> Result<Option<Value>, Failure> {
     let patient = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let images = dir.parent().unwrap_or(Path::new("/")).to_string_lossy().into_owned();
 
+    // A patient the pipeline already has is scored by `run`.
+    let original = ctx.plan(&args.pipeline, &args.sets).map_err(|_| invalid(format!("{} does not plan (above)", args.pipeline.display())))?;
+    if let Some(cohort) = original.nodes.iter().filter_map(|n| n.decl.item.as_ref()).find(|i| i.id == patient).map(|i| i.cohort.clone().unwrap_or_default()) {
+        return Err(invalid(format!("patient {patient} is already in cohort `{cohort}` of {}: `radpipe run` scores it (results/<fuse stage>/{patient}/scores.json); predict is for patients the pipeline does not have", args.pipeline.display())));
+    }
+
     // The pipeline as the models were trained, plus a one-patient cohort.
     let mut tree = YNode::load(&args.pipeline).map_err(|d| invalid(d.to_string()))?;
     for o in &args.sets {
