@@ -257,29 +257,6 @@ fn class_balance(y: &[i64]) -> String {
     format!("{} rows, {pos} positive", y.len())
 }
 
-/// Train one backbone on rows `x` (labels `y`); the model and its report.
-fn train_backbone<W: Write>(
-    p: &EmbedParams,
-    dev: Device,
-    x: &Tensor,
-    y: &[i64],
-    what: &str,
-    node: &str,
-    progress: &mut Progress<W>,
-) -> Result<(VarStore, Box<dyn backbone::Backbone>, train::TrainReport), Error> {
-    tch::manual_seed(p.train.seed as i64);
-    let mut vs = VarStore::new(dev);
-    let model = backbone::build(&vs.root(), &p.backbone, p.weights.as_deref(), 2, p.dropout)?;
-    if let (Some(w), false) = (&p.weights, p.backbone == "torchscript") {
-        weights::load(&mut vs, w, &["fc."])?;
-    }
-    let report = train::train(model.as_ref(), &vs, x, y, &p.train, &mut |e| {
-        progress.message(node, format!("{what}: epoch {} train loss {:.4} val loss {:.4} val AUC {:.3} ({:.1} s)", e.epoch, e.train_loss, e.val_loss, e.val_auc, e.seconds))
-    })
-    .map_err(|e| Error::new(format!("{what}: {e}")))?;
-    Ok((vs, model, report))
-}
-
 /// Pooled features `[N, C]` and class-1 probabilities of `x`, in batches.
 fn embed_rows(model: &dyn backbone::Backbone, x: &Tensor, dev: Device, amp: bool) -> (Tensor, Vec<f64>) {
     let mut feats = Vec::new();
@@ -304,7 +281,17 @@ fn embed_fit<W: Write>(p: &EmbedParams, dev: Device, node: &JobNode, progress: &
     for seq in &p.sequences {
         let x = inputs.stack(&node.samples, seq)?;
         progress.message(&node.id, format!("{seq}: training {} on {}, input {:?}", p.backbone, class_balance(&y), &x.size()[1..]));
-        let (vs, _model, report) = train_backbone(p, dev, &x, &y, seq, &node.id, progress)?;
+        tch::manual_seed(p.train.seed as i64);
+        let mut vs = VarStore::new(dev);
+        let model = backbone::build(&vs.root(), &p.backbone, p.weights.as_deref(), 2, p.dropout)?;
+        if let (Some(w), false) = (&p.weights, p.backbone == "torchscript") {
+            weights::load(&mut vs, w, &["fc."])?;
+        }
+        let id = node.id.clone();
+        let report = train::train(model.as_ref(), &vs, &x, &y, &p.train, &mut |e| {
+            progress.message(&id, format!("{seq}: epoch {} train loss {:.4} val loss {:.4} val AUC {:.3} ({:.1} s)", e.epoch, e.train_loss, e.val_loss, e.val_auc, e.seconds))
+        })
+        .map_err(|e| Error::new(format!("{seq}: {e}")))?;
         weights::save(&vs, &node.out_dir.join(format!("{seq}.safetensors")))?;
         write(&node.out_dir.join(format!("curves.{seq}.csv")), &train::curves_csv(&report.curves))?;
         summary.insert(seq.clone(), serde_json::to_value(&report).map_err(|e| Error::new(e.to_string()))?);

@@ -17,7 +17,7 @@ use super::progress::Progress;
 use super::{Ctx, EXIT_FAILED, EXIT_INVALID};
 use crate::engine::exec::{self, RunOptions};
 use crate::engine::store::Store;
-use crate::engine::yaml::{self, YNode};
+use crate::engine::spec;
 use crate::stages::StageSpec;
 
 #[derive(Debug, Parser)]
@@ -86,15 +86,7 @@ fn predict(ctx: &Ctx, args: &Args) -> Result<Option<Value>, Failure> {
     }
 
     // The pipeline as the models were trained, plus a one-patient cohort.
-    let mut tree = YNode::load(&args.pipeline).map_err(|d| invalid(d.to_string()))?;
-    for o in &args.sets {
-        yaml::apply_override(&mut tree, o).map_err(|d| invalid(d.to_string()))?;
-    }
-    let resolved = yaml::resolve_params(&mut tree);
-    if !resolved.is_empty() {
-        return Err(invalid(resolved.to_string()));
-    }
-    let mut doc = tree.to_json();
+    let mut doc = spec::load_tree(&args.pipeline, &args.sets).map_err(|d| invalid(d.to_string()))?.to_json();
     if doc["cohorts"].get(COHORT).is_some() {
         return Err(invalid(format!("the pipeline already has a cohort named `{COHORT}`")));
     }

@@ -84,9 +84,7 @@ type Resolved = (ActionRecord, Option<Value>, Option<String>, Option<HashSet<Str
 /// The patients of `group` in the action's `patients.json` (written by the
 /// stages whose metrics are per cohort: `<stage>/<group>/...`).
 pub fn group_patients(store: &Store, action: &ActionRecord, group: &str) -> Option<HashSet<String>> {
-    let file = action.outputs.iter().find(|(name, _)| *name == "patients.json").map(|(_, f)| f)?;
-    let bytes = std::fs::read(store.object_path(&file.digest)).ok()?;
-    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    let v: Value = serde_json::from_slice(&store.read_output(action, "patients.json")?).ok()?;
     Some(v.get(group)?.as_array()?.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
 }
 

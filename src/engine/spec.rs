@@ -159,8 +159,9 @@ fn serde_diagnostic(tree: &YNode, path: &[PathSeg], message: &str) -> Diagnostic
         .hint("see schemas/pipeline.schema.json for the expected type")
 }
 
-/// Read, override, resolve and type a pipeline file. All problems are returned together.
-pub fn load(file: &Path, overrides: &[String]) -> Result<LoadedSpec, Diagnostics> {
+/// Read a pipeline file's tree with the overrides applied and `${params.x}`
+/// resolved, before typing. All problems are returned together.
+pub fn load_tree(file: &Path, overrides: &[String]) -> Result<YNode, Diagnostics> {
     let mut tree = YNode::load(file)?;
     let mut diags = Diagnostics::default();
     for o in overrides {
@@ -169,9 +170,17 @@ pub fn load(file: &Path, overrides: &[String]) -> Result<LoadedSpec, Diagnostics
         }
     }
     diags.extend(yaml::resolve_params(&mut tree));
-    if !diags.is_empty() {
-        return Err(diags);
+    if diags.is_empty() {
+        Ok(tree)
+    } else {
+        Err(diags)
     }
+}
+
+/// Read, override, resolve and type a pipeline file. All problems are returned together.
+pub fn load(file: &Path, overrides: &[String]) -> Result<LoadedSpec, Diagnostics> {
+    let tree = load_tree(file, overrides)?;
+    let mut diags = Diagnostics::default();
     let raw: PipelineSpec<Value> = typed(&tree, &[], tree.to_json())?;
     if raw.version != 1 {
         diags.push(

@@ -292,6 +292,11 @@ impl Store {
         self.root.join("actions").join(format!("{key}.json"))
     }
 
+    /// The bytes of the output `name` of an action, from the objects.
+    pub fn read_output(&self, action: &ActionRecord, name: &str) -> Option<Vec<u8>> {
+        fs::read(self.object_path(&action.outputs.get(name)?.digest)).ok()
+    }
+
     pub fn read_action(&self, key: &str) -> Option<ActionRecord> {
         let text = fs::read(self.action_path(key)).ok()?;
         serde_json::from_slice(&text).ok()

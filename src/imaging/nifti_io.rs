@@ -215,7 +215,7 @@ pub fn read_nifti_with(path: impl AsRef<Path>, pref: XformPreference) -> Result<
     // The voxel size comes from pixdim unless the sform says otherwise: a
     // zero, negative or non-finite pixdim of an axis with more than one voxel
     // is refused rather than guessed.
-    if !(h.sform_code > 0) {
+    if h.sform_code <= 0 {
         for (axis, size) in [(1usize, nx), (2, ny), (3, nz)] {
             let p = h.pixdim[axis];
             if !p.is_finite() || p < 0.0 || (p == 0.0 && size > 1) {

@@ -6,10 +6,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
-/// Escape text for HTML.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+use super::esc;
 
 /// Escape a stage's Markdown text, keeping the pieces of HTML stages write
 /// on purpose (`<sup>`, `</sup>`, `&nbsp;`).

@@ -6,6 +6,11 @@
 pub mod html;
 pub mod svg;
 
+/// Escape text for HTML and SVG (XML).
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
 /// Split cited text into pieces: `(text, Some(metric id))` for a cited number,
 /// `(text, None)` between them. Unterminated marks stay text.
 pub fn citations(marked: &str) -> Vec<(String, Option<String>)> {

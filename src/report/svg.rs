@@ -6,6 +6,8 @@
 
 use std::fmt::Write;
 
+use super::esc;
+
 /// One curve.
 pub struct Series {
     pub name: String,
@@ -29,10 +31,6 @@ pub struct Chart {
 }
 
 const COLORS: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
 
 /// About five round tick positions covering [lo, hi].
 pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {

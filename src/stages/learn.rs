@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::pca::PartitionList;
-use super::{FitOn, InputArtifact, InputRef, Inputs, NodeDecl, RunContext, StageError};
+use super::{FitOn, InputRef, Inputs, NodeDecl, RunContext, StageError};
 use crate::engine::diagnostics::{Diagnostic, Diagnostics};
 use crate::engine::plan::PlanContext;
 use crate::engine::worker;
@@ -263,11 +263,6 @@ fn default_device() -> String {
     "auto".into()
 }
 
-/// One input file of a patient's node of `stage`.
-fn file_of<'a>(input: &'a InputArtifact, name: &str) -> Option<&'a std::path::PathBuf> {
-    input.files.iter().find(|(n, _)| n == name).map(|(_, p)| p)
-}
-
 /// A fit node's samples: each training patient's `file`, with the label read
 /// from column `label` of the split's `partition.csv` (`positive` counts as 1).
 fn fit_samples(ctx: &RunContext<'_>, input_stage: &str, file: &str, label: &str, positive: &str) -> Result<Vec<Value>, StageError> {
@@ -276,14 +271,14 @@ fn fit_samples(ctx: &RunContext<'_>, input_stage: &str, file: &str, label: &str,
         .inputs
         .iter()
         .find(|i| &i.stage == split)
-        .and_then(|i| file_of(i, "partition.csv"))
+        .and_then(|i| i.file("partition.csv"))
         .ok_or_else(|| StageError::new(format!("`{}`: the partition of `{split}` is missing", ctx.node_id)))?;
     let text = std::fs::read_to_string(partition).map_err(|e| StageError::new(format!("{}: {e}", partition.display())))?;
     let labels = super::split::read_partition_column(&text, label).map_err(|e| StageError::new(format!("`{}`: {e}; set `label:` to one of its label columns", ctx.node_id)))?;
     let mut samples = Vec::new();
     for input in ctx.inputs.iter().filter(|i| i.stage == input_stage && i.item.is_some()) {
         let id = &input.item.as_ref().expect("per-patient").id;
-        let path = file_of(input, file).ok_or_else(|| StageError::new(format!("patient {id}: `{}` wrote no {file}", input.node)))?;
+        let path = input.file(file).ok_or_else(|| StageError::new(format!("patient {id}: `{}` wrote no {file}", input.node)))?;
         let y = labels.get(id).ok_or_else(|| StageError::new(format!("patient {id}: no `{label}` in the partition of `{split}`")))?;
         if y.is_empty() {
             return Err(StageError::new(format!("patient {id}: the label `{label}` is missing")));
@@ -297,7 +292,7 @@ fn fit_samples(ctx: &RunContext<'_>, input_stage: &str, file: &str, label: &str,
 fn apply_node(ctx: &RunContext<'_>, input_stage: &str, input_file: &str) -> Result<Value, StageError> {
     let stage = ctx.node_id.split('[').next().unwrap_or_default();
     let me = ctx.decl.item.as_ref().map(|i| i.id.clone()).unwrap_or_else(|| ctx.node_id.to_string());
-    let own = ctx.inputs.iter().find(|i| i.stage == input_stage && i.item.is_some()).and_then(|i| file_of(i, input_file));
+    let own = ctx.inputs.iter().find(|i| i.stage == input_stage && i.item.is_some()).and_then(|i| i.file(input_file));
     let fit_node = format!("{stage}.fit");
     let model: Vec<&std::path::PathBuf> = ctx.inputs.iter().filter(|i| i.node == fit_node).flat_map(|i| i.files.iter().map(|(_, p)| p)).collect();
     match own {

@@ -111,6 +111,13 @@ pub struct InputArtifact {
     pub files: Vec<(String, PathBuf)>,
 }
 
+impl InputArtifact {
+    /// The stored object of the output named `name`.
+    pub fn file(&self, name: &str) -> Option<&PathBuf> {
+        self.files.iter().find(|(n, _)| n == name).map(|(_, p)| p)
+    }
+}
+
 /// What a running node may use.
 pub struct RunContext<'a> {
     pub workspace: &'a Path,

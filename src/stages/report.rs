@@ -27,7 +27,7 @@ use base64::Engine as _;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -37,7 +37,8 @@ use crate::engine::diagnostics::{Diagnostic, Diagnostics};
 use crate::engine::lineage::{group_patients, steps_of_action, Step};
 use crate::engine::plan::PlanContext;
 use crate::engine::store::Store;
-use crate::report::html::{anchor, esc, markdown, metric_link, STYLE};
+use crate::report::esc;
+use crate::report::html::{anchor, markdown, metric_link, STYLE};
 
 pub const VERSION: u32 = 1;
 
@@ -158,7 +159,7 @@ impl Stage for Report {
         }
         // Every input's metrics, so that references and the appendix can find them.
         for a in ctx.inputs.iter().filter(|a| a.item.is_none()) {
-            if let Some(path) = file_of(a, "metrics.json") {
+            if let Some(path) = a.file("metrics.json") {
                 for entry in read_metrics(&me, a, path)? {
                     if let Some(id) = entry.get("id").and_then(Value::as_str) {
                         metrics.insert(id.to_string(), entry.clone());
@@ -169,6 +170,7 @@ impl Stage for Report {
         // This node's own metrics: the published values.
         let own: Vec<Metric> = self.reference.iter().map(|r| {
             let m = Metric::new(format!("{me}/reference/{}", r.metric), r.value, 0).method(format!("published: {}", r.label));
+            let m = Metric { lineage: ctx.key.to_string(), ..m };
             match r.ci {
                 Some([lo, hi]) => m.ci(lo, hi),
                 None => m,
@@ -176,9 +178,7 @@ impl Stage for Report {
         }).collect();
         study::write_metrics(out, &own, ctx.key)?;
         for m in &own {
-            let mut v = serde_json::to_value(m).map_err(|e| StageError::new(e.to_string()))?;
-            v["lineage"] = Value::String(ctx.key.to_string());
-            metrics.insert(m.id.clone(), v);
+            metrics.insert(m.id.clone(), serde_json::to_value(m).map_err(|e| StageError::new(e.to_string()))?);
         }
 
         let _ = writeln!(body, "<h1>{}</h1>", esc(&self.title));
@@ -211,11 +211,11 @@ impl Stage for Report {
             let nodes: Vec<&InputArtifact> = ctx.inputs.iter().filter(|a| &a.stage == stage && a.item.is_none()).collect();
             let mut section = String::new();
             for a in &nodes {
-                if let Some(path) = file_of(a, "table.linked.md") {
+                if let Some(path) = a.file("table.linked.md") {
                     let text = read(&me, a, path)?;
                     section.push_str(&markdown(&text, &mut cited));
                     std::fs::write(out.join("tables").join(format!("{stage}.md")), study::strip_citations(&text)).map_err(|e| StageError::new(e.to_string()))?;
-                    if let Some(csv) = file_of(a, "table.csv") {
+                    if let Some(csv) = a.file("table.csv") {
                         std::fs::copy(csv, out.join("tables").join(format!("{stage}.csv"))).map_err(|e| StageError::new(e.to_string()))?;
                     }
                 }
@@ -243,10 +243,6 @@ impl Stage for Report {
         let _ = writeln!(ctx.log, "report: {} numbers cited, {} bytes", cited.len(), html.len());
         Ok(())
     }
-}
-
-fn file_of<'a>(a: &'a InputArtifact, name: &str) -> Option<&'a PathBuf> {
-    a.files.iter().find(|(n, _)| n == name).map(|(_, p)| p)
 }
 
 fn read(me: &str, a: &InputArtifact, path: &Path) -> Result<String, StageError> {
@@ -288,9 +284,10 @@ fn with_ci(id: &str, value: f64, ci: Option<[f64; 2]>, digits: usize) -> String 
 /// inputs (found through the store's action records), libtorch's and the device.
 fn environment(store: &Store, inputs: &[InputArtifact]) -> String {
     let mut rows = vec![("radpipe".to_string(), env!("CARGO_PKG_VERSION").to_string())];
-    let mut seen = BTreeSet::new();
+    // The apply nodes of a stage share its fit node: one action per stage tells it.
+    let mut stages = BTreeSet::new();
     let mut fits: BTreeMap<String, String> = BTreeMap::new();
-    for a in inputs {
+    for a in inputs.iter().filter(|a| stages.insert(&a.stage)) {
         if let Some(action) = store.read_action(&a.key) {
             for i in action.inputs.iter().filter(|i| i.node.ends_with(".fit") || i.node.contains(".fit[")) {
                 fits.insert(i.node.clone(), i.key.clone());
@@ -298,17 +295,10 @@ fn environment(store: &Store, inputs: &[InputArtifact]) -> String {
         }
     }
     for (node, key) in &fits {
-        let Some(action) = store.read_action(key) else { continue };
-        let Some(file) = action.outputs.get("fit.json") else { continue };
-        let Ok(text) = std::fs::read_to_string(store.object_path(&file.digest)) else { continue };
-        let Ok(v) = serde_json::from_str::<Value>(&text) else { continue };
-        if let Some(env) = v.get("environment").and_then(Value::as_object) {
-            for (k, val) in env {
-                let line = (format!("{k} ({node})"), val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string()));
-                if seen.insert(line.clone()) {
-                    rows.push(line);
-                }
-            }
+        let Some(bytes) = store.read_action(key).and_then(|action| store.read_output(&action, "fit.json")) else { continue };
+        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else { continue };
+        for (k, val) in v.get("environment").and_then(Value::as_object).into_iter().flatten() {
+            rows.push((format!("{k} ({node})"), val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string())));
         }
     }
     let mut s = String::from("<h2 id=\"environment\">Environment</h2>\n<ul>\n");
@@ -369,14 +359,21 @@ fn gradcam_section(me: &str, g: &GradCam, inputs: &[InputArtifact]) -> Result<St
 /// The cited metrics, then the lineage of every action behind them.
 fn appendix(me: &str, store: &Store, metrics: &BTreeMap<String, Value>, cited: &BTreeSet<String>, own_key: &str) -> Result<String, StageError> {
     let mut s = String::from("<h2 id=\"metrics\">Metrics</h2>\n<table>\n<thead><tr><th>Metric</th><th>Value</th><th>95% CI</th><th>n</th><th>Method</th><th>Computed by</th></tr></thead>\n<tbody>\n");
-    // (action key, group whose patients the metric stands on)
-    let mut blocks: BTreeSet<(String, Option<String>)> = BTreeSet::new();
+    // (action key, group whose patients the metric stands on) -> those
+    // patients; each action's patients.json is read once, however many of its
+    // metrics are cited.
+    let mut blocks: BTreeMap<(String, Option<String>), Option<HashSet<String>>> = BTreeMap::new();
+    let mut groups: HashMap<(String, String), Option<HashSet<String>>> = HashMap::new();
     for id in cited {
         let Some(m) = metrics.get(id) else {
             return Err(StageError::new(format!("stage `{me}`: a table cites `{id}`, which no input's metrics.json holds")));
         };
         let key = m.get("lineage").and_then(Value::as_str).unwrap_or_default().to_string();
-        let group = id.split('/').nth(1).filter(|g| store.read_action(&key).is_some_and(|a| group_patients(store, &a, g).is_some())).map(str::to_string);
+        let patients = id.split('/').nth(1).and_then(|g| {
+            let found = groups.entry((key.clone(), g.to_string())).or_insert_with(|| store.read_action(&key).and_then(|a| group_patients(store, &a, g)));
+            found.clone().map(|p| (g.to_string(), p))
+        });
+        let group = patients.as_ref().map(|(g, _)| g.clone());
         let target = lineage_anchor(&key, group.as_deref());
         let value = m.get("value").map(|v| v.to_string()).unwrap_or_default();
         let ci = m.get("ci").and_then(Value::as_array).map(|c| c.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" – ")).unwrap_or_default();
@@ -394,10 +391,10 @@ fn appendix(me: &str, store: &Store, metrics: &BTreeMap<String, Value>, cited: &
             target,
             esc(&format!("{}{}", key.get(..12).unwrap_or(&key), group.as_ref().map(|g| format!(" ({g})")).unwrap_or_default()))
         );
-        blocks.insert((key, group));
+        blocks.insert((key, group), patients.map(|(_, p)| p));
     }
     s.push_str("</tbody>\n</table>\n<h2 id=\"lineage\">Lineage</h2>\n");
-    for (key, group) in &blocks {
+    for ((key, group), patients) in &blocks {
         let _ = writeln!(
             s,
             "<h3 id=\"{}\">Action <code>{}</code>{}</h3>",
@@ -409,8 +406,6 @@ fn appendix(me: &str, store: &Store, metrics: &BTreeMap<String, Value>, cited: &
             s.push_str("<p>This report: the published values come from the <code>reference</code> block of the pipeline file.</p>\n");
             continue;
         }
-        let action = store.read_action(key).ok_or_else(|| StageError::new(format!("stage `{me}`: the action record {key} is missing from the store")))?;
-        let patients = group.as_deref().and_then(|g| group_patients(store, &action, g));
         let steps = steps_of_action(store, key, patients.as_ref()).map_err(|e| StageError::new(format!("stage `{me}`: lineage of {key}: {e}")))?;
         s.push_str(&render_steps(&steps));
     }

@@ -98,7 +98,8 @@ impl Stage for Resample {
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {
         let volumes = PatientVolumes::of(ctx);
         let patient = volumes.patient.clone();
-        let crop = match self.crop_margin_mm {
+        // With a crop, the ROI read for it is the one resampled below.
+        let (crop, mut roi) = match self.crop_margin_mm {
             Some(margin) => {
                 if !volumes.has_roi() {
                     return Err(StageError::new(format!("patient {patient}: `crop_margin_mm` needs the ROI (`roi.nii.gz`) among the inputs")));
@@ -106,12 +107,15 @@ impl Stage for Resample {
                 let roi = volumes.read(ROI)?;
                 let grid = Grid::with_spacing(&roi, self.spacing).map_err(|e| StageError::new(format!("patient {patient}: roi: {e}")))?;
                 let cropped = grid.cropped_to_mask(&roi, margin).ok_or_else(|| StageError::new(format!("patient {patient}: the ROI is empty; there is nothing to crop to")))?;
-                Some(cropped)
+                (Some(cropped), Some(roi))
             }
-            None => None,
+            None => (None, None),
         };
         for name in volumes.files.keys() {
-            let volume = volumes.read(name)?;
+            let volume = match if name == ROI { roi.take() } else { None } {
+                Some(v) => v,
+                None => volumes.read(name)?,
+            };
             let interp = if name == ROI { Interpolator::Nearest } else { self.interp.interpolator() };
             let resampled = match &crop {
                 Some(grid) => resample_to_grid(&volume, grid, None, interp, 0.0),
