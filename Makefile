@@ -11,7 +11,7 @@ RADPIPE := $(TARGET_DIR)/debug/radpipe
 TORCH_VENV := $(RADPIPE_CACHE)/torch
 WITH_LIBTORCH = LIBTORCH="$$(sh nn/libtorch.sh $(TORCH_VENV))"
 
-.PHONY: build test demo example schema venv fixtures nn-fixtures bench-venv bench bench-imaging bench-stats bench-synth bench-nn bench-learning bench-imaging-512 bench-register-512 gpu-carry clean-demo
+.PHONY: build test clippy demo example schema venv fixtures nn-fixtures bench-venv bench bench-imaging bench-stats bench-synth bench-nn bench-learning bench-imaging-512 bench-register-512 gpu-carry clean-demo
 
 # Both binaries: radpipe (never links libtorch) and the radpipe-nn worker.
 build:
@@ -19,6 +19,10 @@ build:
 
 test: build
 	$(WITH_LIBTORCH) $(CARGO) test --workspace --no-fail-fast
+
+# Lints as CI runs them: every crate and target, warnings are errors.
+clippy:
+	$(WITH_LIBTORCH) $(CARGO) clippy --workspace --all-targets -- -D warnings
 
 # The demo: synthetic `demo` cohorts (written once to data/demo), then the
 # reference pipeline end to end (pipelines/demo.yaml) and the report. A second

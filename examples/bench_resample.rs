@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use ndarray::Array3;
-use radpipe::imaging::{
+use radpipe_imaging::{
     register, resample_to_grid, resample_to_spacing, write_nifti, Grid, Interpolator,
     RegistrationConfig, Transform, Volume,
 };

@@ -2,7 +2,7 @@
 //! stratified bootstrap CI of the AUC (2000 resamples, 600 patients) and DeLong on 10^5 scores.
 //! Run: cargo run --example stats_bench   (reference: benches/stats_bench.py)
 
-use radpipe::stats::{bootstrap_auc_ci, delong_auc, delong_paired, SplitMix64};
+use radpipe_stats::{bootstrap_auc_ci, delong_auc, delong_paired, SplitMix64};
 use std::time::Instant;
 
 fn normal(rng: &mut SplitMix64) -> f64 {

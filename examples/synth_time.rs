@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use radpipe::imaging::read_nifti;
-use radpipe::stats::auc;
+use radpipe_imaging::read_nifti;
+use radpipe_stats::auc;
 use radpipe::synth::{generate_with, measure, CohortKind, GenerateOptions, Preset};
 
 fn main() {

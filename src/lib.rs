@@ -3,10 +3,6 @@
 //! never links libtorch (deep-learning nodes run in the `radpipe-nn` worker).
 
 pub mod cli;
-pub mod engine;
-pub mod imaging;
 pub mod report;
 pub mod stages;
-pub mod stats;
 pub mod synth;
-pub mod tables;

@@ -8,50 +8,7 @@ use common::*;
 use polars::prelude::*;
 use std::path::PathBuf;
 
-const PIPELINE: &str = r#"version: 1
-name: dl-tiny
-params: { seed: 3, epochs: 2 }
-cohorts:
-  institution1: { table: data/institution1/clinical.csv, images: data/institution1/images }
-  external: { table: data/external/clinical.csv, images: data/external/images }
-stages:
-  ingest:
-    kind: ingest
-    cohorts: [institution1, external]
-    label: { name: pdl1_high, from: cps, rule: ">= 20" }
-    sequences: { t1: t1.nii.gz, t2: t2.nii.gz, ce_t1: ce_t1.nii.gz }
-    roi: { file: roi.nii.gz, on: ce_t1 }
-  split: { kind: split, input: ingest, cohort: institution1, fractions: { train: 0.7, internal: 0.3 }, seed: "${params.seed}" }
-  resample: { kind: resample, input: ingest, spacing: [2, 2, 2] }
-  slice: { kind: slice, input: resample, size: 32, margin_mm: 8 }
-  embed:
-    kind: embed
-    input: slice
-    sequences: [t1, t2, ce_t1]
-    fit_on: train
-    backbone: resnet18
-    train: { epochs: "${params.epochs}", batch_size: 8, seed: 1, crop_pad: 2 }
-    device: cpu
-    threads: 2
-  embed_features: { kind: features, input: embed }
-  pca: { kind: pca, input: embed, components: 4, fit_on: train }
-  fuse:
-    kind: fuse
-    input: pca
-    sequences: [t1, t2, ce_t1]
-    fit_on: train
-    patch: 4
-    d_model: 16
-    train: { epochs: 3, batch_size: 8, seed: 1 }
-    device: cpu
-  table2:
-    kind: evaluate
-    input: [ingest, split, embed, fuse]
-    label: pdl1_high
-    scores: { DLS: fuse.dls, CE-T1WI: embed.ce_t1 }
-    cohorts: [train, internal, external]
-    threshold: { rule: youden, fit_on: train }
-"#;
+const PIPELINE: &str = include_str!("pipelines/dl_tiny.yaml");
 
 fn worker() -> PathBuf {
     let w = radpipe_bin().parent().unwrap().join("radpipe-nn");

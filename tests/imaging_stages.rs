@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use ndarray::Array3;
-use radpipe::imaging::{read_nifti, resample_to_grid, write_nifti, write_nifti_as, Grid, Interpolator, NiftiDtype, Transform, Volume};
+use radpipe_imaging::{read_nifti, resample_to_grid, write_nifti, write_nifti_as, Grid, Interpolator, NiftiDtype, Transform, Volume};
 
 const PIPELINE: &str = r#"version: 1
 name: imaging

@@ -3,7 +3,7 @@
 
 mod common;
 use common::*;
-use radpipe::imaging::{read_nifti, Transform, Volume};
+use radpipe_imaging::{read_nifti, Transform, Volume};
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/imaging/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -94,7 +94,7 @@ fn tools_report_unreadable_inputs_clearly() {
 
 /// A valid uncompressed NIfTI written by radpipe, then one header field patched.
 fn patched(ws: &Workspace, name: &str, patch: impl Fn(&mut Vec<u8>)) -> String {
-    use radpipe::imaging::{write_nifti, Volume};
+    use radpipe_imaging::{write_nifti, Volume};
     let v = Volume::new(ndarray::Array3::from_elem((6, 5, 4), 1.0f32), [1.0, 1.0, 2.0], [0.0; 3], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]).unwrap();
     let path = ws.path(name);
     write_nifti(&v, &path).unwrap();
@@ -133,7 +133,7 @@ fn bad_headers_are_refused_naming_the_file_and_the_field() {
     });
     let magic = patched(&ws, "wrong_magic.nii", |b| b[344..348].copy_from_slice(b"ni2\0"));
     let truncated_gz = {
-        use radpipe::imaging::{write_nifti, Volume};
+        use radpipe_imaging::{write_nifti, Volume};
         let v = Volume::new(ndarray::Array3::from_shape_fn((30, 30, 10), |(i, j, k)| (i * 7 + j * 3 + k) as f32), [1.0; 3], [0.0; 3], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]).unwrap();
         write_nifti(&v, ws.path("cut.nii.gz")).unwrap();
         let bytes = std::fs::read(ws.path("cut.nii.gz")).unwrap();

@@ -6,7 +6,7 @@
 
 mod common;
 use common::*;
-use radpipe::imaging::{read_nifti, Transform, Vec3, Volume};
+use radpipe_imaging::{read_nifti, Transform, Vec3, Volume};
 
 fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/imaging/mri/{name}", env!("CARGO_MANIFEST_DIR"))

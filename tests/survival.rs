@@ -8,7 +8,7 @@
 mod common;
 use common::stats::*;
 use common::*;
-use radpipe::stats::survival::{cox_ph, harrell_c, CoxOptions};
+use radpipe_stats::survival::{cox_ph, harrell_c, CoxOptions};
 use serde_json::Value;
 
 fn case(group: &str, name: &str) -> Value {

@@ -1,123 +1,27 @@
-//! The job protocol between the engine and the worker (ARCHITECTURE.md §7).
-//!
-//! One JSON object on stdin: the task, the device, the stage's parameters and
-//! the nodes of one batch, each with its samples (patient, label, input file)
-//! and an output folder. Progress goes to stdout as JSON lines:
-//! `{"node": ID, "message": TEXT}`, then exactly one of `{"node": ID, "done":
-//! true}` or `{"node": ID, "error": TEXT}` per node. A problem that concerns
-//! the whole batch (no CUDA, unreadable model) is one error line per node. The
-//! engine hashes and commits each node's folder; a crash of the worker fails
-//! the nodes that have no `done` line and nothing else.
-//!
-//! Tasks:
-//! - `embed_fit`: one ResNet per sequence on the samples' `[3, H, W]` tensors
-//!   (named by the sequence in each `slices.safetensors`); writes
-//!   `<sequence>.safetensors`, `curves.<sequence>.csv` and `fit.json`.
-//! - `embed_apply`: per node (patient) `features.safetensors` (pooled layer4
-//!   per sequence), `scores.json` (probability of class 1 per sequence) and
-//!   `gradcam/<sequence>_{axial,sagittal,coronal}.png`.
-//! - `fuse_fit`: the fusion transformer on the sequences' feature vectors
-//!   (concatenated in the order of `sequences`); writes `fusion.safetensors`,
-//!   `fusion.json` (its shape), `curves.csv` and `fit.json`.
-//! - `fuse_apply`: per node `scores.json` with the DLS (`{"dls": p}`).
+//! Running a job (ARCHITECTURE.md §7): the protocol's types, the tasks and
+//! what each writes are documented in the `radpipe-protocol` crate
+//! (`radpipe_protocol::job`, `radpipe_protocol::progress`). Every node of the
+//! job gets exactly one `done` or `error` line; a problem that concerns the
+//! whole batch (no CUDA, an unreadable model) is one error line per node.
+//! Timings go to the nodes' logs (progress messages), never into their
+//! outputs.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde::Deserialize;
+use radpipe_protocol::{EmbedParams, FuseParams, Job, JobNode, ProgressLine, Sample, Work};
 use serde_json::{json, Value};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::fusion::{Fusion, FusionConfig};
-use crate::train::{self, TrainConfig};
+use crate::train;
 use crate::{backbone, device, gradcam, weights, Error};
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Job {
-    pub task: Task,
-    #[serde(default = "auto")]
-    pub device: String,
-    /// Half-precision autocast for inference on CUDA (ignored on the CPU).
-    #[serde(default)]
-    pub amp: bool,
-    /// libtorch intra-op threads (0: libtorch's default).
-    #[serde(default)]
-    pub threads: i32,
-    pub params: Value,
-    pub nodes: Vec<JobNode>,
-}
-
-fn auto() -> String {
-    "auto".into()
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Task {
-    EmbedFit,
-    EmbedApply,
-    FuseFit,
-    FuseApply,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobNode {
-    pub id: String,
-    pub out_dir: PathBuf,
-    pub samples: Vec<Sample>,
-    /// The fit node's files, for apply tasks.
-    #[serde(default)]
-    pub model: Vec<PathBuf>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Sample {
-    pub patient: String,
-    #[serde(default)]
-    pub label: Option<i64>,
-    pub file: PathBuf,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EmbedParams {
-    pub backbone: String,
-    /// Pretrained backbone (safetensors, head skipped) or TorchScript module.
-    #[serde(default)]
-    pub weights: Option<PathBuf>,
-    pub sequences: Vec<String>,
-    pub dropout: f64,
-    #[serde(default = "default_true")]
-    pub gradcam: bool,
-    pub train: TrainConfig,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FuseParams {
-    pub sequences: Vec<String>,
-    pub patch: i64,
-    pub d_model: i64,
-    pub heads: i64,
-    pub layers: i64,
-    pub ff: i64,
-    pub hidden: i64,
-    pub dropout: f64,
-    pub pool: String,
-    pub norm: String,
-    pub train: TrainConfig,
-}
-
-fn default_true() -> bool {
-    true
-}
-
-/// JSON lines on stdout.
+/// Progress lines (JSON, one per line) on `out`, flushed one by one so that
+/// the engine sees each as it happens.
 pub struct Progress<W: Write> {
     out: W,
 }
@@ -127,21 +31,25 @@ impl<W: Write> Progress<W> {
         Progress { out }
     }
 
-    fn line(&mut self, v: Value) {
-        let _ = writeln!(self.out, "{v}");
-        let _ = self.out.flush();
+    /// Write one line. A closed stdout means the engine is gone: nothing is
+    /// left to tell, so write errors are dropped.
+    fn line(&mut self, line: &ProgressLine) {
+        if let Ok(text) = serde_json::to_string(line) {
+            let _ = writeln!(self.out, "{text}");
+            let _ = self.out.flush();
+        }
     }
 
     pub fn message(&mut self, node: &str, text: impl Into<String>) {
-        self.line(json!({ "node": node, "message": text.into() }));
+        self.line(&ProgressLine::message(node, text));
     }
 
     pub fn done(&mut self, node: &str) {
-        self.line(json!({ "node": node, "done": true }));
+        self.line(&ProgressLine::done(node));
     }
 
     pub fn error(&mut self, node: &str, text: impl Into<String>) {
-        self.line(json!({ "node": node, "error": text.into() }));
+        self.line(&ProgressLine::error(node, text));
     }
 }
 
@@ -152,11 +60,11 @@ pub fn run<W: Write>(job: &Job, progress: &mut Progress<W>) {
     }
     let outcome = device::parse(&job.device).and_then(|dev| {
         progress.message(&job.nodes.first().map(|n| n.id.clone()).unwrap_or_default(), format!("device {dev:?}, libtorch {}", env!("RADPIPE_LIBTORCH_VERSION")));
-        match job.task {
-            Task::EmbedFit => params::<EmbedParams>(&job.params).and_then(|p| each_node(job, progress, |n, pr| embed_fit(&p, dev, n, pr))),
-            Task::FuseFit => params::<FuseParams>(&job.params).and_then(|p| each_node(job, progress, |n, pr| fuse_fit(&p, dev, n, pr))),
-            Task::EmbedApply => params::<EmbedParams>(&job.params).and_then(|p| embed_apply(&p, dev, job, progress)),
-            Task::FuseApply => params::<FuseParams>(&job.params).and_then(|p| fuse_apply(&p, dev, job, progress)),
+        match &job.work {
+            Work::EmbedFit(p) => p.train.check().map_err(|e| Error::new(format!("train: {e}"))).and_then(|()| each_node(job, progress, |n, pr| embed_fit(p, dev, n, pr))),
+            Work::FuseFit(p) => p.train.check().map_err(|e| Error::new(format!("train: {e}"))).and_then(|()| each_node(job, progress, |n, pr| fuse_fit(p, dev, n, pr))),
+            Work::EmbedApply(p) => embed_apply(p, dev, job, progress),
+            Work::FuseApply(p) => fuse_apply(p, dev, job, progress),
         }
     });
     if let Err(e) = outcome {
@@ -164,10 +72,6 @@ pub fn run<W: Write>(job: &Job, progress: &mut Progress<W>) {
             progress.error(&n.id, e.to_string());
         }
     }
-}
-
-fn params<P: for<'de> Deserialize<'de>>(v: &Value) -> Result<P, Error> {
-    serde_json::from_value(v.clone()).map_err(|e| Error::new(format!("job parameters: {e}")))
 }
 
 fn each_node<W: Write>(job: &Job, progress: &mut Progress<W>, mut f: impl FnMut(&JobNode, &mut Progress<W>) -> Result<(), Error>) -> Result<(), Error> {
@@ -252,6 +156,11 @@ fn model_file<'a>(node: &'a JobNode, name: &str) -> Result<&'a Path, Error> {
     node.model.iter().find(|p| p.file_name().is_some_and(|f| f == name)).map(PathBuf::as_path).ok_or_else(|| Error::new(format!("the fitted model has no `{name}`")))
 }
 
+/// An epoch's line in the node's log, with the time it took (which stays out of the outputs).
+fn epoch_line(e: &train::Epoch, took: Duration) -> String {
+    format!("epoch {} train loss {:.4} val loss {:.4} val AUC {:.3} ({:.1} s)", e.epoch, e.train_loss, e.val_loss, e.val_auc, took.as_secs_f64())
+}
+
 fn class_balance(y: &[i64]) -> String {
     let pos = y.iter().filter(|&&v| v == 1).count();
     format!("{} rows, {pos} positive", y.len())
@@ -278,25 +187,23 @@ fn embed_fit<W: Write>(p: &EmbedParams, dev: Device, node: &JobNode, progress: &
     let y = labels(&node.samples)?;
     let inputs = Inputs::read(&node.samples)?;
     let mut summary = serde_json::Map::new();
-    for seq in &p.sequences {
+    for seq in &p.model.sequences {
         let x = inputs.stack(&node.samples, seq)?;
-        progress.message(&node.id, format!("{seq}: training {} on {}, input {:?}", p.backbone, class_balance(&y), &x.size()[1..]));
+        progress.message(&node.id, format!("{seq}: training {} on {}, input {:?}", p.model.backbone, class_balance(&y), &x.size()[1..]));
         tch::manual_seed(p.train.seed as i64);
         let mut vs = VarStore::new(dev);
-        let model = backbone::build(&vs.root(), &p.backbone, p.weights.as_deref(), 2, p.dropout)?;
-        if let (Some(w), false) = (&p.weights, p.backbone == "torchscript") {
+        let model = backbone::build(&vs.root(), &p.model.backbone, p.weights.as_deref(), 2, p.model.dropout)?;
+        if let (Some(w), false) = (&p.weights, p.model.backbone == "torchscript") {
             weights::load(&mut vs, w, &["fc."])?;
         }
         let id = node.id.clone();
-        let report = train::train(model.as_ref(), &vs, &x, &y, &p.train, &mut |e| {
-            progress.message(&id, format!("{seq}: epoch {} train loss {:.4} val loss {:.4} val AUC {:.3} ({:.1} s)", e.epoch, e.train_loss, e.val_loss, e.val_auc, e.seconds))
-        })
+        let report = train::train(model.as_ref(), &vs, &x, &y, &p.train, &mut |e, took| progress.message(&id, format!("{seq}: {}", epoch_line(e, took))))
         .map_err(|e| Error::new(format!("{seq}: {e}")))?;
         weights::save(&vs, &node.out_dir.join(format!("{seq}.safetensors")))?;
         write(&node.out_dir.join(format!("curves.{seq}.csv")), &train::curves_csv(&report.curves))?;
         summary.insert(seq.clone(), serde_json::to_value(&report).map_err(|e| Error::new(e.to_string()))?);
     }
-    let info = json!({ "backbone": p.backbone, "sequences": summary, "patients": node.samples.iter().map(|s| &s.patient).collect::<Vec<_>>(), "environment": environment(dev) });
+    let info = json!({ "backbone": p.model.backbone, "sequences": summary, "patients": node.samples.iter().map(|s| &s.patient).collect::<Vec<_>>(), "environment": environment(dev) });
     write(&node.out_dir.join("fit.json"), &(serde_json::to_string_pretty(&info).unwrap_or_default() + "\n"))
 }
 
@@ -308,9 +215,9 @@ fn embed_apply<W: Write>(p: &EmbedParams, dev: Device, job: &Job, progress: &mut
     let mut results: Vec<Result<(BTreeMap<String, Tensor>, serde_json::Map<String, Value>), Error>> =
         job.nodes.iter().map(|_| Ok((BTreeMap::new(), serde_json::Map::new()))).collect();
     let inputs: Vec<Result<Inputs, Error>> = job.nodes.iter().map(|n| Inputs::read(&n.samples)).collect();
-    for seq in &p.sequences {
+    for seq in &p.model.sequences {
         let mut vs = VarStore::new(dev);
-        let model = backbone::build(&vs.root(), &p.backbone, p.weights.as_deref(), 2, p.dropout)?;
+        let model = backbone::build(&vs.root(), &p.model.backbone, p.weights.as_deref(), 2, p.model.dropout)?;
         weights::load(&mut vs, model_file(first, &format!("{seq}.safetensors"))?, &[])?;
         progress.message(&first.id, format!("{seq}: model loaded; {} patients", job.nodes.len()));
         // This sequence's image of every node still in the running.
@@ -370,16 +277,16 @@ fn embed_apply<W: Write>(p: &EmbedParams, dev: Device, job: &Job, progress: &mut
 fn fusion_config(p: &FuseParams, features: i64) -> Result<FusionConfig, Error> {
     let c = FusionConfig {
         features,
-        patch: p.patch,
-        d_model: p.d_model,
-        heads: p.heads,
-        layers: p.layers,
-        ff: p.ff,
-        hidden: p.hidden,
+        patch: p.model.patch,
+        d_model: p.model.d_model,
+        heads: p.model.heads,
+        layers: p.model.layers,
+        ff: p.model.ff,
+        hidden: p.model.hidden,
         classes: 2,
-        dropout: p.dropout,
-        pool: p.pool.clone(),
-        norm: p.norm.clone(),
+        dropout: p.model.dropout,
+        pool: p.model.pool.clone(),
+        norm: p.model.norm.clone(),
     };
     c.check().map_err(Error::new)?;
     Ok(c)
@@ -387,17 +294,15 @@ fn fusion_config(p: &FuseParams, features: i64) -> Result<FusionConfig, Error> {
 
 fn fuse_fit<W: Write>(p: &FuseParams, dev: Device, node: &JobNode, progress: &mut Progress<W>) -> Result<(), Error> {
     let y = labels(&node.samples)?;
-    let x = Inputs::read(&node.samples)?.concat(&node.samples, &p.sequences)?;
+    let x = Inputs::read(&node.samples)?.concat(&node.samples, &p.model.sequences)?;
     let config = fusion_config(p, x.size()[1])?;
-    progress.message(&node.id, format!("fusion: {} tokens of {} from {}; {}", config.tokens(), config.patch, p.sequences.join("+"), class_balance(&y)));
+    progress.message(&node.id, format!("fusion: {} tokens of {} from {}; {}", config.tokens(), config.patch, p.model.sequences.join("+"), class_balance(&y)));
     tch::manual_seed(p.train.seed as i64);
     let vs = VarStore::new(dev);
     let mut model = Fusion::new(&vs.root(), config.clone());
     model.set_standardisation(&x.to_device(dev));
     let id = node.id.clone();
-    let report = train::train(&model, &vs, &x, &y, &p.train, &mut |e| {
-        progress.message(&id, format!("epoch {} train loss {:.4} val loss {:.4} val AUC {:.3}", e.epoch, e.train_loss, e.val_loss, e.val_auc))
-    })?;
+    let report = train::train(&model, &vs, &x, &y, &p.train, &mut |e, took| progress.message(&id, epoch_line(e, took)))?;
     weights::save(&vs, &node.out_dir.join("fusion.safetensors"))?;
     write(&node.out_dir.join("fusion.json"), &(serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"))?;
     write(&node.out_dir.join("curves.csv"), &train::curves_csv(&report.curves))?;
@@ -414,7 +319,7 @@ fn fuse_apply<W: Write>(p: &FuseParams, dev: Device, job: &Job, progress: &mut P
     let model = Fusion::new(&vs.root(), config);
     weights::load(&mut vs, model_file(first, "fusion.safetensors")?, &[])?;
     for node in &job.nodes {
-        let scored = Inputs::read(&node.samples).and_then(|i| i.concat(&node.samples, &p.sequences)).and_then(|x| {
+        let scored = Inputs::read(&node.samples).and_then(|i| i.concat(&node.samples, &p.model.sequences)).and_then(|x| {
             if x.size()[1] != model.config.features {
                 return Err(Error::new(format!("patient {}: {} features, the model was trained on {}", node.samples[0].patient, x.size()[1], model.config.features)));
             }

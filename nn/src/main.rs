@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use radpipe_nn::fusion::FusionConfig;
-use radpipe_nn::job::{self, Job, Progress};
+use radpipe_nn::job::{self, Progress};
 use radpipe_nn::resnet::Arch;
 use radpipe_nn::{weights, LIBTORCH_VERSION};
+use radpipe_protocol::Job;
 
 /// The radpipe deep-learning worker (libtorch). The engine starts it; you
 /// rarely need to.

@@ -6,81 +6,28 @@
 //! augmentation, dropout, initialisation) derives from one seed, so a CPU run is
 //! deterministic: same seed, same weights.
 
+use std::time::{Duration, Instant};
+
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use radpipe_protocol::{Monitor, TrainSpec};
+use serde::Serialize;
 use tch::nn::{ModuleT, OptimizerConfig, VarStore};
 use tch::{Device, Kind, Tensor};
 
 use crate::loss::focal_loss;
 use crate::{weights, Error};
 
-/// Optimisation settings (the study's: SGD, lr 0.01, batch 32, focal loss).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainConfig {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub focal_alpha: f64,
-    pub focal_gamma: f64,
-    /// Share of the training rows held out (stratified) for early stopping.
-    pub val_fraction: f64,
-    /// Epochs without a better validation score before stopping.
-    pub patience: usize,
-    /// What "better" means: `loss` (lower validation loss) or `auc` (higher
-    /// validation AUC, ties broken by the lower loss).
-    pub monitor: Monitor,
-    /// Images: flip left-right with probability 0.5.
-    pub flip: bool,
-    /// Images: rotate by a random multiple of 90 degrees (with `flip`, the
-    /// eight symmetries of the square).
-    pub rotate: bool,
-    /// Images: pad by this many pixels (zeros) and crop back at a random offset.
-    pub crop_pad: i64,
-    pub seed: u64,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        TrainConfig {
-            epochs: 30,
-            batch_size: 32,
-            lr: 0.01,
-            momentum: 0.9,
-            weight_decay: 1e-4,
-            focal_alpha: 0.5,
-            focal_gamma: 2.0,
-            val_fraction: 0.2,
-            patience: 5,
-            monitor: Monitor::Loss,
-            flip: true,
-            rotate: false,
-            crop_pad: 8,
-            seed: 0,
-        }
-    }
-}
-
-/// The early-stopping criterion.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Monitor {
-    Loss,
-    Auc,
-}
-
-/// One line of the training curves.
+/// One line of the training curves. No wall-clock time: the curves are
+/// content-addressed outputs, and two identical trainings give identical bytes
+/// (the time each epoch took goes to the node's log).
 #[derive(Debug, Clone, Serialize)]
 pub struct Epoch {
     pub epoch: usize,
     pub train_loss: f64,
     pub val_loss: f64,
     pub val_auc: f64,
-    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -133,7 +80,7 @@ pub fn auc(scores: &[f64], labels: &[i64]) -> f64 {
 }
 
 /// Random crop, flip and quarter-turn rotation of a batch of images `[B, C, H, W]`.
-fn augment(x: &Tensor, config: &TrainConfig, rng: &mut ChaCha8Rng) -> Tensor {
+fn augment(x: &Tensor, config: &TrainSpec, rng: &mut ChaCha8Rng) -> Tensor {
     let (b, _, h, w) = x.size4().expect("images are [B, C, H, W]");
     let pad = config.crop_pad;
     let padded = if pad > 0 { x.constant_pad_nd([pad, pad, pad, pad]) } else { x.shallow_clone() };
@@ -176,7 +123,7 @@ pub fn predict(model: &dyn ModuleT, x: &Tensor, batch: usize, device: Device) ->
     out
 }
 
-fn mean_loss(model: &dyn ModuleT, x: &Tensor, y: &Tensor, config: &TrainConfig, device: Device) -> f64 {
+fn mean_loss(model: &dyn ModuleT, x: &Tensor, y: &Tensor, config: &TrainSpec, device: Device) -> f64 {
     tch::no_grad(|| {
         let logits = model.forward_t(&x.to_device(device), false);
         focal_loss(&logits, &y.to_device(device), config.focal_alpha, config.focal_gamma).double_value(&[])
@@ -184,15 +131,15 @@ fn mean_loss(model: &dyn ModuleT, x: &Tensor, y: &Tensor, config: &TrainConfig, 
 }
 
 /// Train `model` (whose variables are in `vs`) on rows `x` with labels `y`
-/// (0/1). `progress` receives one line per epoch. Leaves the best checkpoint
-/// (by `config.monitor`) in `vs`.
+/// (0/1). `progress` receives each epoch's line and how long it took. Leaves
+/// the best checkpoint (by `config.monitor`) in `vs`.
 pub fn train(
     model: &dyn ModuleT,
     vs: &VarStore,
     x: &Tensor,
     y: &[i64],
-    config: &TrainConfig,
-    progress: &mut dyn FnMut(&Epoch),
+    config: &TrainSpec,
+    progress: &mut dyn FnMut(&Epoch, Duration),
 ) -> Result<TrainReport, Error> {
     let device = vs.device();
     let (train_idx, val_idx) = stratified_split(y, config.val_fraction, config.seed)?;
@@ -211,7 +158,7 @@ pub fn train(
     let mut curves = Vec::new();
     let mut stopped_early = false;
     for epoch in 1..=config.epochs {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let mut order = train_idx.clone();
         order.shuffle(&mut rng);
         let (mut total, mut count) = (0.0, 0usize);
@@ -238,8 +185,8 @@ pub fn train(
         }
         let val_loss = mean_loss(model, &xv, &yv, config, device);
         let val_auc = auc(&predict(model, &xv, config.batch_size.max(1), device), &yv_vec);
-        let e = Epoch { epoch, train_loss: total / count.max(1) as f64, val_loss, val_auc, seconds: started.elapsed().as_secs_f64() };
-        progress(&e);
+        let e = Epoch { epoch, train_loss: total / count.max(1) as f64, val_loss, val_auc };
+        progress(&e, started.elapsed());
         curves.push(e);
         if !val_loss.is_finite() {
             return Err(Error::new(format!("the validation loss is not finite at epoch {epoch}")));
@@ -259,11 +206,11 @@ pub fn train(
     Ok(TrainReport { curves, best_epoch: best.1, stopped_early, train_rows: train_idx.len(), val_rows: val_idx.len() })
 }
 
-/// Curves as CSV.
+/// Curves as CSV: `epoch,train_loss,val_loss,val_auc`.
 pub fn curves_csv(curves: &[Epoch]) -> String {
-    let mut s = String::from("epoch,train_loss,val_loss,val_auc,seconds\n");
+    let mut s = String::from("epoch,train_loss,val_loss,val_auc\n");
     for e in curves {
-        s.push_str(&format!("{},{},{},{},{:.3}\n", e.epoch, e.train_loss, e.val_loss, e.val_auc, e.seconds));
+        s.push_str(&format!("{},{},{},{}\n", e.epoch, e.train_loss, e.val_loss, e.val_auc));
     }
     s
 }

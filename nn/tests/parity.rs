@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use radpipe_nn::fusion::FusionConfig;
 use radpipe_nn::loss::focal_loss;
 use radpipe_nn::resnet::Arch;
-use radpipe_nn::train::{self, TrainConfig};
+use radpipe_nn::train;
 use radpipe_nn::{gradcam, weights};
+use radpipe_protocol::TrainSpec;
 use tch::nn::{ModuleT, OptimizerConfig};
 use tch::{Kind, Tensor};
 
@@ -137,12 +138,12 @@ fn toy_images(n: i64, seed: i64) -> (Tensor, Vec<i64>) {
 fn training_is_deterministic_on_cpu() {
     let _serial = serial();
     let (x, y) = toy_images(24, 5);
-    let config = TrainConfig { epochs: 2, batch_size: 8, seed: 3, crop_pad: 2, ..TrainConfig::default() };
+    let config = TrainSpec { epochs: 2, batch_size: 8, seed: 3, crop_pad: 2, ..TrainSpec::default() };
     let run = || {
         tch::manual_seed(config.seed as i64);
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
         let model = radpipe_nn::resnet::ResNet::new(&vs.root(), Arch::ResNet18, 2, 0.2);
-        let report = train::train(&model, &vs, &x, &y, &config, &mut |_| {}).unwrap();
+        let report = train::train(&model, &vs, &x, &y, &config, &mut |_, _| {}).unwrap();
         (report.curves.iter().map(|e| e.train_loss).collect::<Vec<_>>(), weights::snapshot(&vs))
     };
     let (curves_a, a) = run();
@@ -179,15 +180,15 @@ fn a_wrong_architecture_names_the_first_differing_tensor() {
 fn one_class_and_non_finite_losses_are_refused() {
     let _serial = serial();
     let (x, _) = toy_images(10, 1);
-    let config = TrainConfig { epochs: 1, batch_size: 4, ..TrainConfig::default() };
+    let config = TrainSpec { epochs: 1, batch_size: 4, ..TrainSpec::default() };
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     let model = radpipe_nn::resnet::ResNet::new(&vs.root(), Arch::ResNet18, 2, 0.0);
-    let err = train::train(&model, &vs, &x, &[0; 10], &config, &mut |_| {}).unwrap_err().to_string();
+    let err = train::train(&model, &vs, &x, &[0; 10], &config, &mut |_, _| {}).unwrap_err().to_string();
     assert!(err.contains("0 of class 1"), "{err}");
     let bad = x.copy();
     let _ = bad.get(3).fill_(f64::NAN);
     let y: Vec<i64> = (0..10).map(|i| i % 2).collect();
-    let err = train::train(&model, &vs, &bad, &y, &config, &mut |_| {}).unwrap_err().to_string();
+    let err = train::train(&model, &vs, &bad, &y, &config, &mut |_, _| {}).unwrap_err().to_string();
     assert!(err.contains("not finite") && err.contains("epoch 1, batch"), "{err}");
 }
 

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::Ctx;
-use crate::engine::Plan;
+use radpipe_engine::Plan;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Format {
@@ -85,7 +85,7 @@ fn stage_graph(plan: &Plan) -> Graph {
         .iter()
         .map(|&s| {
             let stage = &plan.stages[s];
-            let kind = plan.spec.spec.stages[s].as_stage().kind();
+            let kind = plan.spec.spec.stages[s].kind();
             let n = stage.nodes.len();
             (stage.name.clone(), format!("{kind}, {n} node{}", if n == 1 { "" } else { "s" }))
         })
@@ -101,7 +101,7 @@ fn stage_graph(plan: &Plan) -> Graph {
 
 fn node_graph(plan: &Plan) -> Graph {
     let pos: std::collections::HashMap<usize, usize> = plan.order.iter().enumerate().map(|(p, &n)| (n, p)).collect();
-    let vertices = plan.order.iter().map(|&n| (plan.nodes[n].id.clone(), plan.spec.spec.stages[plan.nodes[n].stage].as_stage().kind().to_string())).collect();
+    let vertices = plan.order.iter().map(|&n| (plan.nodes[n].id.clone(), plan.spec.spec.stages[plan.nodes[n].stage].kind().to_string())).collect();
     let mut edges = Vec::new();
     for &n in &plan.order {
         let mut ups: Vec<usize> = plan.nodes[n].upstream.iter().map(|u| u.node).collect();

@@ -2,7 +2,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 use super::{print_json, EXIT_FAILED};
-use crate::engine::worker;
+use radpipe_engine::worker;
 
 #[derive(Debug, Parser)]
 pub struct Args {

@@ -3,7 +3,7 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 
 use super::{Ctx, EXIT_FAILED};
-use crate::engine::store::Store;
+use radpipe_engine::store::Store;
 
 #[derive(Debug, Parser)]
 pub struct Args {

@@ -3,8 +3,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::{Ctx, EXIT_FAILED};
-use crate::engine::lineage;
-use crate::engine::store::Store;
+use radpipe_engine::lineage;
+use radpipe_engine::store::Store;
 
 #[derive(Debug, Parser)]
 pub struct Args {

@@ -4,6 +4,7 @@
 
 mod dag;
 mod doctor;
+mod exec_node;
 mod gc;
 mod lineage;
 mod predict;
@@ -21,7 +22,7 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::engine::{spec, Diagnostics, Plan};
+use radpipe_engine::{spec, Diagnostics, Plan};
 
 /// Declarative, content-addressed, per-patient cached pipelines for imaging biomarkers.
 #[derive(Debug, Parser)]
@@ -64,6 +65,10 @@ enum Command {
     /// Print the JSON Schema of pipeline files.
     #[command(hide = true)]
     Schema,
+    /// Execute one prepared unit of work (written by `run --executor subprocess`
+    /// or a cluster executor) against the workspace's store; prints its outcomes as JSON.
+    #[command(hide = true)]
+    ExecNode(exec_node::Args),
 }
 
 /// Exit codes.
@@ -77,8 +82,8 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// Load and plan a pipeline; diagnostics go to stderr and give exit code 2.
     pub fn plan(&self, pipeline: &Path, sets: &[String]) -> Result<Plan, ExitCode> {
-        let loaded = spec::load(pipeline, sets).map_err(report_invalid)?;
-        crate::engine::plan::build(loaded, &self.workspace).map_err(report_invalid)
+        let loaded = spec::load(pipeline, sets, &crate::stages::Kinds).map_err(report_invalid)?;
+        radpipe_engine::plan::build(loaded, &self.workspace).map_err(report_invalid)
     }
 }
 
@@ -123,5 +128,6 @@ pub fn main() -> ExitCode {
         Command::Resample(a) => resample::run(a),
         Command::Register(a) => register::run(a),
         Command::Schema => schema::run(),
+        Command::ExecNode(a) => exec_node::run(a),
     }
 }

@@ -15,10 +15,9 @@ use std::process::ExitCode;
 
 use super::progress::Progress;
 use super::{Ctx, EXIT_FAILED, EXIT_INVALID};
-use crate::engine::exec::{self, RunOptions};
-use crate::engine::store::Store;
-use crate::engine::spec;
-use crate::stages::StageSpec;
+use radpipe_engine::exec::{self, RunOptions};
+use radpipe_engine::store::Store;
+use radpipe_engine::spec;
 
 #[derive(Debug, Parser)]
 pub struct Args {
@@ -113,17 +112,19 @@ fn predict(ctx: &Ctx, args: &Args) -> Result<Option<Value>, Failure> {
     std::fs::write(&derived, serde_json::to_string_pretty(&doc).unwrap_or_default()).map_err(|e| (EXIT_FAILED, format!("{}: {e}", derived.display())))?;
     let plan = ctx.plan(&derived, &[]).map_err(|_| invalid(format!("the pipeline with patient {patient} added does not plan (above)")))?;
 
+    // The apply nodes of the stages that learn (they have a fit node) score the patient.
+    let learns: Vec<bool> = plan.stages.iter().map(|s| s.nodes.iter().any(|&n| plan.nodes[n].decl.fit_on.is_some())).collect();
     let targets: Vec<String> = plan
         .nodes
         .iter()
-        .filter(|n| n.decl.item.as_ref().is_some_and(|i| i.id == patient) && matches!(plan.spec.spec.stages[n.stage], StageSpec::Embed(_) | StageSpec::Fuse(_)))
+        .filter(|n| n.decl.item.as_ref().is_some_and(|i| i.id == patient) && learns[n.stage])
         .map(|n| n.id.clone())
         .collect();
-    let Some(fuse_stage) = plan.spec.spec.stages.iter().find(|(_, s)| matches!(s, StageSpec::Fuse(_))).map(|(n, _)| n.clone()) else {
-        return Err(invalid(format!("{}: no fuse stage: there is no DLS to compute", args.pipeline.display())));
+    let Some(fuse_stage) = plan.spec.spec.stages.iter().find(|(_, s)| s.scores().iter().any(|n| n == "dls")).map(|(n, _)| n.clone()) else {
+        return Err(invalid(format!("{}: no stage writes a `dls` score (a fuse stage): there is no DLS to compute", args.pipeline.display())));
     };
     let store = Store::existing(&ctx.workspace).ok_or_else(|| (EXIT_FAILED, format!("no store in {}: run the pipeline first, so that its models are trained", ctx.workspace.display())))?;
-    let status = crate::engine::status::status(&plan, Some(&store));
+    let status = radpipe_engine::status::status(&plan, Some(&store));
     let refit: Vec<String> = status.stale.iter().filter(|s| s.node.ends_with(".fit") || s.node.contains(".fit[")).map(|s| format!("{} ({})", s.node, s.reasons.join("; "))).collect();
     if !refit.is_empty() {
         return Err((EXIT_FAILED, format!("the trained models are missing or stale, and predict never trains: {}; run `radpipe run {}` first (with the same --set)", refit.join(", "), args.pipeline.display())));
@@ -132,7 +133,7 @@ fn predict(ctx: &Ctx, args: &Args) -> Result<Option<Value>, Failure> {
     let reporter = Progress::new();
     let _lock = store.lock(|holder| eprintln!("waiting for the store lock held by {holder}")).map_err(|e| (EXIT_FAILED, format!("cannot lock the store: {e}")))?;
     let options = RunOptions { jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), keep_going: false, force: Vec::new(), only: targets, overrides: Vec::new(), record: false };
-    let summary = exec::run(&plan, &store, &options, &reporter).map_err(|e| (EXIT_FAILED, format!("the store could not be written: {e}")))?;
+    let summary = exec::run(&plan, &store, &options, &exec::LocalExecutor, &reporter).map_err(|e| (EXIT_FAILED, format!("the store could not be written: {e}")))?;
     if let Some(fit) = summary.executed.iter().find(|n| n.contains(".fit")) {
         return Err((EXIT_FAILED, format!("internal error: `{fit}` ran during predict")));
     }
@@ -149,17 +150,20 @@ fn predict(ctx: &Ctx, args: &Args) -> Result<Option<Value>, Failure> {
 
     // The threshold an evaluation stage fitted on the training partition.
     let reference = format!("{fuse_stage}.dls");
-    let threshold = plan.spec.spec.stages.iter().find_map(|(name, s)| match s {
-        StageSpec::Evaluate(e) => e.fitted_threshold_id(name, &reference).and_then(|id| metric(&results.join(name).join("metrics.json"), &id).map(|v| (id, v))),
-        _ => None,
-    });
+    let threshold = plan
+        .spec
+        .spec
+        .stages
+        .iter()
+        .find_map(|(name, s)| s.fitted_threshold_id(name, &reference).and_then(|id| metric(&results.join(name).join("metrics.json"), &id).map(|v| (id, v))));
     let gradcam: Vec<String> = plan
         .spec
         .spec
         .stages
         .iter()
-        .filter(|(_, s)| matches!(s, StageSpec::Embed(_)))
-        .flat_map(|(name, _)| {
+        .zip(&learns)
+        .filter(|(_, learns)| **learns)
+        .flat_map(|((name, _), _)| {
             let d = results.join(name).join(&patient).join("gradcam");
             let mut v: Vec<String> = std::fs::read_dir(&d).into_iter().flatten().flatten().map(|e| e.path().display().to_string()).collect();
             v.sort();

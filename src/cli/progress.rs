@@ -5,7 +5,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::engine::events::{Event, Outcome, Reporter};
+use radpipe_engine::events::{Event, Outcome, Reporter};
 
 pub struct Progress {
     multi: MultiProgress,

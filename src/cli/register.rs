@@ -2,7 +2,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::imaging::{apply_transform_image, apply_transform_roi, read_nifti, register, write_nifti, write_nifti_as, NiftiDtype, RegistrationConfig, TransformKind};
+use radpipe_imaging::{apply_transform_image, apply_transform_roi, read_nifti, register, write_nifti, write_nifti_as, NiftiDtype, RegistrationConfig, TransformKind};
 
 #[derive(Debug, Parser)]
 pub struct Args {

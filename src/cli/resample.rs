@@ -2,7 +2,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::imaging::{min_max_scale, read_nifti, resample_to_spacing, write_nifti, write_nifti_as, NiftiDtype};
+use radpipe_imaging::{min_max_scale, read_nifti, resample_to_spacing, write_nifti, write_nifti_as, NiftiDtype};
 use crate::stages::Interp;
 
 #[derive(Debug, Parser)]

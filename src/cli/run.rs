@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use super::progress::Progress;
 use super::{Ctx, EXIT_FAILED};
-use crate::engine::events::{Event, Reporter};
-use crate::engine::exec::{self, RunOptions};
-use crate::engine::store::Store;
+use radpipe_engine::events::{Event, Reporter};
+use radpipe_engine::exec::{self, Executor, LocalExecutor, RunOptions, SubprocessExecutor};
+use radpipe_engine::store::Store;
 
 #[derive(Debug, Parser)]
 pub struct Args {
@@ -31,6 +31,17 @@ pub struct Args {
     /// Re-execute these stages even when cached.
     #[arg(long, value_name = "STAGE", num_args = 1..)]
     force: Vec<String>,
+    /// Where units of work run: `local` (threads of this process) or
+    /// `subprocess` (each unit by `radpipe exec-node` in a child process that
+    /// resolves its inputs from the store by digest, as a cluster job would).
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    executor: ExecutorKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    Local,
+    Subprocess,
 }
 
 /// Execute what is stale and reuse what is cached; exit 1 when a node failed.
@@ -68,7 +79,17 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         overrides: args.sets,
         record: true,
     };
-    let summary = match exec::run(&plan, &store, &options, &reporter) {
+    let executor: Box<dyn Executor> = match args.executor {
+        ExecutorKind::Local => Box::new(LocalExecutor),
+        ExecutorKind::Subprocess => match std::env::current_exe() {
+            Ok(program) => Box::new(SubprocessExecutor { program }),
+            Err(e) => {
+                eprintln!("error: cannot find the radpipe executable for `exec-node`: {e}");
+                return ExitCode::from(EXIT_FAILED);
+            }
+        },
+    };
+    let summary = match exec::run(&plan, &store, &options, executor.as_ref(), &reporter) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: the store could not be written: {e}");

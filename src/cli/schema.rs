@@ -2,6 +2,6 @@ use std::process::ExitCode;
 
 /// `radpipe schema`: the JSON Schema of pipeline files (what `schemas/pipeline.schema.json` holds).
 pub fn run() -> ExitCode {
-    super::print_json(&crate::engine::spec::json_schema());
+    super::print_json(&radpipe_engine::spec::json_schema::<crate::stages::StageSpec>());
     ExitCode::SUCCESS
 }

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::Ctx;
-use crate::engine::store::Store;
+use radpipe_engine::store::Store;
 
 #[derive(Debug, Parser)]
 pub struct Args {
@@ -26,7 +26,7 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         Err(code) => return code,
     };
     let store = Store::existing(&ctx.workspace);
-    let status = crate::engine::status::status(&plan, store.as_ref());
+    let status = radpipe_engine::status::status(&plan, store.as_ref());
     if args.json {
         super::print_json(&status);
         return ExitCode::SUCCESS;

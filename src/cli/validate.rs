@@ -20,7 +20,7 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let missing = crate::engine::plan::missing_sources(&plan);
+    let missing = radpipe_engine::plan::missing_sources(&plan);
     if !missing.is_empty() {
         return super::report_invalid(missing);
     }

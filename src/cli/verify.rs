@@ -2,7 +2,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 use super::{Ctx, EXIT_FAILED};
-use crate::engine::store::{hash_file, Store};
+use radpipe_engine::store::{hash_file, Store};
 
 #[derive(Debug, Parser)]
 pub struct Args {}

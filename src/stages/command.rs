@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 use std::process::Stdio;
 
 use super::{Inputs, InputRef, Item, NodeDecl, RunContext, Stage, StageError};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
-use crate::engine::plan::PlanContext;
+use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
+use radpipe_engine::plan::PlanContext;
 
 pub const VERSION: u32 = 1;
 

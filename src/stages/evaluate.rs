@@ -41,10 +41,10 @@ use std::fmt::Write as _;
 
 use super::study::{self, csv_field, num, Metric, Missing, ScoreSource, Scores, Study};
 use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
-use crate::engine::plan::PlanContext;
+use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
+use radpipe_engine::plan::PlanContext;
 use crate::report::svg::{Chart, Series};
-use crate::stats;
+use radpipe_stats as stats;
 
 pub const VERSION: u32 = 2;
 const LEVEL: f64 = 0.95;
@@ -173,14 +173,6 @@ fn value_text(v: &Value) -> String {
 }
 
 impl Evaluate {
-    /// The metric id of the threshold this stage fits on a partition for the
-    /// score `reference` (e.g. `fuse.dls`), when it fits one.
-    pub fn fitted_threshold_id(&self, stage: &str, reference: &str) -> Option<String> {
-        let fit_on = self.fit_on()?;
-        let (display, _) = self.scores.entries().into_iter().find(|(_, r)| r == reference)?;
-        Some(format!("{stage}/{fit_on}/{display}/threshold"))
-    }
-
     fn score_sources(&self) -> Vec<(String, ScoreSource)> {
         let stages: Vec<String> = self.input.refs().into_iter().map(|r| r.stage).collect();
         self.scores.entries().into_iter().map(|(name, r)| (name, study::score_source(&r, &|s| stages.iter().any(|x| x == s)))).collect()
@@ -282,6 +274,12 @@ impl Stage for Evaluate {
 
     fn version(&self) -> u32 {
         VERSION
+    }
+
+    fn fitted_threshold_id(&self, stage: &str, reference: &str) -> Option<String> {
+        let fit_on = self.fit_on()?;
+        let (display, _) = self.scores.entries().into_iter().find(|(_, r)| r == reference)?;
+        Some(format!("{stage}/{fit_on}/{display}/threshold"))
     }
 
     fn inputs(&self) -> Vec<InputRef> {

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-use super::pca::read_features;
+use super::tensors::read_features;
 use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
-use crate::engine::diagnostics::Diagnostics;
-use crate::engine::plan::PlanContext;
+use radpipe_engine::diagnostics::Diagnostics;
+use radpipe_engine::plan::PlanContext;
 
 pub const VERSION: u32 = 1;
 

@@ -27,8 +27,8 @@ use serde_json::json;
 
 use super::learn::{Learner, TrainSpec};
 use super::{InputRef, NodeDecl, RunContext, Stage, StageError};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
-use crate::engine::plan::PlanContext;
+use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
+use radpipe_engine::plan::PlanContext;
 
 pub const VERSION: u32 = 1;
 
@@ -139,6 +139,10 @@ impl Stage for Fuse {
 
     fn version(&self) -> u32 {
         VERSION
+    }
+
+    fn scores(&self) -> Vec<String> {
+        vec!["dls".into()]
     }
 
     fn inputs(&self) -> Vec<InputRef> {

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{NodeDecl, RunContext, Stage, StageError};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
-use crate::engine::plan::PlanContext;
-use crate::tables::{ClinicalSchema, LabelRule, Table};
+use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
+use radpipe_engine::plan::PlanContext;
+use radpipe_engine::tables::{ClinicalSchema, LabelRule, Table};
 
 pub const VERSION: u32 = 1;
 
@@ -74,8 +74,8 @@ impl Ingest {
                 .hint("give a path relative to the workspace")
                 .into());
         }
-        let tree = crate::engine::yaml::YNode::load(&path)?;
-        Ok(Some(crate::engine::spec::typed(&tree, &[], tree.to_json())?))
+        let tree = radpipe_engine::yaml::YNode::load(&path)?;
+        Ok(Some(radpipe_engine::spec::typed(&tree, &[], tree.to_json())?))
     }
 }
 
@@ -120,7 +120,7 @@ impl Ingest {
         let mut volumes = std::collections::HashMap::new();
         for (name, dep) in names.iter().zip(&ctx.decl.deps) {
             let path = ctx.workspace.join(dep);
-            let volume = crate::imaging::read_nifti(&path).map_err(|e| StageError::new(format!("patient {patient}: {dep}: {e}")))?;
+            let volume = radpipe_imaging::read_nifti(&path).map_err(|e| StageError::new(format!("patient {patient}: {dep}: {e}")))?;
             let not_finite = volume.data.iter().filter(|v| !v.is_finite()).count();
             if not_finite > 0 {
                 return Err(StageError::new(format!("patient {patient}: {dep}: {not_finite} voxels are NaN or infinite")));
@@ -159,7 +159,7 @@ impl Ingest {
 }
 
 /// The axis-aligned physical bounding box (min, max corners) of a volume's voxel centres.
-fn physical_box(v: &crate::imaging::Volume) -> [[f64; 3]; 2] {
+fn physical_box(v: &radpipe_imaging::Volume) -> [[f64; 3]; 2] {
     let [nx, ny, nz] = v.size();
     let mut lo = [f64::INFINITY; 3];
     let mut hi = [f64::NEG_INFINITY; 3];
@@ -185,6 +185,18 @@ impl Stage for Ingest {
 
     fn version(&self) -> u32 {
         VERSION
+    }
+
+    fn cohorts(&self) -> Vec<String> {
+        self.cohorts.clone()
+    }
+
+    fn writes_clinical_table(&self) -> bool {
+        true
+    }
+
+    fn label(&self, _ctx: &PlanContext) -> Option<String> {
+        self.label.as_ref().map(|l| l.name.clone())
     }
 
     fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
@@ -246,8 +258,8 @@ impl Stage for Ingest {
         let schema: Option<ClinicalSchema> = match &self.schema {
             Some(file) => {
                 let path = ctx.workspace.join(file);
-                let tree = crate::engine::yaml::YNode::load(&path).map_err(|d| StageError::new(d.to_string()))?;
-                Some(crate::engine::spec::typed(&tree, &[], tree.to_json()).map_err(|d| StageError::new(d.to_string()))?)
+                let tree = radpipe_engine::yaml::YNode::load(&path).map_err(|d| StageError::new(d.to_string()))?;
+                Some(radpipe_engine::spec::typed(&tree, &[], tree.to_json()).map_err(|d| StageError::new(d.to_string()))?)
             }
             None => None,
         };

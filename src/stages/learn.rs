@@ -13,47 +13,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::pca::PartitionList;
-use super::{FitOn, InputRef, Inputs, NodeDecl, RunContext, StageError};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
-use crate::engine::plan::PlanContext;
-use crate::engine::worker;
-
-/// The fit node (`stage.fit`, on `fit_on` of `split`) and one apply node per
-/// patient of the input stage.
-pub fn fit_apply_nodes(
-    ctx: &PlanContext,
-    stage: &str,
-    input: &Inputs,
-    fit_on: &PartitionList,
-    split: Option<&str>,
-    fit_params: Value,
-    apply_params: Value,
-) -> Result<Vec<NodeDecl>, Diagnostics> {
-    let partitions = fit_on.names();
-    let split = match split {
-        Some(s) => s.to_string(),
-        None => ctx.split_defining(&partitions[0]).ok_or_else(|| {
-            Diagnostics::from(
-                Diagnostic::new(ctx.origin(stage, &["fit_on"]), format!("no split stage declares the partition `{}`", partitions[0]))
-                    .hint("add a `kind: split` stage with this partition in its `fractions`, or name it with `split:`"),
-            )
-        })?,
-    };
-    let refs = input.refs();
-    let [first] = refs.as_slice() else {
-        return Err(Diagnostic::new(ctx.origin(stage, &["input"]), format!("{stage} reads one stage")).into());
-    };
-    let items = ctx.items_of(&first.stage, ctx.origin(stage, &["input"]))?;
-    let mut params = fit_params;
-    params["fit_on"] = json!(partitions);
-    params["split"] = json!(split);
-    let mut fit = NodeDecl::single(params);
-    fit.fit_on = Some(FitOn { split, partitions });
-    let mut nodes = vec![fit];
-    nodes.extend(items.into_iter().map(|item| NodeDecl::per_item(item, apply_params.clone())));
-    Ok(nodes)
-}
+use super::fit_apply::{fit_apply_nodes, PartitionList};
+use super::{InputRef, Inputs, NodeDecl, RunContext, StageError};
+use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
+use radpipe_engine::plan::PlanContext;
+use radpipe_engine::partition::{self, Partition};
+use radpipe_engine::worker;
 
 /// What `embed` and `fuse` share: where the per-patient inputs are, which
 /// tensors to learn from, the training partition, the label, the device.
@@ -125,10 +90,7 @@ impl Learner {
         }
         let split = self.split.clone().or_else(|| ctx.split_defining(&self.fit_on.names()[0]));
         split
-            .and_then(|s| match ctx.stage_spec(&s) {
-                Some(super::StageSpec::Split(sp)) => sp.ingest_label(ctx).or_else(|| sp.stratify_column(ctx)),
-                _ => None,
-            })
+            .and_then(|s| ctx.stage_spec(&s)?.label(ctx))
             .ok_or_else(|| {
                 Diagnostic::new(ctx.origin(stage, &["fit_on"]), "no label to train on: the split's ingest stage derives none and the split is not stratified")
                     .hint("give the ingest stage a `label:` or set `label:` here")
@@ -271,10 +233,12 @@ fn fit_samples(ctx: &RunContext<'_>, input_stage: &str, file: &str, label: &str,
         .inputs
         .iter()
         .find(|i| &i.stage == split)
-        .and_then(|i| i.file("partition.csv"))
+        .and_then(|i| i.file(partition::FILE))
         .ok_or_else(|| StageError::new(format!("`{}`: the partition of `{split}` is missing", ctx.node_id)))?;
-    let text = std::fs::read_to_string(partition).map_err(|e| StageError::new(format!("{}: {e}", partition.display())))?;
-    let labels = super::split::read_partition_column(&text, label).map_err(|e| StageError::new(format!("`{}`: {e}; set `label:` to one of its label columns", ctx.node_id)))?;
+    let bytes = std::fs::read(partition).map_err(|e| StageError::new(format!("{}: {e}", partition.display())))?;
+    let labels = Partition::from_csv(&bytes)
+        .and_then(|p| p.column(label))
+        .map_err(|e| StageError::new(format!("`{}`: the partition of `{split}`: {e}; set `label:` to one of its label columns", ctx.node_id)))?;
     let mut samples = Vec::new();
     for input in ctx.inputs.iter().filter(|i| i.stage == input_stage && i.item.is_some()) {
         let id = &input.item.as_ref().expect("per-patient").id;

@@ -12,9 +12,9 @@ use serde_json::json;
 
 use super::volumes::{per_patient_nodes, write_volume, PatientVolumes, PerPatient, ROI};
 use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
-use crate::engine::diagnostics::Diagnostics;
-use crate::engine::plan::PlanContext;
-use crate::imaging::{apply_transform_image, apply_transform_roi, register, RegistrationConfig, TransformKind};
+use radpipe_engine::diagnostics::Diagnostics;
+use radpipe_engine::plan::PlanContext;
+use radpipe_imaging::{apply_transform_image, apply_transform_roi, register, RegistrationConfig, TransformKind};
 
 pub const VERSION: u32 = 1;
 

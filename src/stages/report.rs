@@ -33,10 +33,10 @@ use std::path::{Path, PathBuf};
 
 use super::study::{self, Metric};
 use super::{InputArtifact, InputRef, Inputs, NodeDecl, RunContext, Stage, StageError};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
-use crate::engine::lineage::{group_patients, steps_of_action, Step};
-use crate::engine::plan::PlanContext;
-use crate::engine::store::Store;
+use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
+use radpipe_engine::lineage::Step;
+use radpipe_engine::plan::PlanContext;
+use radpipe_engine::stage::Records;
 use crate::report::esc;
 use crate::report::html::{anchor, markdown, metric_link, STYLE};
 
@@ -149,7 +149,7 @@ impl Stage for Report {
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {
         let me = ctx.node_id.to_string();
-        let store = Store::open(ctx.workspace).map_err(|e| StageError::new(format!("stage `{me}`: cannot open the store: {e}")))?;
+        let store = ctx.records;
         let mut metrics: BTreeMap<String, Value> = BTreeMap::new();
         let mut cited: BTreeSet<String> = BTreeSet::new();
         let mut body = String::new();
@@ -282,20 +282,20 @@ fn with_ci(id: &str, value: f64, ci: Option<[f64; 2]>, digits: usize) -> String 
 
 /// radpipe's version and, from the `fit.json` of the models behind the
 /// inputs (found through the store's action records), libtorch's and the device.
-fn environment(store: &Store, inputs: &[InputArtifact]) -> String {
+fn environment(store: &Records, inputs: &[InputArtifact]) -> String {
     let mut rows = vec![("radpipe".to_string(), env!("CARGO_PKG_VERSION").to_string())];
     // The apply nodes of a stage share its fit node: one action per stage tells it.
     let mut stages = BTreeSet::new();
     let mut fits: BTreeMap<String, String> = BTreeMap::new();
     for a in inputs.iter().filter(|a| stages.insert(&a.stage)) {
-        if let Some(action) = store.read_action(&a.key) {
+        if let Some(action) = store.action(&a.key) {
             for i in action.inputs.iter().filter(|i| i.node.ends_with(".fit") || i.node.contains(".fit[")) {
                 fits.insert(i.node.clone(), i.key.clone());
             }
         }
     }
     for (node, key) in &fits {
-        let Some(bytes) = store.read_action(key).and_then(|action| store.read_output(&action, "fit.json")) else { continue };
+        let Some(bytes) = store.action(key).and_then(|action| store.output(&action, "fit.json")) else { continue };
         let Ok(v) = serde_json::from_slice::<Value>(&bytes) else { continue };
         for (k, val) in v.get("environment").and_then(Value::as_object).into_iter().flatten() {
             rows.push((format!("{k} ({node})"), val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string())));
@@ -357,7 +357,7 @@ fn gradcam_section(me: &str, g: &GradCam, inputs: &[InputArtifact]) -> Result<St
 }
 
 /// The cited metrics, then the lineage of every action behind them.
-fn appendix(me: &str, store: &Store, metrics: &BTreeMap<String, Value>, cited: &BTreeSet<String>, own_key: &str) -> Result<String, StageError> {
+fn appendix(me: &str, store: &Records, metrics: &BTreeMap<String, Value>, cited: &BTreeSet<String>, own_key: &str) -> Result<String, StageError> {
     let mut s = String::from("<h2 id=\"metrics\">Metrics</h2>\n<table>\n<thead><tr><th>Metric</th><th>Value</th><th>95% CI</th><th>n</th><th>Method</th><th>Computed by</th></tr></thead>\n<tbody>\n");
     // (action key, group whose patients the metric stands on) -> those
     // patients; each action's patients.json is read once, however many of its
@@ -370,7 +370,7 @@ fn appendix(me: &str, store: &Store, metrics: &BTreeMap<String, Value>, cited: &
         };
         let key = m.get("lineage").and_then(Value::as_str).unwrap_or_default().to_string();
         let patients = id.split('/').nth(1).and_then(|g| {
-            let found = groups.entry((key.clone(), g.to_string())).or_insert_with(|| store.read_action(&key).and_then(|a| group_patients(store, &a, g)));
+            let found = groups.entry((key.clone(), g.to_string())).or_insert_with(|| store.action(&key).and_then(|a| store.group_patients(&a, g)));
             found.clone().map(|p| (g.to_string(), p))
         });
         let group = patients.as_ref().map(|(g, _)| g.clone());
@@ -406,7 +406,7 @@ fn appendix(me: &str, store: &Store, metrics: &BTreeMap<String, Value>, cited: &
             s.push_str("<p>This report: the published values come from the <code>reference</code> block of the pipeline file.</p>\n");
             continue;
         }
-        let steps = steps_of_action(store, key, patients.as_ref()).map_err(|e| StageError::new(format!("stage `{me}`: lineage of {key}: {e}")))?;
+        let steps = store.steps(key, patients.as_ref()).map_err(|e| StageError::new(format!("stage `{me}`: lineage of {key}: {e}")))?;
         s.push_str(&render_steps(&steps));
     }
     Ok(s)

@@ -11,9 +11,9 @@ use serde_json::json;
 
 use super::volumes::{per_patient_nodes, write_volume, PatientVolumes, PerPatient, ROI};
 use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
-use crate::engine::plan::PlanContext;
-use crate::imaging::{min_max_scale, resample_to_grid, resample_to_spacing, Grid, Interpolator};
+use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
+use radpipe_engine::plan::PlanContext;
+use radpipe_imaging::{min_max_scale, resample_to_grid, resample_to_spacing, Grid, Interpolator};
 
 pub const VERSION: u32 = 1;
 

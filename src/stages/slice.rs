@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 
 use super::volumes::{per_patient_nodes, PatientVolumes, PerPatient, ROI};
 use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
-use crate::engine::plan::PlanContext;
-use crate::imaging::{extract_25d, write_png_preview, SliceConfig};
+use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
+use radpipe_engine::plan::PlanContext;
+use radpipe_imaging::{extract_25d, write_png_preview, SliceConfig};
 
 pub const VERSION: u32 = 1;
 

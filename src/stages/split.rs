@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError, StageSpec};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
-use crate::engine::plan::PlanContext;
+use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
+use radpipe_engine::partition::{self, Assignment, Partition};
+use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
+use radpipe_engine::plan::PlanContext;
 
 pub const VERSION: u32 = 2;
 
@@ -41,32 +42,6 @@ pub struct Split {
     /// Column to stratify by (default: the ingest stage's label).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stratify: Option<String>,
-}
-
-/// Reads `partition.csv` as written by a split: patient id -> partition.
-pub fn read_partition(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut f = l.split(',');
-            let id = f.next()?;
-            let _cohort = f.next()?;
-            Some((id.to_string(), f.next()?.to_string()))
-        })
-        .collect()
-}
-
-/// Patient id -> value of the column `column` of a `partition.csv` (the
-/// stratification column or the label), or why it is not there.
-pub fn read_partition_column(text: &str, column: &str) -> Result<BTreeMap<String, String>, String> {
-    let header: Vec<&str> = text.lines().next().unwrap_or("").split(',').collect();
-    let Some(k) = header.iter().skip(3).position(|h| *h == column).map(|k| k + 3) else {
-        return Err(format!("the split's partition.csv has no column `{column}` (it has: {}); it holds the stratification column and the ingest label", header.join(", ")));
-    };
-    Ok(text.lines().skip(1).filter_map(|l| {
-        let f: Vec<&str> = l.split(',').collect();
-        Some((f.first()?.to_string(), f.get(k)?.to_string()))
-    }).collect())
 }
 
 fn rank(seed: u64, id: &str) -> [u8; 32] {
@@ -94,12 +69,9 @@ pub fn assign(seed: u64, ids: &[String], fractions: &IndexMap<String, f64>) -> V
 }
 
 impl Split {
-    /// The ingest stage's label column, if it derives one.
-    pub(crate) fn ingest_label(&self, ctx: &PlanContext) -> Option<String> {
-        self.input.refs().iter().find_map(|r| match ctx.stage_spec(&r.stage) {
-            Some(StageSpec::Ingest(i)) => i.label.as_ref().map(|l| l.name.clone()),
-            _ => None,
-        })
+    /// The label column of the input stage (ingest), if it derives one.
+    fn ingest_label(&self, ctx: &PlanContext) -> Option<String> {
+        self.input.refs().iter().find_map(|r| ctx.stage_spec(&r.stage)?.label(ctx))
     }
 
     /// The columns copied into `partition.csv`: the stratification column and the label.
@@ -113,13 +85,8 @@ impl Split {
         cols
     }
 
-    pub(crate) fn stratify_column(&self, ctx: &PlanContext) -> Option<String> {
-        self.stratify.clone().or_else(|| {
-            self.input.refs().iter().find_map(|r| match ctx.stage_spec(&r.stage) {
-                Some(StageSpec::Ingest(i)) => i.label.as_ref().map(|l| l.name.clone()),
-                _ => None,
-            })
-        })
+    fn stratify_column(&self, ctx: &PlanContext) -> Option<String> {
+        self.stratify.clone().or_else(|| self.ingest_label(ctx))
     }
 }
 
@@ -134,6 +101,15 @@ impl Stage for Split {
 
     fn inputs(&self) -> Vec<InputRef> {
         self.input.refs()
+    }
+
+    fn partitions(&self) -> Vec<String> {
+        self.fractions.keys().cloned().collect()
+    }
+
+    /// The ingest label, else the stratification column: both are in `partition.csv`.
+    fn label(&self, ctx: &PlanContext) -> Option<String> {
+        self.ingest_label(ctx).or_else(|| self.stratify_column(ctx))
     }
 
     fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
@@ -212,24 +188,18 @@ impl Stage for Split {
             }
         }
         rows.sort();
-        let mut csv = String::from("patient_id,cohort,partition");
-        for col in &columns {
-            csv.push_str(&format!(",{}", super::study::csv_field(col)));
-        }
-        csv.push('\n');
         let mut summary: IndexMap<String, BTreeMap<String, usize>> = self.fractions.keys().map(|k| (k.clone(), BTreeMap::new())).collect();
-        for (id, part, class) in &rows {
-            csv.push_str(&format!("{id},{},{part}", self.cohort));
-            for col in &columns {
-                csv.push_str(&format!(",{}", super::study::csv_field(&extra[col][by_id[id]])));
-            }
-            csv.push('\n');
-            *summary.entry(part.clone()).or_default().entry(class.clone()).or_default() += 1;
+        let mut file = Partition { columns: columns.clone(), rows: Vec::with_capacity(rows.len()) };
+        for (id, part, class) in rows {
+            let values = columns.iter().map(|col| extra[col][by_id[&id]].clone()).collect();
+            *summary.entry(part.clone()).or_default().entry(class).or_default() += 1;
+            file.rows.push(Assignment { patient: id, cohort: self.cohort.clone(), partition: part, values });
         }
         for (part, counts) in &summary {
             let _ = writeln!(ctx.log, "{part}: {counts:?}");
         }
-        std::fs::write(ctx.out_dir.join("partition.csv"), csv).map_err(|e| fail(&e))?;
+        let bytes = file.to_csv().map_err(|e| fail(&e))?;
+        std::fs::write(ctx.out_dir.join(partition::FILE), bytes).map_err(|e| fail(&e))?;
         let text = serde_json::to_string_pretty(&json!({ "stratify": stratify, "counts": summary })).map_err(|e| fail(&e))?;
         std::fs::write(ctx.out_dir.join("summary.json"), text + "\n").map_err(|e| fail(&e))?;
         Ok(())

@@ -11,9 +11,10 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::{InputArtifact, StageError, StageSpec};
-use crate::engine::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
-use crate::engine::plan::PlanContext;
+use super::{InputArtifact, StageError};
+use radpipe_engine::partition::{self, Partition};
+use radpipe_engine::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
+use radpipe_engine::plan::PlanContext;
 
 /// What a statistics stage does with patients that lack a value it needs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -178,11 +179,12 @@ impl Study {
         let mut partitions = vec![BTreeMap::new(); ids.len()];
         for input in inputs {
             for (name, path) in &input.files {
-                if name != "partition.csv" {
+                if name != partition::FILE {
                     continue;
                 }
-                let text = std::fs::read_to_string(path).map_err(|e| fail(&e))?;
-                for (id, part) in super::read_partition(&text) {
+                let bytes = std::fs::read(path).map_err(|e| fail(&e))?;
+                let file = Partition::from_csv(&bytes).map_err(|e| fail(&format!("`{}`: {e}", input.node)))?;
+                for (id, part) in file.partition_of() {
                     if let Some(&row) = index.get(id.as_str()) {
                         partitions[row].insert(input.stage.clone(), part);
                     }
@@ -355,17 +357,17 @@ pub fn stage_scores(me: &str, inputs: &[InputArtifact], stage: &str, name: &str)
                 out.insert(item.id.clone(), value);
             } else if b == "scores.csv" && a.item.is_none() {
                 found = true;
-                let text = std::fs::read_to_string(path).map_err(|e| StageError::new(format!("stage `{me}`: cannot read `{file}` of `{}`: {e}", a.node)))?;
-                let mut lines = text.lines();
-                let header: Vec<&str> = lines.next().unwrap_or("").split(',').map(str::trim).collect();
-                let col = header.iter().position(|h| *h == name).ok_or_else(|| {
+                let unreadable = |e: csv::Error| StageError::new(format!("stage `{me}`: `{file}` of `{}`: {e}", a.node));
+                let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_path(path).map_err(unreadable)?;
+                let header: Vec<String> = reader.headers().map_err(unreadable)?.iter().map(str::to_string).collect();
+                let col = header.iter().position(|h| h == name).ok_or_else(|| {
                     StageError::new(format!("stage `{me}`: `{file}` of `{stage}` has no column `{name}` (it has: {})", header.join(", ")))
                 })?;
                 let mut bad = Vec::new();
-                for line in lines.filter(|l| !l.trim().is_empty()) {
-                    let f: Vec<&str> = line.split(',').map(str::trim).collect();
-                    let id = f.first().copied().unwrap_or("").to_string();
-                    let cell = f.get(col).copied().unwrap_or("");
+                for record in reader.records() {
+                    let record = record.map_err(unreadable)?;
+                    let id = record.get(0).unwrap_or_default().to_string();
+                    let cell = record.get(col).unwrap_or_default();
                     let value = if cell.is_empty() || cell.eq_ignore_ascii_case("na") || cell.eq_ignore_ascii_case("nan") {
                         None
                     } else {
@@ -408,12 +410,9 @@ pub fn score_values(study: &Study, inputs: &[InputArtifact], source: &ScoreSourc
 /// partition of a split input. `field` locates the name in the stage.
 pub fn check_group_name(ctx: &PlanContext, stage: &str, inputs: &[super::InputRef], name: &str, field: &[&str]) -> Option<Diagnostic> {
     let mut known: Vec<String> = Vec::new();
-    for r in inputs {
-        match ctx.stage_spec(&r.stage) {
-            Some(StageSpec::Ingest(i)) => known.extend(i.cohorts.iter().cloned()),
-            Some(StageSpec::Split(s)) => known.extend(s.fractions.keys().cloned()),
-            _ => {}
-        }
+    for s in inputs.iter().filter_map(|r| ctx.stage_spec(&r.stage)) {
+        known.extend(s.cohorts());
+        known.extend(s.partitions());
     }
     if known.iter().any(|k| k == name) {
         return None;
@@ -451,7 +450,7 @@ pub fn check_score_input(ctx: &PlanContext, stage: &str, inputs: &[super::InputR
 
 /// Plan-time check that `input` includes an ingest stage.
 pub fn check_has_ingest(ctx: &PlanContext, stage: &str, inputs: &[super::InputRef]) -> Option<Diagnostic> {
-    if inputs.iter().any(|r| matches!(ctx.stage_spec(&r.stage), Some(StageSpec::Ingest(_)))) {
+    if inputs.iter().any(|r| ctx.stage_spec(&r.stage).is_some_and(|s| s.writes_clinical_table())) {
         None
     } else {
         Some(Diagnostic::new(ctx.origin(stage, &["input"]), format!("stage `{stage}` reads the clinical table: list the ingest stage in `input`")))

@@ -38,11 +38,11 @@ use std::fmt::Write as _;
 
 use super::study::{self, csv_field, num, Cell, Metric, Missing, ScoreSource, Study};
 use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
-use crate::engine::plan::PlanContext;
+use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
+use radpipe_engine::plan::PlanContext;
 use crate::report::svg::{nice_range, ticks, Chart, Series};
-use crate::stats;
-use crate::stats::survival::{cox_ph, harrell_c, kaplan_meier, logrank_test, median_follow_up, CoxOptions};
+use radpipe_stats as stats;
+use radpipe_stats::survival::{cox_ph, harrell_c, kaplan_meier, logrank_test, median_follow_up, CoxOptions};
 
 pub const VERSION: u32 = 2;
 const LEVEL: f64 = 0.95;

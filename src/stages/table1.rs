@@ -37,9 +37,9 @@ use std::fmt::Write as _;
 
 use super::study::{self, csv_field, num, Metric, Missing, Study};
 use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
-use crate::engine::plan::PlanContext;
-use crate::stats::hypothesis::{chi_square, compare_groups, fisher_exact, fisher_exact_rxc, shapiro_wilk, FisherRxcMethod, GroupTest};
+use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
+use radpipe_engine::plan::PlanContext;
+use radpipe_stats::hypothesis::{chi_square, compare_groups, fisher_exact, fisher_exact_rxc, shapiro_wilk, FisherRxcMethod, GroupTest};
 
 pub const VERSION: u32 = 2;
 const MAX_TABLES: u64 = 10_000_000;

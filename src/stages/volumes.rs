@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{Inputs, NodeDecl, RunContext, StageError};
-use crate::engine::diagnostics::{Diagnostic, Diagnostics};
-use crate::engine::plan::PlanContext;
-use crate::imaging::{read_nifti, write_nifti, write_nifti_as, NiftiDtype, Volume};
+use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
+use radpipe_engine::plan::PlanContext;
+use radpipe_imaging::{read_nifti, write_nifti, write_nifti_as, NiftiDtype, Volume};
 
 /// `foreach: patient`: the only expansion imaging stages have (and their default).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

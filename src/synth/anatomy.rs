@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::imaging::Vec3;
+use radpipe_imaging::Vec3;
 use crate::synth::rng::{normal, uniform, SynthRng};
 
 /// Unit-free tissue signal [T1, T2, CE-T1 fat-sat].

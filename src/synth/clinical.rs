@@ -425,7 +425,7 @@ mod tests {
 
     #[test]
     fn cox_recovers_hazard_ratio_at_paper_size() {
-        use crate::stats::survival::{cox_ph, CoxOptions};
+        use radpipe_stats::survival::{cox_ph, CoxOptions};
         let cfg = config(Preset::Paper);
         let mut hrs = Vec::new();
         for seed in [11u64, 12, 13, 14, 15] {

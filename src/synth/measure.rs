@@ -2,7 +2,7 @@
 //! from the ground truth): a peritumoral rim-enhancement statistic, mean tumour
 //! intensity, ROI volume and centroid.
 
-use crate::imaging::{Vec3, Volume};
+use radpipe_imaging::{Vec3, Volume};
 
 /// In-plane distance bands (mm) from the ROI: the peritumoral shell (0, 3] and the
 /// reference ring (4, 9].

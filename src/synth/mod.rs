@@ -37,7 +37,7 @@ pub use ground_truth::{CohortGroundTruth, PatientGroundTruth};
 pub use presets::{config, CohortKind, Preset, PresetConfig};
 pub use tumour::SignalModel;
 
-use crate::imaging::ImagingError;
+use radpipe_imaging::ImagingError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SynthError {
@@ -156,7 +156,7 @@ pub fn generate_with(
         std::fs::create_dir_all(&dir).map_err(|e| SynthError::io(&dir, e))?;
         clinical::write_csv(&table.rows, &dir.join("clinical.csv"))?;
         let parquet = dir.join("clinical.parquet");
-        crate::tables::csv_to_parquet(&dir.join("clinical.csv"), &parquet).map_err(|e| SynthError::io(&parquet, std::io::Error::other(e.to_string())))?;
+        radpipe_engine::tables::csv_to_parquet(&dir.join("clinical.csv"), &parquet).map_err(|e| SynthError::io(&parquet, std::io::Error::other(e.to_string())))?;
         let imaging: Vec<Option<patient::ImagingTruth>> = if opts.images {
             let img_dir = dir.join("images");
             table

@@ -7,10 +7,10 @@ use std::path::Path;
 use ndarray::{s, Array3};
 use serde::{Deserialize, Serialize};
 
-use crate::imaging::interpolate::Interpolator;
-use crate::imaging::resample::{resample_to_grid, Grid};
-use crate::imaging::volume::mat_vec;
-use crate::imaging::{write_nifti_as, NiftiDtype, Vec3, Volume};
+use radpipe_imaging::interpolate::Interpolator;
+use radpipe_imaging::resample::{resample_to_grid, Grid};
+use radpipe_imaging::volume::mat_vec;
+use radpipe_imaging::{write_nifti_as, NiftiDtype, Vec3, Volume};
 use crate::synth::anatomy::Anatomy;
 use crate::synth::clinical::ClinicalRow;
 use crate::synth::presets::{CohortSpec, PresetConfig};

@@ -5,8 +5,8 @@
 use ndarray::Array3;
 use serde::{Deserialize, Serialize};
 
-use crate::imaging::transform::euler_matrix;
-use crate::imaging::{Mat3, Transform, Vec3, Volume};
+use radpipe_imaging::transform::euler_matrix;
+use radpipe_imaging::{Mat3, Transform, Vec3, Volume};
 use crate::synth::presets::ScannerProfile;
 use crate::synth::rng::{choose, normal, normal_pair, uniform, SynthRng};
 
@@ -52,7 +52,7 @@ impl GridGeometry {
         ];
         // origin = centre - D * (spacing * (dims-1)/2) + jitter
         let half: Vec3 = [0, 1, 2].map(|a| spacing[a] * (dims[a] as f64 - 1.0) / 2.0);
-        let dh = crate::imaging::volume::mat_vec(&direction, &half);
+        let dh = radpipe_imaging::volume::mat_vec(&direction, &half);
         let origin =
             [0, 1, 2].map(|a| ((centre[a] - dh[a] + 0.5 * jitter[a]) * 100.0).round() / 100.0);
         GridGeometry {

@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::imaging::{read_nifti, Volume};
-use crate::stats::auc;
+use radpipe_imaging::{read_nifti, Volume};
+use radpipe_stats::auc;
 use crate::synth::measure;
 use crate::synth::*;
 

@@ -7,9 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::imaging::transform::euler_matrix;
-use crate::imaging::volume::{mat_transpose, mat_vec, Mat3};
-use crate::imaging::Vec3;
+use radpipe_imaging::transform::euler_matrix;
+use radpipe_imaging::volume::{mat_transpose, mat_vec, Mat3};
+use radpipe_imaging::Vec3;
 use crate::synth::anatomy::{inside_weight, Anatomy, Signal};
 use crate::synth::rng::{normal, uniform, SynthRng};
 

@@ -1,0 +1,148 @@
+//! What a node's key is made of, given its finished upstream nodes: the
+//! digests of its sources (hashed through the memo) and of the upstream
+//! outputs it uses. A fit node uses only the per-patient inputs of the
+//! patients in its `fit_on` partitions, read from its split's partition file.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::key::{set_digest, InputDigest, KeyMaterial};
+use crate::partition::{self, Partition};
+use crate::plan::{Node, Plan, Upstream};
+use crate::store::{FileRecord, InputRecord, Memo, Store};
+
+/// A finished node's outputs, as downstream nodes see them.
+#[derive(Debug, Clone)]
+pub(super) struct Done {
+    pub key: String,
+    pub outputs: BTreeMap<String, FileRecord>,
+}
+
+impl Done {
+    /// All outputs, or those at or under `select`.
+    pub fn selected(&self, select: Option<&str>) -> BTreeMap<String, FileRecord> {
+        match select {
+            None => self.outputs.clone(),
+            Some(sel) => self
+                .outputs
+                .iter()
+                .filter(|(name, _)| name.as_str() == sel || name.starts_with(&format!("{sel}/")))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The digest of a set of outputs (by name).
+pub(super) fn output_digest(outputs: &BTreeMap<String, FileRecord>) -> String {
+    set_digest(outputs.iter().map(|(k, v)| (k, &v.digest)))
+}
+
+/// The upstream edges a node uses: all of them, or for a fit node the
+/// per-patient ones of patients in its partitions (read from the split's
+/// partition file, so the split must have finished) plus its single-node inputs.
+pub(crate) fn active_upstream<'p>(
+    plan: &'p Plan,
+    node: &'p Node,
+    outputs_of: &dyn Fn(usize) -> Option<&'p BTreeMap<String, FileRecord>>,
+    store: &Store,
+) -> Result<Vec<&'p Upstream>, String> {
+    let Some(on) = &node.decl.fit_on else { return Ok(node.upstream.iter().collect()) };
+    let split = node
+        .upstream
+        .iter()
+        .find(|u| plan.stage_name(&plan.nodes[u.node]) == on.split)
+        .ok_or_else(|| format!("`{}` has no edge to its split `{}`", node.id, on.split))?;
+    let outputs = outputs_of(split.node).ok_or_else(|| format!("needs `{}`, which did not finish", on.split))?;
+    let file = outputs.get(partition::FILE).ok_or_else(|| format!("`{}` wrote no {}", on.split, partition::FILE))?;
+    let bytes = fs::read(store.object_path(&file.digest)).map_err(|e| format!("cannot read the partition of `{}`: {e}", on.split))?;
+    let partition = Partition::from_csv(&bytes).map_err(|e| format!("the partition of `{}`: {e}", on.split))?.partition_of();
+    let kept: HashSet<&str> = partition.iter().filter(|(_, p)| on.partitions.contains(p)).map(|(id, _)| id.as_str()).collect();
+    if kept.is_empty() {
+        return Err(format!("no patient of `{}` is in {}", on.split, on.partitions.join(", ")));
+    }
+    Ok(node
+        .upstream
+        .iter()
+        .filter(|u| plan.nodes[u.node].decl.item.as_ref().is_none_or(|i| kept.contains(i.id.as_str())))
+        .collect())
+}
+
+/// A node's key material, the upstream actions it reads, and the upstream
+/// nodes left out because they did not finish (`on_missing: drop`).
+pub(super) struct Material {
+    pub material: KeyMaterial,
+    pub inputs: Vec<InputRecord>,
+    pub dropped: Vec<String>,
+}
+
+/// The material of a node's key, given its finished upstream nodes.
+pub(super) fn material(plan: &Plan, node: &Node, active: &[&Upstream], done: &[Option<Done>], memo: &mut Memo) -> Result<Material, String> {
+    let stage = plan.stage(node);
+    let mut sources = BTreeMap::new();
+    for s in &node.sources {
+        let path = plan.workspace.join(s);
+        let digest = source_digest(&path, memo).map_err(|e| format!("cannot read input `{s}`: {e}"))?;
+        sources.insert(s.clone(), digest);
+    }
+    let mut inputs = Vec::new();
+    let mut records = Vec::new();
+    let mut dropped = Vec::new();
+    for u in active {
+        let up = &plan.nodes[u.node];
+        match &done[u.node] {
+            Some(d) => {
+                let sel = d.selected(u.select.as_deref());
+                inputs.push(InputDigest { node: up.id.clone(), select: u.select.clone(), digest: output_digest(&sel) });
+                records.push(InputRecord { node: up.id.clone(), key: d.key.clone() });
+            }
+            None => dropped.push(up.id.clone()),
+        }
+    }
+    inputs.sort();
+    records.sort_by(|a, b| a.node.cmp(&b.node));
+    records.dedup();
+    let material = KeyMaterial {
+        kind: stage.kind().to_string(),
+        version: stage.version(),
+        item: node.decl.item.as_ref().map(|i| i.id.clone()),
+        params: node.decl.params.clone(),
+        sources,
+        inputs,
+    };
+    Ok(Material { material, inputs: records, dropped })
+}
+
+/// A source's digest: a file's content hash, or a folder's over its files.
+pub(crate) fn source_digest(path: &Path, memo: &mut Memo) -> std::io::Result<String> {
+    if path.is_dir() {
+        let files = walk(path)?;
+        let mut digests = BTreeMap::new();
+        for f in files {
+            let rel = f.strip_prefix(path).unwrap_or(&f).to_string_lossy().into_owned();
+            digests.insert(rel, memo.file_digest(&f)?);
+        }
+        Ok(set_digest(digests.iter()))
+    } else {
+        memo.file_digest(path)
+    }
+}
+
+/// Files under a folder, sorted.
+pub(super) fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

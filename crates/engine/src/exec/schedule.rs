@@ -1,0 +1,284 @@
+//! The scheduler: nodes in topological order, at most `--jobs` units at once,
+//! each on its own thread (a node's internal parallelism uses the global rayon
+//! pool; units are not rayon tasks, so a waiting node never runs another one
+//! inside its own time). A batching stage's ready nodes go as one unit.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use super::executor::Executor;
+use super::material::{active_upstream, material, Done, Material};
+use super::outputs::{output_path, remove_vanished_outputs, restore};
+use super::unit::{Unit, UnitInput, UnitNode, UnitOutcome};
+use crate::events::{Event, Outcome, Reporter};
+use crate::plan::Plan;
+use crate::store::{now_unix, Memo, RunRecord, Store};
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub jobs: usize,
+    pub keep_going: bool,
+    /// Stages to re-execute even when cached.
+    pub force: Vec<String>,
+    /// Run only these stages or nodes (and what they need).
+    pub only: Vec<String>,
+    /// Write the run record (`radpipe predict` does not: its nodes are not a run of the pipeline).
+    pub record: bool,
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub executed: Vec<String>,
+    pub cached: Vec<String>,
+    /// (node, why)
+    pub failed: Vec<(String, String)>,
+    pub skipped: Vec<String>,
+    pub results: PathBuf,
+}
+
+/// A node whose key is known and that must execute.
+struct Pending {
+    ni: usize,
+    unit: UnitNode,
+}
+
+/// The state of one run.
+struct Scheduler<'a> {
+    plan: &'a Plan,
+    store: &'a Store,
+    options: &'a RunOptions,
+    reporter: &'a dyn Reporter,
+    memo: Memo,
+    selected: Vec<bool>,
+    dependents: Vec<Vec<usize>>,
+    done: Vec<Option<Done>>,
+    waiting: Vec<usize>,
+    ready: VecDeque<usize>,
+    to_run: VecDeque<Pending>,
+    summary: RunSummary,
+    stop: bool,
+}
+
+impl<'a> Scheduler<'a> {
+    fn new(plan: &'a Plan, store: &'a Store, options: &'a RunOptions, reporter: &'a dyn Reporter) -> Self {
+        let waiting: Vec<usize> = plan
+            .nodes
+            .iter()
+            .map(|node| node.upstream.iter().map(|u| u.node).collect::<HashSet<_>>().len())
+            .collect();
+        let ready = plan.order.iter().copied().filter(|&i| waiting[i] == 0).collect();
+        Scheduler {
+            plan,
+            store,
+            options,
+            reporter,
+            memo: store.load_memo(),
+            selected: selected_nodes(plan, &options.only),
+            dependents: plan.dependents(),
+            done: vec![None; plan.nodes.len()],
+            waiting,
+            ready,
+            to_run: VecDeque::new(),
+            summary: RunSummary { run_id: store.new_run_id(), executed: vec![], cached: vec![], failed: vec![], skipped: vec![], results: plan.workspace.join("results") },
+            stop: false,
+        }
+    }
+
+    /// Record how node `i` ended and release its dependents.
+    fn finish(&mut self, i: usize, outcome: Outcome, out: Option<Done>) {
+        let node = &self.plan.nodes[i];
+        match &outcome {
+            Outcome::Executed => self.summary.executed.push(node.id.clone()),
+            Outcome::Cached => self.summary.cached.push(node.id.clone()),
+            Outcome::Failed(why) => {
+                self.summary.failed.push((node.id.clone(), why.clone()));
+                self.stop |= !self.options.keep_going;
+            }
+            Outcome::Skipped(_) => self.summary.skipped.push(node.id.clone()),
+        }
+        self.done[i] = out;
+        self.reporter.event(Event::NodeFinished { stage: self.plan.stage_name(node).to_string(), node: node.id.clone(), outcome });
+        for &d in &self.dependents[i] {
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 {
+                self.ready.push_back(d);
+            }
+        }
+    }
+
+    /// Decide every ready node: skipped, cached, or pending execution.
+    fn settle_ready(&mut self) {
+        while let Some(i) = self.ready.pop_front() {
+            if !self.selected[i] {
+                self.finish(i, Outcome::Skipped("not selected by --only".into()), None);
+                self.summary.skipped.pop();
+                continue;
+            }
+            if self.stop {
+                self.finish(i, Outcome::Skipped("the run stopped after a failure".into()), None);
+                continue;
+            }
+            match self.prepare(i) {
+                Ok(Some(pending)) => self.to_run.push_back(pending),
+                Ok(None) => {}
+                Err(outcome) => self.finish(i, outcome, None),
+            }
+        }
+        if self.stop {
+            while let Some(p) = self.to_run.pop_front() {
+                self.finish(p.ni, Outcome::Skipped("the run stopped after a failure".into()), None);
+            }
+        }
+    }
+
+    /// A ready node's key; a cache hit finishes it (`Ok(None)`), else it is
+    /// described as a unit node. `Err`: how it ends without running.
+    fn prepare(&mut self, i: usize) -> Result<Option<Pending>, Outcome> {
+        let (plan, store, done) = (self.plan, self.store, &self.done);
+        let node = &plan.nodes[i];
+        let outputs_of = |u: usize| done[u].as_ref().map(|d| &d.outputs);
+        let active = active_upstream(plan, node, &outputs_of, store).map_err(Outcome::Skipped)?;
+        let missing: Vec<&str> = active.iter().filter(|u| done[u.node].is_none()).map(|u| plan.nodes[u.node].id.as_str()).collect();
+        if !missing.is_empty() {
+            let may_drop = node.is_single() && plan.stage(node).drops_missing() && missing.len() < active.len();
+            if !may_drop {
+                return Err(Outcome::Skipped(format!("needs {} that did not finish", missing.join(", "))));
+            }
+        }
+        let Material { material, inputs: reads, dropped } = material(plan, node, &active, done, &mut self.memo).map_err(Outcome::Failed)?;
+        let key = material.key();
+        if !self.options.force.iter().any(|f| f == plan.stage_name(node)) {
+            if let Some(action) = store.read_action(&key) {
+                let present = store.has_object(&action.log) && action.outputs.values().all(|f| store.has_object(&f.digest));
+                if present && restore(plan, node, &action, store, &mut self.memo).unwrap_or(false) {
+                    self.finish(i, Outcome::Cached, Some(Done { key, outputs: action.outputs }));
+                    return Ok(None);
+                }
+            }
+        }
+        let inputs = active
+            .iter()
+            .filter_map(|u| done[u.node].as_ref().map(|d| UnitInput { node: plan.nodes[u.node].id.clone(), key: d.key.clone(), files: d.selected(u.select.as_deref()) }))
+            .collect();
+        Ok(Some(Pending { ni: i, unit: UnitNode { node: node.id.clone(), material, reads, dropped, inputs } }))
+    }
+
+    /// The next unit: the first pending node, with the other pending nodes of
+    /// its stage when the stage batches.
+    fn next_unit(&mut self) -> Option<(Vec<usize>, Unit)> {
+        let first = self.to_run.pop_front()?;
+        let stage = self.plan.nodes[first.ni].stage;
+        let mut batch = vec![first];
+        if self.plan.stage(&self.plan.nodes[batch[0].ni]).batched() {
+            let (same, rest): (VecDeque<Pending>, VecDeque<Pending>) = self.to_run.drain(..).partition(|p| self.plan.nodes[p.ni].stage == stage);
+            batch.extend(same);
+            self.to_run = rest;
+        }
+        let indices = batch.iter().map(|p| p.ni).collect();
+        let unit = Unit {
+            pipeline: std::path::absolute(&self.plan.spec.file).unwrap_or_else(|_| self.plan.spec.file.clone()),
+            overrides: self.options.overrides.clone(),
+            workspace: std::path::absolute(&self.plan.workspace).unwrap_or_else(|_| self.plan.workspace.clone()),
+            nodes: batch.into_iter().map(|p| p.unit).collect(),
+        };
+        Some((indices, unit))
+    }
+
+    /// Take in the outcomes of a unit's nodes (`indices`); a node without an
+    /// outcome failed.
+    fn absorb(&mut self, indices: Vec<usize>, outcomes: Vec<UnitOutcome>) {
+        let mut by_node: std::collections::HashMap<String, Result<_, String>> = outcomes.into_iter().map(|o| (o.node, o.result)).collect();
+        for i in indices {
+            let result = by_node.remove(&self.plan.nodes[i].id).unwrap_or_else(|| Err("the executor reported no outcome for this node".into()));
+            match result {
+                Ok(action) => {
+                    let node = &self.plan.nodes[i];
+                    for (name, f) in &action.outputs {
+                        let dest = output_path(self.plan, node, name);
+                        if node.decl.outs.is_empty() {
+                            let _ = self.store.restore(&f.digest, &dest);
+                        }
+                        self.memo.record(&dest, &f.digest);
+                    }
+                    self.finish(i, Outcome::Executed, Some(Done { key: action.key, outputs: action.outputs }));
+                }
+                Err(why) => self.finish(i, Outcome::Failed(why), None),
+            }
+        }
+    }
+
+    fn record(&self, started_unix: u64) -> RunRecord {
+        let s = &self.summary;
+        RunRecord {
+            id: s.run_id.clone(),
+            pipeline: self.plan.spec.file.to_string_lossy().into_owned(),
+            overrides: self.options.overrides.clone(),
+            started_unix,
+            finished_unix: now_unix(),
+            nodes: self.plan.nodes.iter().zip(&self.done).filter_map(|(node, d)| d.as_ref().map(|d| (node.id.clone(), d.key.clone()))).collect(),
+            executed: s.executed.clone(),
+            cached: s.cached.clone(),
+            failed: s.failed.iter().map(|(n, _)| n.clone()).collect(),
+            skipped: s.skipped.clone(),
+        }
+    }
+}
+
+/// Nodes a run covers: all, or with `--only` those stages and their upstream.
+fn selected_nodes(plan: &Plan, only: &[String]) -> Vec<bool> {
+    if only.is_empty() {
+        return vec![true; plan.nodes.len()];
+    }
+    let mut keep = vec![false; plan.nodes.len()];
+    let mut stack: Vec<usize> = plan.nodes.iter().enumerate().filter(|(_, n)| only.contains(&plan.stages[n.stage].name) || only.contains(&n.id)).map(|(i, _)| i).collect();
+    while let Some(i) = stack.pop() {
+        if !keep[i] {
+            keep[i] = true;
+            stack.extend(plan.nodes[i].upstream.iter().map(|u| u.node));
+        }
+    }
+    keep
+}
+
+/// Run the plan, executing units with `executor`. The caller holds the store lock.
+pub fn run(plan: &Plan, store: &Store, options: &RunOptions, executor: &dyn Executor, reporter: &dyn Reporter) -> std::io::Result<RunSummary> {
+    let started_unix = now_unix();
+    if options.only.is_empty() {
+        remove_vanished_outputs(plan, store, reporter);
+    }
+    let mut s = Scheduler::new(plan, store, options, reporter);
+    reporter.event(Event::Planned {
+        stages: plan.stages.iter().map(|st| (st.name.clone(), st.nodes.iter().filter(|&&n| s.selected[n]).count())).collect(),
+    });
+    let jobs = options.jobs.max(1);
+    let (tx, rx) = mpsc::channel::<(Vec<usize>, Vec<UnitOutcome>)>();
+    let mut running = 0usize;
+    std::thread::scope(|scope| loop {
+        s.settle_ready();
+        while running < jobs {
+            let Some((indices, unit)) = s.next_unit() else { break };
+            running += 1;
+            let tx = tx.clone();
+            scope.spawn(move || {
+                let _ = tx.send((indices, executor.execute(plan, store, &unit)));
+            });
+        }
+        if running == 0 {
+            if s.ready.is_empty() {
+                break;
+            }
+            continue;
+        }
+        let Ok((indices, outcomes)) = rx.recv() else { break };
+        running -= 1;
+        s.absorb(indices, outcomes);
+    });
+    store.save_memo(&s.memo)?;
+    if options.record {
+        store.write_run(&s.record(started_unix))?;
+    }
+    Ok(s.summary)
+}
