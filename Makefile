@@ -14,8 +14,12 @@ WITH_LIBTORCH = LIBTORCH="$$(sh nn/libtorch.sh $(TORCH_VENV))"
 .PHONY: build test clippy demo example schema venv fixtures nn-fixtures bench-venv bench bench-imaging bench-stats bench-synth bench-nn bench-learning bench-imaging-512 bench-register-512 gpu-carry clean-demo
 
 # Both binaries: radpipe (never links libtorch) and the radpipe-nn worker.
+# With the test targets: features are then resolved once for binaries and
+# tests together (a dev-dependency, jsonschema, turns on regex features that
+# Polars shares), so `make test` reuses this build instead of compiling Polars
+# a second time.
 build:
-	$(WITH_LIBTORCH) $(CARGO) build --workspace
+	$(WITH_LIBTORCH) $(CARGO) build --workspace --all-targets
 
 test: build
 	$(WITH_LIBTORCH) $(CARGO) test --workspace --no-fail-fast

@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    radpipe::cli::main()
+    radpipe::main()
 }

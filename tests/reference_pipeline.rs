@@ -135,6 +135,9 @@ fn has_number(text: &str) -> bool {
     decimal || (!t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '%' || c == ' '))
 }
 
+// One scenario over one trained workspace (training it once per step would
+// multiply the test's time); each step is commented.
+#[allow(clippy::too_many_lines)]
 #[test]
 fn the_demo_pipeline_end_to_end_report_swaps_growth_and_lineage() {
     let ws = workspace();

@@ -6,7 +6,13 @@ use tch::{Cuda, Device};
 use crate::Error;
 
 pub fn parse(spec: &str) -> Result<Device, Error> {
-    let cuda_count = || if Cuda::is_available() { Cuda::device_count() as usize } else { 0 };
+    let cuda_count = || {
+        if Cuda::is_available() {
+            Cuda::device_count() as usize
+        } else {
+            0
+        }
+    };
     match spec {
         "auto" => Ok(Device::cuda_if_available()),
         "cpu" => Ok(Device::Cpu),
@@ -16,7 +22,9 @@ pub fn parse(spec: &str) -> Result<Device, Error> {
                 s => s
                     .strip_prefix("cuda:")
                     .and_then(|n| n.parse::<usize>().ok())
-                    .ok_or_else(|| Error::new(format!("device `{spec}`: use auto, cpu, cuda or cuda:N")))?,
+                    .ok_or_else(|| {
+                        Error::new(format!("device `{spec}`: use auto, cpu, cuda or cuda:N"))
+                    })?,
             };
             let n = cuda_count();
             if index >= n {

@@ -85,10 +85,19 @@ fn main() -> ExitCode {
             job::run(&job, &mut Progress::new(std::io::stdout().lock()));
             ExitCode::SUCCESS
         }
-        Command::Init { arch, seed, classes, fusion, out } => {
+        Command::Init {
+            arch,
+            seed,
+            classes,
+            fusion,
+            out,
+        } => {
             let built = if arch == "fusion" {
                 let text = fusion.unwrap_or_default();
-                serde_json::from_str::<FusionConfig>(&text).map_err(|e| format!("--fusion: {e}")).and_then(|c| c.check().map(|_| c)).map(|c| weights::seeded_fusion(c, seed).0)
+                serde_json::from_str::<FusionConfig>(&text)
+                    .map_err(|e| format!("--fusion: {e}"))
+                    .and_then(|c| c.check().map(|_| c))
+                    .map(|c| weights::seeded_fusion(c, seed).0)
             } else {
                 Arch::parse(&arch).map(|a| weights::seeded_resnet(a, seed, classes).0)
             };
@@ -107,11 +116,22 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench { arch, size, batch, iters, device, threads, train, precision } => {
+        Command::Bench {
+            arch,
+            size,
+            batch,
+            iters,
+            device,
+            threads,
+            train,
+            precision,
+        } => {
             if threads > 0 {
                 tch::set_num_threads(threads);
             }
-            match radpipe_nn::bench::throughput(&arch, size, batch, iters, &device, train, &precision) {
+            match radpipe_nn::bench::throughput(
+                &arch, size, batch, iters, &device, train, &precision,
+            ) {
                 Ok(report) => {
                     println!("{report}");
                     ExitCode::SUCCESS

@@ -1,17 +1,147 @@
 //! The HTML of the `report` stage: one self-contained page (inline SVG, PNG
-//! as data URIs, no script, nothing fetched). Tables arrive as the Markdown the
-//! stages write, with every number cited (`[[m:<id>|<text>]]`); each becomes a
-//! link to the metric's entry, which links to its lineage.
+//! as data URIs, no script, nothing fetched), built as a tree of typed nodes.
+//! Text and attribute values are escaped when the tree is written, so a
+//! title, label or table cell can never become markup; tag and attribute
+//! names are `&'static str`, never data.
 
-use std::collections::BTreeSet;
 use std::fmt::Write;
 
 use super::esc;
 
-/// Escape a stage's Markdown text, keeping the pieces of HTML stages write
-/// on purpose (`<sup>`, `</sup>`, `&nbsp;`).
-fn esc_markdown(s: &str) -> String {
-    esc(s).replace("&lt;sup&gt;", "<sup>").replace("&lt;/sup&gt;", "</sup>").replace("&amp;nbsp;", "&nbsp;")
+/// A node of an HTML tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    /// An element with its attributes and children.
+    Element(Element),
+    /// Text, escaped when written.
+    Text(String),
+    /// A named character reference such as `nbsp`, written `&nbsp;`.
+    Entity(&'static str),
+    /// Markup written as it is: only for documents this pipeline's stages
+    /// wrote as markup themselves (their SVG figures).
+    Trusted(String),
+}
+
+impl Node {
+    /// A text node.
+    pub fn text(s: impl Into<String>) -> Node {
+        Node::Text(s.into())
+    }
+
+    /// Append this node's HTML to `out`.
+    pub fn write_to(&self, out: &mut String) {
+        match self {
+            Node::Element(e) => e.write_to(out),
+            Node::Text(t) => out.push_str(&esc(t)),
+            Node::Entity(name) => {
+                let _ = write!(out, "&{name};");
+            }
+            Node::Trusted(markup) => out.push_str(markup),
+        }
+    }
+}
+
+impl From<Element> for Node {
+    fn from(e: Element) -> Node {
+        Node::Element(e)
+    }
+}
+
+impl From<&str> for Node {
+    fn from(s: &str) -> Node {
+        Node::Text(s.to_string())
+    }
+}
+
+impl From<String> for Node {
+    fn from(s: String) -> Node {
+        Node::Text(s)
+    }
+}
+
+/// An HTML element: `<name attr="value">children</name>`, or `<name>` alone
+/// for a void element (`br`, `img`, `meta`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Element {
+    name: &'static str,
+    attrs: Vec<(&'static str, String)>,
+    children: Vec<Node>,
+    void: bool,
+}
+
+impl Element {
+    /// An element with children.
+    pub fn new(name: &'static str) -> Element {
+        Element {
+            name,
+            attrs: Vec::new(),
+            children: Vec::new(),
+            void: false,
+        }
+    }
+
+    /// A void element: no children, no closing tag.
+    pub fn void(name: &'static str) -> Element {
+        Element {
+            void: true,
+            ..Element::new(name)
+        }
+    }
+
+    /// Add an attribute (its value is escaped when written).
+    pub fn attr(mut self, name: &'static str, value: impl Into<String>) -> Element {
+        self.attrs.push((name, value.into()));
+        self
+    }
+
+    /// Add a child node.
+    pub fn child(mut self, node: impl Into<Node>) -> Element {
+        self.push(node);
+        self
+    }
+
+    /// Add child nodes.
+    pub fn children(mut self, nodes: impl IntoIterator<Item = Node>) -> Element {
+        self.children.extend(nodes);
+        self
+    }
+
+    /// Add a child node in place.
+    pub fn push(&mut self, node: impl Into<Node>) {
+        self.children.push(node.into());
+    }
+
+    /// Append this element's HTML to `out`.
+    pub fn write_to(&self, out: &mut String) {
+        let _ = write!(out, "<{}", self.name);
+        for (k, v) in &self.attrs {
+            let _ = write!(out, " {k}=\"{}\"", esc(v));
+        }
+        out.push('>');
+        if self.void {
+            return;
+        }
+        for c in &self.children {
+            c.write_to(out);
+        }
+        let _ = write!(out, "</{}>", self.name);
+    }
+
+    /// This element's HTML.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        self.write_to(&mut out);
+        out
+    }
+}
+
+/// Nodes' HTML, one after another.
+pub fn render(nodes: &[Node]) -> String {
+    let mut out = String::new();
+    for n in nodes {
+        n.write_to(&mut out);
+    }
+    out
 }
 
 /// A fragment identifier for `id` under `prefix`: letters, digits, `-` and `_`
@@ -29,121 +159,12 @@ pub fn anchor(prefix: &str, id: &str) -> String {
 }
 
 /// A link to metric `id` showing `text`.
-pub fn metric_link(id: &str, text: &str) -> String {
-    format!("<a class=\"m\" href=\"#{}\" title=\"{}\">{}</a>", anchor("m", id), esc(id), esc(text))
-}
-
-/// `code` spans of already-escaped text.
-fn code_spans(s: &str) -> String {
-    let parts: Vec<&str> = s.split('`').collect();
-    if parts.len() < 3 {
-        return s.to_string();
-    }
-    let mut out = String::new();
-    for (i, p) in parts.iter().enumerate() {
-        match (i % 2, i + 1 == parts.len()) {
-            (1, false) => {
-                let _ = write!(out, "<code>{p}</code>");
-            }
-            (1, true) => {
-                out.push('`');
-                out.push_str(p);
-            }
-            _ => out.push_str(p),
-        }
-    }
-    out
-}
-
-/// Inline Markdown to HTML: citations become metric links (their ids are
-/// added to `cited`), code spans become `<code>`.
-pub fn inline(text: &str, cited: &mut BTreeSet<String>) -> String {
-    let mut out = String::new();
-    for (piece, id) in super::citations(text) {
-        match id {
-            Some(id) => {
-                out.push_str(&metric_link(&id, &piece));
-                cited.insert(id);
-            }
-            None => out.push_str(&code_spans(&esc_markdown(&piece))),
-        }
-    }
-    out
-}
-
-/// The cells of a pipe-table row; a `|` inside a citation does not split.
-fn row_cells(row: &str) -> Vec<String> {
-    let row = row.trim();
-    let row = row.strip_prefix('|').unwrap_or(row);
-    let row = row.strip_suffix('|').unwrap_or(row);
-    let (mut cells, mut cell, mut depth) = (Vec::new(), String::new(), 0usize);
-    let chars: Vec<char> = row.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let two = |a: char, b: char| chars[i] == a && chars.get(i + 1) == Some(&b);
-        if two('[', '[') {
-            depth += 1;
-            cell.push_str("[[");
-            i += 2;
-        } else if two(']', ']') && depth > 0 {
-            depth -= 1;
-            cell.push_str("]]");
-            i += 2;
-        } else if chars[i] == '|' && depth == 0 {
-            cells.push(cell.trim().to_string());
-            cell.clear();
-            i += 1;
-        } else {
-            cell.push(chars[i]);
-            i += 1;
-        }
-    }
-    cells.push(cell.trim().to_string());
-    cells
-}
-
-fn is_separator(row: &str) -> bool {
-    row.contains('-') && row.chars().all(|c| matches!(c, '|' | '-' | ':' | ' '))
-}
-
-/// The Markdown stages write (pipe tables, paragraphs, notes) as HTML.
-pub fn markdown(marked: &str, cited: &mut BTreeSet<String>) -> String {
-    let lines: Vec<&str> = marked.lines().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let line = lines[i].trim();
-        if line.starts_with('|') {
-            let start = i;
-            while i < lines.len() && lines[i].trim().starts_with('|') {
-                i += 1;
-            }
-            let rows = &lines[start..i];
-            out.push_str("<table>\n<thead><tr>");
-            for c in row_cells(rows[0]) {
-                let _ = write!(out, "<th>{}</th>", inline(&c, cited));
-            }
-            out.push_str("</tr></thead>\n<tbody>\n");
-            for r in rows[1..].iter().filter(|r| !is_separator(r.trim())) {
-                out.push_str("<tr>");
-                for c in row_cells(r) {
-                    let _ = write!(out, "<td>{}</td>", inline(&c, cited));
-                }
-                out.push_str("</tr>\n");
-            }
-            out.push_str("</tbody>\n</table>\n");
-        } else if line.is_empty() {
-            i += 1;
-        } else {
-            let start = i;
-            while i < lines.len() && !lines[i].trim().is_empty() && !lines[i].trim().starts_with('|') {
-                i += 1;
-            }
-            let text: Vec<String> = lines[start..i].iter().map(|l| inline(l.trim(), cited)).collect();
-            let _ = writeln!(out, "<p>{}</p>", text.join("<br>\n"));
-        }
-    }
-    out
+pub fn metric_link(id: &str, text: &str) -> Element {
+    Element::new("a")
+        .attr("class", "m")
+        .attr("href", format!("#{}", anchor("m", id)))
+        .attr("title", id)
+        .child(text)
 }
 
 /// The page's style: readable tables and figures, print-friendly.
@@ -161,15 +182,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tables_with_citations_become_linked_html() {
-        let md = "| Cohort | AUC (95% CI) |\n|---|---|\n| internal | [[m:t2/internal/DLS/auc|0.811]] ([[m:t2/internal/DLS/auc|0.70]]–[[m:t2/internal/DLS/auc|0.92]]) |\n\nAUC by `DeLong`; <sup>a</sup> t test.\n";
-        let mut cited = BTreeSet::new();
-        let html = markdown(md, &mut cited);
-        assert_eq!(cited.into_iter().collect::<Vec<_>>(), vec!["t2/internal/DLS/auc".to_string()]);
-        assert_eq!(html.matches("<a class=\"m\" href=\"#m-t2_2f_internal_2f_DLS_2f_auc\"").count(), 3);
-        assert!(html.contains("<td>internal</td>"));
-        assert!(html.contains("<code>DeLong</code>") && html.contains("<sup>a</sup>"));
-        assert!(!html.contains("[[m:"));
+    fn hostile_title_and_label_stay_text() {
+        let title = "<script>alert(1)</script>";
+        let label = "\"&'<>";
+        let page = Element::new("h1").child(title).render();
+        assert_eq!(page, "<h1>&lt;script&gt;alert(1)&lt;/script&gt;</h1>");
+        let cell = Element::new("td")
+            .attr("title", label)
+            .child(label)
+            .render();
+        assert_eq!(
+            cell,
+            "<td title=\"&quot;&amp;'&lt;&gt;\">&quot;&amp;'&lt;&gt;</td>"
+        );
+        let link = metric_link(label, title).render();
+        assert!(
+            !link.contains("<script") && !link.contains("\"&'"),
+            "{link}"
+        );
+    }
+
+    #[test]
+    fn void_elements_and_entities() {
+        let p = Element::new("p")
+            .child("a")
+            .child(Element::void("br"))
+            .child(Node::Entity("nbsp"))
+            .render();
+        assert_eq!(p, "<p>a<br>&nbsp;</p>");
     }
 
     #[test]

@@ -23,14 +23,17 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::learn::{Learner, TrainSpec};
+use super::learn::Learner;
 use super::{InputRef, NodeDecl, RunContext, Stage, StageError};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::plan::PlanContext;
+use radpipe_protocol::{EmbedModel, EmbedParams, TrainSpec, Work};
 
-pub const VERSION: u32 = 2;
+/// Part of every key. 3: no per-epoch wall-clock seconds in `fit.json` and
+/// `curves.<sequence>.csv` (the fit's bytes changed).
+pub const VERSION: u32 = 3;
 
 /// Fine-tune a ResNet per sequence on the training partition; features, scores and Grad-CAM per patient.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -66,6 +69,18 @@ fn default_true() -> bool {
 }
 
 impl Embed {
+    /// The network, as the nodes' parameters and the worker's job name it.
+    fn model(&self) -> EmbedModel {
+        EmbedModel { backbone: self.backbone.clone(), sequences: self.learner.sequences.clone(), dropout: self.dropout }
+    }
+
+    /// The parameters (part of the keys) of the fit node (before the label
+    /// and the partition are added) and of the apply nodes.
+    fn node_params(&self) -> (Value, Value) {
+        let model = self.model();
+        (json!({ "model": model, "train": self.train }), json!({ "model": model, "gradcam": self.gradcam, "amp": self.learner.amp }))
+    }
+
     fn check(&self, ctx: &PlanContext, stage: &str) -> Result<(), Diagnostics> {
         let mut problems = Vec::new();
         self.learner.check(ctx, stage, &self.train, &mut problems);
@@ -105,9 +120,7 @@ impl Stage for Embed {
 
     fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
         self.check(ctx, stage)?;
-        let model = json!({ "backbone": self.backbone, "sequences": self.learner.sequences, "dropout": self.dropout });
-        let fit = json!({ "model": model, "train": self.train });
-        let apply = json!({ "model": model, "gradcam": self.gradcam, "amp": self.learner.amp });
+        let (fit, apply) = self.node_params();
         let mut nodes = self.learner.nodes(ctx, stage, fit, apply)?;
         // Pretrained or TorchScript weights are a source file of the fit node
         // (and of the apply nodes, which rebuild the module).
@@ -129,14 +142,23 @@ impl Stage for Embed {
 
     fn run_batch(&self, ctxs: &mut [RunContext<'_>]) -> Vec<Result<(), StageError>> {
         let Some(first) = ctxs.first() else { return Vec::new() };
-        let params = json!({
-            "backbone": self.backbone,
-            "weights": self.weights.as_ref().map(|w| first.workspace.join(w)),
-            "sequences": self.learner.sequences,
-            "dropout": self.dropout,
-            "gradcam": self.gradcam,
-            "train": self.train,
-        });
-        self.learner.run_worker(ctxs, ("embed_fit", "embed_apply"), "slices.safetensors", params)
+        let params = EmbedParams { model: self.model(), weights: self.weights.as_ref().map(|w| first.workspace.join(w)), gradcam: self.gradcam, train: self.train.clone() };
+        self.learner.run_worker(ctxs, (Work::EmbedFit, Work::EmbedApply), "slices.safetensors", params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nodes' parameters are cache-key material: their JSON stays what it was
+    /// before the protocol's types existed (hand-written here), so that no key moves.
+    #[test]
+    fn the_node_parameters_keep_their_json() {
+        let e: Embed = serde_json::from_value(json!({ "input": "slice", "sequences": ["t1", "ce_t1"], "fit_on": "train", "amp": true })).unwrap();
+        let (fit, apply) = e.node_params();
+        let model = json!({ "backbone": "resnet101", "sequences": ["t1", "ce_t1"], "dropout": 0.5 });
+        assert_eq!(fit.to_string(), json!({ "model": model, "train": TrainSpec::default() }).to_string());
+        assert_eq!(apply.to_string(), json!({ "model": model, "gradcam": true, "amp": true }).to_string());
     }
 }

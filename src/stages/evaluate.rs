@@ -37,13 +37,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
-use super::study::{self, csv_field, num, Metric, Missing, ScoreSource, Scores, Study};
-use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
+use super::study::{self, num, Csv, Metric, Missing, ScoreSource, Scores, Study};
+use super::{InputRef, Inputs, NodeDecl, RunContext, Stage, StageError};
+use crate::report::svg::{Chart, Series};
+use crate::report::table::{Block, Cell, Document, Rich, Table};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::plan::PlanContext;
-use crate::report::svg::{Chart, Series};
 use radpipe_stats as stats;
 
 pub const VERSION: u32 = 2;
@@ -124,7 +124,10 @@ pub struct CalibrationBins {
 
 impl Default for CalibrationBins {
     fn default() -> Self {
-        CalibrationBins { bins: default_bins(), strategy: Binning::Uniform }
+        CalibrationBins {
+            bins: default_bins(),
+            strategy: Binning::Uniform,
+        }
     }
 }
 
@@ -175,7 +178,16 @@ fn value_text(v: &Value) -> String {
 impl Evaluate {
     fn score_sources(&self) -> Vec<(String, ScoreSource)> {
         let stages: Vec<String> = self.input.refs().into_iter().map(|r| r.stage).collect();
-        self.scores.entries().into_iter().map(|(name, r)| (name, study::score_source(&r, &|s| stages.iter().any(|x| x == s)))).collect()
+        self.scores
+            .entries()
+            .into_iter()
+            .map(|(name, r)| {
+                (
+                    name,
+                    study::score_source(&r, &|s| stages.iter().any(|x| x == s)),
+                )
+            })
+            .collect()
     }
 
     fn fit_on(&self) -> Option<&str> {
@@ -186,7 +198,13 @@ impl Evaluate {
     }
 
     /// Complete cases of one cohort, with the label checked.
-    fn cohort(&self, st: &Study, inputs: &[super::InputArtifact], name: &str, sources: &[(String, ScoreSource)]) -> Result<CohortData, StageError> {
+    fn cohort(
+        &self,
+        st: &Study,
+        inputs: &[super::InputArtifact],
+        name: &str,
+        sources: &[(String, ScoreSource)],
+    ) -> Result<CohortData, StageError> {
         let stage = &st.stage;
         let rows = st.rows_of(name)?;
         let positive = value_text(&self.positive);
@@ -198,7 +216,16 @@ impl Evaluate {
             }
         }
         if values.len() > 2 {
-            let desc: Vec<String> = values.iter().map(|(v, ids)| format!("`{v}` ({} patients, e.g. {})", ids.len(), study::list_ids(&ids[..ids.len().min(3)]))).collect();
+            let desc: Vec<String> = values
+                .iter()
+                .map(|(v, ids)| {
+                    format!(
+                        "`{v}` ({} patients, e.g. {})",
+                        ids.len(),
+                        study::list_ids(&ids[..ids.len().min(3)])
+                    )
+                })
+                .collect();
             return Err(StageError::new(format!(
                 "stage `{stage}`, cohort `{name}`, column `{}`: a binary label has more than two values: {}",
                 self.label,
@@ -213,11 +240,19 @@ impl Evaluate {
                 known.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
             )));
         }
-        let y_opt: Vec<Option<f64>> = rows.iter().map(|&r| labels[r].as_ref().map(|v| (*v == positive) as u8 as f64)).collect();
+        let y_opt: Vec<Option<f64>> = rows
+            .iter()
+            .map(|&r| labels[r].as_ref().map(|v| (*v == positive) as u8 as f64))
+            .collect();
         let mut score_vals = Vec::new();
         for (display, source) in sources {
             let v = study::score_values(st, inputs, source, &rows, name)?;
-            let bad: Vec<String> = rows.iter().zip(&v).filter(|(_, x)| x.is_some_and(|x| !x.is_finite())).map(|(&r, x)| format!("{} ({})", st.ids[r], num(x.unwrap_or(f64::NAN)))).collect();
+            let bad: Vec<String> = rows
+                .iter()
+                .zip(&v)
+                .filter(|(_, x)| x.is_some_and(|x| !x.is_finite()))
+                .map(|(&r, x)| format!("{} ({})", st.ids[r], num(x.unwrap_or(f64::NAN))))
+                .collect();
             if !bad.is_empty() {
                 return Err(StageError::new(format!("stage `{stage}`, cohort `{name}`, score `{display}`: not a finite number for {}", study::list_ids(&bad))));
             }
@@ -246,14 +281,25 @@ impl Evaluate {
                 if dropped.is_empty() { String::new() } else { format!(" after dropping {} with missing values", dropped.len()) }
             )));
         }
-        let scores = score_vals.iter().map(|v| keep.iter().map(|&k| v[k].unwrap_or(f64::NAN)).collect()).collect();
+        let scores = score_vals
+            .iter()
+            .map(|v| keep.iter().map(|&k| v[k].unwrap_or(f64::NAN)).collect())
+            .collect();
         let patients = keep.iter().map(|&k| st.ids[rows[k]].clone()).collect();
-        Ok(CohortData { name: name.to_string(), y, scores, patients, dropped })
+        Ok(CohortData {
+            name: name.to_string(),
+            y,
+            scores,
+            patients,
+            dropped,
+        })
     }
 }
 
 fn ctx_err(stage: &str, cohort: &str, score: &str, e: stats::StatsError) -> StageError {
-    StageError::new(format!("stage `{stage}`, cohort `{cohort}`, score `{score}`: {e}"))
+    StageError::new(format!(
+        "stage `{stage}`, cohort `{cohort}`, score `{score}`: {e}"
+    ))
 }
 
 fn prop_metric(id: String, p: &Option<stats::Proportion>) -> Metric {
@@ -264,7 +310,9 @@ fn prop_metric(id: String, p: &Option<stats::Proportion>) -> Metric {
 }
 
 fn f3(x: Option<f64>) -> String {
-    x.filter(|v| v.is_finite()).map(|v| format!("{v:.3}")).unwrap_or_else(|| "NA".into())
+    x.filter(|v| v.is_finite())
+        .map(|v| format!("{v:.3}"))
+        .unwrap_or_else(|| "NA".into())
 }
 
 impl Stage for Evaluate {
@@ -278,7 +326,11 @@ impl Stage for Evaluate {
 
     fn fitted_threshold_id(&self, stage: &str, reference: &str) -> Option<String> {
         let fit_on = self.fit_on()?;
-        let (display, _) = self.scores.entries().into_iter().find(|(_, r)| r == reference)?;
+        let (display, _) = self
+            .scores
+            .entries()
+            .into_iter()
+            .find(|(_, r)| r == reference)?;
         Some(format!("{stage}/{fit_on}/{display}/threshold"))
     }
 
@@ -290,30 +342,56 @@ impl Stage for Evaluate {
         let inputs = self.input.refs();
         let mut diags = Diagnostics::default();
         diags.0.extend(study::check_has_ingest(ctx, stage, &inputs));
-        diags.0.extend(study::check_cohorts(ctx, stage, &inputs, &self.cohorts));
+        diags
+            .0
+            .extend(study::check_cohorts(ctx, stage, &inputs, &self.cohorts));
         if let Some(f) = self.fit_on() {
-            diags.0.extend(study::check_group_name(ctx, stage, &inputs, f, &["threshold", "fit_on"]));
+            diags.0.extend(study::check_group_name(
+                ctx,
+                stage,
+                &inputs,
+                f,
+                &["threshold", "fit_on"],
+            ));
         }
         if let ThresholdRule::Fixed { value } = self.threshold {
             if !value.is_finite() {
-                diags.push(Diagnostic::new(ctx.origin(stage, &["threshold", "value"]), format!("stage `{stage}`: the fixed threshold must be a finite number")));
+                diags.push(Diagnostic::new(
+                    ctx.origin(stage, &["threshold", "value"]),
+                    format!("stage `{stage}`: the fixed threshold must be a finite number"),
+                ));
             }
         }
         let entries = self.scores.entries();
         if entries.is_empty() {
-            diags.push(Diagnostic::new(ctx.origin(stage, &["scores"]), format!("stage `{stage}`: `scores` is empty")));
+            diags.push(Diagnostic::new(
+                ctx.origin(stage, &["scores"]),
+                format!("stage `{stage}`: `scores` is empty"),
+            ));
         }
         for (display, reference) in &entries {
-            diags.0.extend(study::check_score_input(ctx, stage, &inputs, display, reference, &["scores", display]));
+            diags.0.extend(study::check_score_input(
+                ctx,
+                stage,
+                &inputs,
+                display,
+                reference,
+                &["scores", display],
+            ));
             if display.contains('/') {
                 diags.push(Diagnostic::new(ctx.origin(stage, &["scores"]), format!("stage `{stage}`: score name `{display}` contains `/`, which metric ids use as separator")));
             }
         }
         if self.calibration.bins == 0 {
-            diags.push(Diagnostic::new(ctx.origin(stage, &["calibration", "bins"]), format!("stage `{stage}`: calibration needs at least one bin")));
+            diags.push(Diagnostic::new(
+                ctx.origin(stage, &["calibration", "bins"]),
+                format!("stage `{stage}`: calibration needs at least one bin"),
+            ));
         }
         study::into_result(diags)?;
-        let params = serde_json::to_value(self).map_err(|e| Diagnostics::from(Diagnostic::new(ctx.origin(stage, &[]), e.to_string())))?;
+        let params = serde_json::to_value(self).map_err(|e| {
+            Diagnostics::from(Diagnostic::new(ctx.origin(stage, &[]), e.to_string()))
+        })?;
         Ok(vec![NodeDecl::single(params)])
     }
 
@@ -322,215 +400,703 @@ impl Stage for Evaluate {
         let st = Study::load(&stage, ctx.inputs)?;
         let sources = self.score_sources();
         let names: Vec<String> = sources.iter().map(|(n, _)| n.clone()).collect();
-
-        // Thresholds: fixed, fitted on one cohort, or per cohort.
-        let mut fit_dropped: Vec<(String, String, String)> = Vec::new();
-        let fitted: Option<(String, Vec<f64>)> = match self.fit_on() {
-            Some(f) => {
-                let data = self.cohort(&st, ctx.inputs, f, &sources)?;
-                if !self.cohorts.iter().any(|c| c == f) {
-                    fit_dropped.extend(data.dropped.iter().map(|(id, col)| (f.to_string(), id.clone(), col.clone())));
-                }
-                let mut ts = Vec::new();
-                for (k, name) in names.iter().enumerate() {
-                    let yp = stats::youden(&data.scores[k], &data.y).map_err(|e| ctx_err(&stage, f, name, e))?;
-                    let _ = writeln!(ctx.log, "Youden threshold of {name} on {f}: {} (J = {}, {} tied)", yp.threshold, yp.j, yp.n_tied);
-                    ts.push(yp.threshold);
-                }
-                Some((f.to_string(), ts))
-            }
-            None => None,
-        };
-
+        let (fitted, mut dropped) =
+            self.fitted_thresholds(&st, ctx.inputs, &sources, &names, ctx.log)?;
         let mut cohorts = Vec::new();
         for c in &self.cohorts {
             cohorts.push(self.cohort(&st, ctx.inputs, c, &sources)?);
         }
-
-        let mut metrics: Vec<Metric> = Vec::new();
-        let mut table_csv = String::from("cohort,score,n,positives,auc,auc_lower,auc_upper,threshold,accuracy,sensitivity,specificity,ppv,npv,tp,fp,tn,fn,brier\n");
-        let mut table_md = String::from("| Cohort | Score | n | AUC (95% CI) | Accuracy | Sensitivity | Specificity | PPV | NPV |\n|---|---|---|---|---|---|---|---|---|\n");
-        let mut roc_csv = String::from("cohort,score,threshold,fpr,tpr\n");
-        let mut cal_csv = String::from("cohort,score,bin_lower,bin_upper,count,mean_predicted,observed_fraction\n");
-        let mut dca_csv = String::from("cohort,score,threshold,net_benefit,treat_all,treat_none\n");
-        let mut notes: Vec<String> = Vec::new();
-        let mut compare_md = String::from("\n| Cohort | Comparison | AUC difference (95% CI) | Z | P (paired DeLong) |\n|---|---|---|---|---|\n");
-        let mut figures: Vec<(String, String)> = Vec::new();
-        let grid: Vec<f64> = (1..100).map(|i| i as f64 / 100.0).collect();
-
+        let results: Vec<CohortResult> = cohorts
+            .iter()
+            .map(|data| self.evaluate_cohort(&stage, data, &names, fitted.as_ref()))
+            .collect::<Result<_, _>>()?;
         for data in &cohorts {
-            let c = &data.name;
-            let n = data.y.len();
-            let positives = data.y.iter().filter(|b| **b).count();
-            let mut roc_series = Vec::new();
-            let mut cal_series = Vec::new();
-            let mut dca_series = Vec::new();
-            let mut treat_all: Option<Vec<(f64, f64)>> = None;
-            for (k, name) in names.iter().enumerate() {
-                let s = &data.scores[k];
-                let err = |e| ctx_err(&stage, c, name, e);
-                let id = |m: &str| format!("{stage}/{c}/{name}/{m}");
-                let d = stats::delong_auc(s, &data.y, LEVEL).map_err(err)?;
-                metrics.push(Metric::new(id("auc"), d.auc, n).ci(d.lower, d.upper).method("DeLong"));
-                metrics.push(Metric::new(id("auc_var"), d.variance, n).method("DeLong"));
-                let (t, how) = match (&self.threshold, &fitted) {
-                    (ThresholdRule::Fixed { value }, _) => (*value, "fixed".to_string()),
-                    (_, Some((f, ts))) => (ts[k], format!("Youden on {f}")),
-                    _ => (stats::youden(s, &data.y).map_err(err)?.threshold, format!("Youden on {c}")),
-                };
-                metrics.push(Metric::new(id("threshold"), t, n).method(how));
-                let m = stats::metrics_at_threshold(s, &data.y, t, LEVEL).map_err(err)?;
-                for (metric, p) in [("accuracy", &m.accuracy), ("sensitivity", &m.sensitivity), ("specificity", &m.specificity), ("ppv", &m.ppv), ("npv", &m.npv)] {
-                    metrics.push(prop_metric(id(metric), p).method("Wilson"));
-                }
-                let est = |p: &Option<stats::Proportion>| p.as_ref().map(|p| p.estimate);
-                let roc = stats::roc_curve(s, &data.y).map_err(err)?;
-                for ((th, fpr), tpr) in roc.thresholds.iter().zip(&roc.fpr).zip(&roc.tpr) {
-                    let _ = writeln!(roc_csv, "{},{},{},{},{}", csv_field(c), csv_field(name), num(*th), num(*fpr), num(*tpr));
-                }
-                roc_series.push(Series { name: format!("{name} (AUC {:.3})", d.auc), points: roc.fpr.iter().copied().zip(roc.tpr.iter().copied()).collect(), step: false, dashed: false });
-                let is_prob = s.iter().all(|p| (0.0..=1.0).contains(p));
-                let mut brier = None;
-                if is_prob {
-                    let b = stats::brier_score(s, &data.y).map_err(err)?;
-                    brier = Some(b);
-                    metrics.push(Metric::new(id("brier"), b, n));
-                    match stats::calibration_intercept_slope(s, &data.y, LEVEL) {
-                        Ok(fit) => {
-                            metrics.push(Metric::new(id("calibration_intercept"), fit.intercept, n).ci(fit.intercept_lower, fit.intercept_upper).method("logistic recalibration, slope fixed at 1"));
-                            metrics.push(Metric::new(id("calibration_slope"), fit.slope, n).ci(fit.slope_lower, fit.slope_upper).method("logistic recalibration on logit(p)"));
-                        }
-                        Err(e) => notes.push(format!("{c}/{name}: no calibration intercept/slope ({e})")),
-                    }
-                    let bins = stats::calibration_curve(s, &data.y, self.calibration.bins, self.calibration.strategy.strategy()).map_err(err)?;
-                    for b in &bins {
-                        let _ = writeln!(cal_csv, "{},{},{},{},{},{},{}", csv_field(c), csv_field(name), num(b.lower_edge), num(b.upper_edge), b.count, num(b.mean_predicted), num(b.observed_fraction));
-                    }
-                    cal_series.push(Series { name: name.clone(), points: bins.iter().map(|b| (b.mean_predicted, b.observed_fraction)).collect(), step: false, dashed: false });
-                    let nb = stats::net_benefit(s, &data.y, &grid).map_err(err)?;
-                    for p in &nb {
-                        let _ = writeln!(dca_csv, "{},{},{},{},{},{}", csv_field(c), csv_field(name), num(p.threshold), num(p.model), num(p.treat_all), num(p.treat_none));
-                    }
-                    dca_series.push(Series { name: name.clone(), points: nb.iter().map(|p| (p.threshold, p.model)).collect(), step: false, dashed: false });
-                    treat_all.get_or_insert_with(|| nb.iter().map(|p| (p.threshold, p.treat_all)).collect());
-                } else {
-                    notes.push(format!("{c}/{name}: not a probability (values outside [0, 1]), so no Brier score, calibration or decision curve"));
-                }
-                let _ = writeln!(
-                    table_csv,
-                    "{},{},{n},{positives},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                    csv_field(c),
-                    csv_field(name),
-                    num(d.auc),
-                    num(d.lower),
-                    num(d.upper),
-                    num(t),
-                    est(&m.accuracy).map(num).unwrap_or_default(),
-                    est(&m.sensitivity).map(num).unwrap_or_default(),
-                    est(&m.specificity).map(num).unwrap_or_default(),
-                    est(&m.ppv).map(num).unwrap_or_default(),
-                    est(&m.npv).map(num).unwrap_or_default(),
-                    m.tp,
-                    m.fp,
-                    m.tn,
-                    m.fn_,
-                    brier.map(num).unwrap_or_default()
-                );
-                let auc_id = id("auc");
-                let at = |metric: &str, p: &Option<stats::Proportion>| match est(p) {
-                    Some(_) => study::cite(&id(metric), f3(est(p))),
-                    None => f3(None),
-                };
-                let _ = writeln!(
-                    table_md,
-                    "| {c} | {name} | {} | {} ({}–{}) | {} | {} | {} | {} | {} |",
-                    study::cite(&auc_id, n),
-                    study::cite(&auc_id, format!("{:.3}", d.auc)),
-                    study::cite(&auc_id, format!("{:.3}", d.lower)),
-                    study::cite(&auc_id, format!("{:.3}", d.upper)),
-                    at("accuracy", &m.accuracy),
-                    at("sensitivity", &m.sensitivity),
-                    at("specificity", &m.specificity),
-                    at("ppv", &m.ppv),
-                    at("npv", &m.npv)
-                );
-            }
-            if matches!(self.compare, Some(Compare::Delong)) {
-                for a in 0..names.len() {
-                    for b in a + 1..names.len() {
-                        let pair = format!("{}_vs_{}", names[a], names[b]);
-                        let cmp = stats::delong_paired(&data.scores[a], &data.scores[b], &data.y, LEVEL).map_err(|e| ctx_err(&stage, c, &pair, e))?;
-                        let id = |m: &str| format!("{stage}/{c}/{pair}/{m}");
-                        metrics.push(Metric::new(id("auc_diff"), cmp.difference, n).ci(cmp.lower, cmp.upper).method("paired DeLong"));
-                        metrics.push(Metric::new(id("delong_z"), cmp.z, n).method("paired DeLong"));
-                        metrics.push(Metric::new(id("delong_p"), cmp.p_two_sided, n).method("paired DeLong, two-sided"));
-                        let p = study::cite(&id("delong_p"), if cmp.p_two_sided < 0.001 { "<0.001".to_string() } else { format!("{:.3}", cmp.p_two_sided) });
-                        let diff = |x: f64| study::cite(&id("auc_diff"), format!("{x:.3}"));
-                        let z = study::cite(&id("delong_z"), format!("{:.2}", cmp.z));
-                        let _ = writeln!(compare_md, "| {c} | {} vs {} | {} ({}–{}) | {z} | {p} |", names[a], names[b], diff(cmp.difference), diff(cmp.lower), diff(cmp.upper));
-                    }
-                }
-            }
-            let slug = study::slug(c);
-            let mut roc_chart = chart(format!("ROC, {c} (n = {n})"), "1 - specificity", "sensitivity", (0.0, 1.0), (0.0, 1.0), roc_series);
-            roc_chart.series.push(Series { name: "chance".into(), points: vec![(0.0, 0.0), (1.0, 1.0)], step: false, dashed: true });
-            figures.push((format!("roc_{slug}.svg"), roc_chart.render()));
-            if !cal_series.is_empty() {
-                let mut cal = chart(format!("Calibration, {c}"), "mean predicted probability", "observed fraction", (0.0, 1.0), (0.0, 1.0), cal_series);
-                cal.series.push(Series { name: "ideal".into(), points: vec![(0.0, 0.0), (1.0, 1.0)], step: false, dashed: true });
-                figures.push((format!("calibration_{slug}.svg"), cal.render()));
-            }
-            if let Some(all) = treat_all {
-                let prevalence = positives as f64 / n as f64;
-                let mut series = dca_series;
-                series.push(Series { name: "treat all".into(), points: all, step: false, dashed: true });
-                series.push(Series { name: "treat none".into(), points: vec![(0.0, 0.0), (1.0, 0.0)], step: false, dashed: true });
-                let top = (prevalence * 1.1).max(0.05);
-                figures.push((format!("decision_curve_{slug}.svg"), chart(format!("Decision curve, {c}"), "threshold probability", "net benefit", (0.0, 1.0), (-0.05, top), series).render()));
-            }
+            dropped.extend(
+                data.dropped
+                    .iter()
+                    .map(|(id, col)| (data.name.clone(), id.clone(), col.clone())),
+            );
         }
-
-        let mut dropped_rows = fit_dropped;
-        for data in &cohorts {
-            dropped_rows.extend(data.dropped.iter().map(|(id, col)| (data.name.clone(), id.clone(), col.clone())));
-        }
-        table_md.push_str(&format!(
-            "\nAUC with 95% CI by DeLong; accuracy, sensitivity, specificity, PPV and NPV at the threshold ({}), `score >= threshold` positive.\n",
-            match (&self.threshold, self.fit_on()) {
-                (ThresholdRule::Fixed { value }, _) => format!("fixed at {value}"),
-                (_, Some(f)) => format!("Youden index on {f}"),
-                _ => "Youden index of each cohort".into(),
-            }
-        ));
-        if matches!(self.compare, Some(Compare::Delong)) && names.len() > 1 {
-            table_md.push_str(&compare_md);
-        }
-        if !dropped_rows.is_empty() {
-            table_md.push_str(&format!("\n{} patient(s) left out for missing values (`dropped.csv`).\n", dropped_rows.len()));
-        }
+        let notes: Vec<String> = results.iter().flat_map(CohortResult::notes).collect();
         for note in &notes {
-            table_md.push_str(&format!("\nNote: {note}.\n"));
             let _ = writeln!(ctx.log, "note: {note}");
         }
-
+        let metrics: Vec<Metric> = results.iter().flat_map(|r| r.metrics(&stage)).collect();
         let out = ctx.out_dir;
         study::write_metrics(out, &metrics, ctx.key)?;
-        study::write(out, "table.csv", &table_csv)?;
-        study::write_tables(out, &table_md)?;
-        study::write_patients(out, cohorts.iter().map(|c| (c.name.as_str(), c.patients.as_slice())))?;
-        study::write(out, "roc.csv", &roc_csv)?;
-        study::write(out, "calibration.csv", &cal_csv)?;
-        study::write(out, "decision_curve.csv", &dca_csv)?;
+        table_csv(&results)?.write(out)?;
+        study::write_tables(
+            out,
+            &self.document(&stage, &results, names.len(), dropped.len(), &notes),
+        )?;
+        study::write_patients(
+            out,
+            cohorts
+                .iter()
+                .map(|c| (c.name.as_str(), c.patients.as_slice())),
+        )?;
+        write_curves(out, &results)?;
         if self.missing == Missing::Drop {
-            study::write(out, "dropped.csv", &study::dropped_csv(&dropped_rows))?;
+            study::write_dropped(out, &dropped)?;
         }
-        for (name, svg) in &figures {
-            study::write(out, name, svg)?;
+        for r in &results {
+            for (name, svg) in r.figures() {
+                study::write(out, &name, &svg)?;
+            }
         }
         Ok(())
     }
 }
 
-fn chart(title: String, x: &str, y: &str, xr: (f64, f64), yr: (f64, f64), series: Vec<Series>) -> Chart {
-    Chart { title, x_label: x.into(), y_label: y.into(), x_range: xr, y_range: yr, series, table: Vec::new(), table_title: String::new() }
+/// (cohort, patient, columns) of a patient left out under `missing: drop`.
+type Dropped = (String, String, String);
+
+/// Thresholds fitted on `fit_on`, per score (`None` for other rules).
+type Fitted = Option<(String, Vec<f64>)>;
+
+/// One score's results in one cohort.
+struct ScoreResult {
+    name: String,
+    auc: stats::AucCi,
+    threshold: f64,
+    /// How the threshold was chosen.
+    how: String,
+    at: stats::ThresholdMetrics,
+    roc: stats::RocCurve,
+    /// For scores that are probabilities; `None` for others.
+    prob: Option<Probability>,
+}
+
+/// Brier score, recalibration and curves of a probability.
+struct Probability {
+    brier: f64,
+    /// The logistic recalibration, or why it could not be fitted.
+    fit: Result<stats::CalibrationFit, String>,
+    bins: Vec<stats::CalibrationBin>,
+    decision: Vec<stats::NetBenefit>,
+}
+
+/// The paired DeLong comparison of two scores.
+struct Comparison {
+    a: String,
+    b: String,
+    cmp: stats::AucComparison,
+}
+
+/// One cohort's results.
+struct CohortResult<'a> {
+    data: &'a CohortData,
+    n: usize,
+    positives: usize,
+    scores: Vec<ScoreResult>,
+    comparisons: Vec<Comparison>,
+}
+
+impl Evaluate {
+    /// The thresholds fitted on `fit_on` (logged), and the patients of that
+    /// cohort left out for missing values when it is not itself evaluated.
+    fn fitted_thresholds(
+        &self,
+        st: &Study,
+        inputs: &[super::InputArtifact],
+        sources: &[(String, ScoreSource)],
+        names: &[String],
+        log: &mut dyn std::io::Write,
+    ) -> Result<(Fitted, Vec<Dropped>), StageError> {
+        let Some(f) = self.fit_on() else {
+            return Ok((None, Vec::new()));
+        };
+        let data = self.cohort(st, inputs, f, sources)?;
+        let mut dropped = Vec::new();
+        if !self.cohorts.iter().any(|c| c == f) {
+            dropped.extend(
+                data.dropped
+                    .iter()
+                    .map(|(id, col)| (f.to_string(), id.clone(), col.clone())),
+            );
+        }
+        let mut ts = Vec::new();
+        for (k, name) in names.iter().enumerate() {
+            let yp = stats::youden(&data.scores[k], &data.y)
+                .map_err(|e| ctx_err(&st.stage, f, name, e))?;
+            let _ = writeln!(
+                log,
+                "Youden threshold of {name} on {f}: {} (J = {}, {} tied)",
+                yp.threshold, yp.j, yp.n_tied
+            );
+            ts.push(yp.threshold);
+        }
+        Ok((Some((f.to_string(), ts)), dropped))
+    }
+
+    /// Every score of one cohort, and their paired comparisons.
+    fn evaluate_cohort<'a>(
+        &self,
+        stage: &str,
+        data: &'a CohortData,
+        names: &[String],
+        fitted: Option<&(String, Vec<f64>)>,
+    ) -> Result<CohortResult<'a>, StageError> {
+        let c = &data.name;
+        let mut scores = Vec::new();
+        for (k, name) in names.iter().enumerate() {
+            scores.push(
+                self.evaluate_score(data, k, name, fitted)
+                    .map_err(|e| ctx_err(stage, c, name, e))?,
+            );
+        }
+        let mut comparisons = Vec::new();
+        if matches!(self.compare, Some(Compare::Delong)) {
+            for a in 0..names.len() {
+                for b in a + 1..names.len() {
+                    let pair = format!("{}_vs_{}", names[a], names[b]);
+                    let cmp =
+                        stats::delong_paired(&data.scores[a], &data.scores[b], &data.y, LEVEL)
+                            .map_err(|e| ctx_err(stage, c, &pair, e))?;
+                    comparisons.push(Comparison {
+                        a: names[a].clone(),
+                        b: names[b].clone(),
+                        cmp,
+                    });
+                }
+            }
+        }
+        let positives = data.y.iter().filter(|b| **b).count();
+        Ok(CohortResult {
+            data,
+            n: data.y.len(),
+            positives,
+            scores,
+            comparisons,
+        })
+    }
+
+    /// Score `k` (`name`) of one cohort.
+    fn evaluate_score(
+        &self,
+        data: &CohortData,
+        k: usize,
+        name: &str,
+        fitted: Option<&(String, Vec<f64>)>,
+    ) -> Result<ScoreResult, stats::StatsError> {
+        let s = &data.scores[k];
+        let auc = stats::delong_auc(s, &data.y, LEVEL)?;
+        let (threshold, how) = match (&self.threshold, fitted) {
+            (ThresholdRule::Fixed { value }, _) => (*value, "fixed".to_string()),
+            (_, Some((f, ts))) => (ts[k], format!("Youden on {f}")),
+            _ => (
+                stats::youden(s, &data.y)?.threshold,
+                format!("Youden on {}", data.name),
+            ),
+        };
+        let at = stats::metrics_at_threshold(s, &data.y, threshold, LEVEL)?;
+        let roc = stats::roc_curve(s, &data.y)?;
+        let prob = if s.iter().all(|p| (0.0..=1.0).contains(p)) {
+            let brier = stats::brier_score(s, &data.y)?;
+            let fit =
+                stats::calibration_intercept_slope(s, &data.y, LEVEL).map_err(|e| e.to_string());
+            let bins = stats::calibration_curve(
+                s,
+                &data.y,
+                self.calibration.bins,
+                self.calibration.strategy.strategy(),
+            )?;
+            let grid: Vec<f64> = (1..100).map(|i| i as f64 / 100.0).collect();
+            let decision = stats::net_benefit(s, &data.y, &grid)?;
+            Some(Probability {
+                brier,
+                fit,
+                bins,
+                decision,
+            })
+        } else {
+            None
+        };
+        Ok(ScoreResult {
+            name: name.to_string(),
+            auc,
+            threshold,
+            how,
+            at,
+            roc,
+            prob,
+        })
+    }
+
+    /// The threshold rule, in words.
+    fn rule_text(&self) -> String {
+        match (&self.threshold, self.fit_on()) {
+            (ThresholdRule::Fixed { value }, _) => format!("fixed at {value}"),
+            (_, Some(f)) => format!("Youden index on {f}"),
+            _ => "Youden index of each cohort".into(),
+        }
+    }
+
+    /// Table 2 (and the comparisons), the rule, dropped patients and notes.
+    fn document(
+        &self,
+        stage: &str,
+        results: &[CohortResult],
+        scores: usize,
+        dropped: usize,
+        notes: &[String],
+    ) -> Document {
+        let headers = [
+            "Cohort",
+            "Score",
+            "n",
+            "AUC (95% CI)",
+            "Accuracy",
+            "Sensitivity",
+            "Specificity",
+            "PPV",
+            "NPV",
+        ];
+        let mut table = Table::new(
+            "Diagnostic performance by cohort and score",
+            headers.into_iter().map(Cell::from).collect(),
+        );
+        let headers = [
+            "Cohort",
+            "Comparison",
+            "AUC difference (95% CI)",
+            "Z",
+            "P (paired DeLong)",
+        ];
+        let mut compare = Table::new(
+            "Paired DeLong comparison of AUCs",
+            headers.into_iter().map(Cell::from).collect(),
+        );
+        for r in results {
+            table
+                .rows
+                .extend(r.scores.iter().map(|s| r.score_row(stage, s)));
+            compare
+                .rows
+                .extend(r.comparisons.iter().map(|cmp| r.comparison_row(stage, cmp)));
+        }
+        let mut doc = Document::default();
+        doc.push(Block::Table(table));
+        doc.paragraph(
+            Rich::new()
+                .text(format!("AUC with 95% CI by DeLong; accuracy, sensitivity, specificity, PPV and NPV at the threshold ({}), ", self.rule_text()))
+                .code("score >= threshold")
+                .text(" positive."),
+        );
+        if matches!(self.compare, Some(Compare::Delong)) && scores > 1 {
+            doc.push(Block::Table(compare));
+        }
+        if dropped > 0 {
+            doc.paragraph(
+                Rich::new()
+                    .text(format!(
+                        "{dropped} patient(s) left out for missing values ("
+                    ))
+                    .code("dropped.csv")
+                    .text(")."),
+            );
+        }
+        for note in notes {
+            doc.paragraph(format!("Note: {note}."));
+        }
+        doc
+    }
+}
+
+impl CohortResult<'_> {
+    fn id(&self, stage: &str, subject: &str, metric: &str) -> String {
+        format!("{stage}/{}/{subject}/{metric}", self.data.name)
+    }
+
+    /// The cohort's metrics, in `metrics.json` order.
+    fn metrics(&self, stage: &str) -> Vec<Metric> {
+        let n = self.n;
+        let mut metrics = Vec::new();
+        for s in &self.scores {
+            let id = |m: &str| self.id(stage, &s.name, m);
+            metrics.push(
+                Metric::new(id("auc"), s.auc.auc, n)
+                    .ci(s.auc.lower, s.auc.upper)
+                    .method("DeLong"),
+            );
+            metrics.push(Metric::new(id("auc_var"), s.auc.variance, n).method("DeLong"));
+            metrics.push(Metric::new(id("threshold"), s.threshold, n).method(s.how.clone()));
+            let m = &s.at;
+            for (metric, p) in [
+                ("accuracy", &m.accuracy),
+                ("sensitivity", &m.sensitivity),
+                ("specificity", &m.specificity),
+                ("ppv", &m.ppv),
+                ("npv", &m.npv),
+            ] {
+                metrics.push(prop_metric(id(metric), p).method("Wilson"));
+            }
+            if let Some(p) = &s.prob {
+                metrics.push(Metric::new(id("brier"), p.brier, n));
+                if let Ok(fit) = &p.fit {
+                    metrics.push(
+                        Metric::new(id("calibration_intercept"), fit.intercept, n)
+                            .ci(fit.intercept_lower, fit.intercept_upper)
+                            .method("logistic recalibration, slope fixed at 1"),
+                    );
+                    metrics.push(
+                        Metric::new(id("calibration_slope"), fit.slope, n)
+                            .ci(fit.slope_lower, fit.slope_upper)
+                            .method("logistic recalibration on logit(p)"),
+                    );
+                }
+            }
+        }
+        for c in &self.comparisons {
+            let pair = format!("{}_vs_{}", c.a, c.b);
+            let id = |m: &str| self.id(stage, &pair, m);
+            metrics.push(
+                Metric::new(id("auc_diff"), c.cmp.difference, n)
+                    .ci(c.cmp.lower, c.cmp.upper)
+                    .method("paired DeLong"),
+            );
+            metrics.push(Metric::new(id("delong_z"), c.cmp.z, n).method("paired DeLong"));
+            metrics.push(
+                Metric::new(id("delong_p"), c.cmp.p_two_sided, n)
+                    .method("paired DeLong, two-sided"),
+            );
+        }
+        metrics
+    }
+
+    /// Why a score lacks some of its numbers.
+    fn notes(&self) -> Vec<String> {
+        let c = &self.data.name;
+        self.scores
+            .iter()
+            .filter_map(|s| match &s.prob {
+                None => Some(format!("{c}/{}: not a probability (values outside [0, 1]), so no Brier score, calibration or decision curve", s.name)),
+                Some(Probability { fit: Err(e), .. }) => Some(format!("{c}/{}: no calibration intercept/slope ({e})", s.name)),
+                Some(_) => None,
+            })
+            .collect()
+    }
+
+    /// A row of Table 2, every number cited.
+    fn score_row(&self, stage: &str, s: &ScoreResult) -> Vec<Cell> {
+        let id = |m: &str| self.id(stage, &s.name, m);
+        let auc_id = id("auc");
+        let at = |metric: &str, p: &Option<stats::Proportion>| -> Cell {
+            match p {
+                Some(p) => Rich::new().cite(&id(metric), f3(Some(p.estimate))).into(),
+                None => f3(None).into(),
+            }
+        };
+        let auc = Rich::new()
+            .cite(&auc_id, format!("{:.3}", s.auc.auc))
+            .text(" (")
+            .cite(&auc_id, format!("{:.3}", s.auc.lower))
+            .text("–")
+            .cite(&auc_id, format!("{:.3}", s.auc.upper))
+            .text(")");
+        let m = &s.at;
+        vec![
+            self.data.name.as_str().into(),
+            s.name.as_str().into(),
+            Rich::new().cite(&auc_id, self.n).into(),
+            auc.into(),
+            at("accuracy", &m.accuracy),
+            at("sensitivity", &m.sensitivity),
+            at("specificity", &m.specificity),
+            at("ppv", &m.ppv),
+            at("npv", &m.npv),
+        ]
+    }
+
+    /// A row of the comparison table.
+    fn comparison_row(&self, stage: &str, c: &Comparison) -> Vec<Cell> {
+        let pair = format!("{}_vs_{}", c.a, c.b);
+        let id = |m: &str| self.id(stage, &pair, m);
+        let p = if c.cmp.p_two_sided < 0.001 {
+            "<0.001".to_string()
+        } else {
+            format!("{:.3}", c.cmp.p_two_sided)
+        };
+        let diff = id("auc_diff");
+        vec![
+            self.data.name.as_str().into(),
+            format!("{} vs {}", c.a, c.b).into(),
+            Rich::new()
+                .cite(&diff, format!("{:.3}", c.cmp.difference))
+                .text(" (")
+                .cite(&diff, format!("{:.3}", c.cmp.lower))
+                .text("–")
+                .cite(&diff, format!("{:.3}", c.cmp.upper))
+                .text(")")
+                .into(),
+            Rich::new()
+                .cite(&id("delong_z"), format!("{:.2}", c.cmp.z))
+                .into(),
+            Rich::new().cite(&id("delong_p"), p).into(),
+        ]
+    }
+
+    /// ROC, calibration and decision-curve figures: (file name, SVG).
+    fn figures(&self) -> Vec<(String, String)> {
+        let (c, n) = (&self.data.name, self.n);
+        let slug = study::slug(c);
+        let mut figures = Vec::new();
+        let roc_series = self
+            .scores
+            .iter()
+            .map(|s| {
+                line(
+                    format!("{} (AUC {:.3})", s.name, s.auc.auc),
+                    s.roc
+                        .fpr
+                        .iter()
+                        .copied()
+                        .zip(s.roc.tpr.iter().copied())
+                        .collect(),
+                )
+            })
+            .collect();
+        let mut roc_chart = chart(
+            format!("ROC, {c} (n = {n})"),
+            "1 - specificity",
+            "sensitivity",
+            (0.0, 1.0),
+            (0.0, 1.0),
+            roc_series,
+        );
+        roc_chart.series.push(Series {
+            name: "chance".into(),
+            points: vec![(0.0, 0.0), (1.0, 1.0)],
+            step: false,
+            dashed: true,
+        });
+        figures.push((format!("roc_{slug}.svg"), roc_chart.render()));
+        figures.extend(self.probability_figures(&slug));
+        figures
+    }
+
+    /// Calibration and decision-curve figures of the scores that are probabilities.
+    fn probability_figures(&self, slug: &str) -> Vec<(String, String)> {
+        let (c, n) = (&self.data.name, self.n);
+        let mut figures = Vec::new();
+        let probs: Vec<(&ScoreResult, &Probability)> = self
+            .scores
+            .iter()
+            .filter_map(|s| s.prob.as_ref().map(|p| (s, p)))
+            .collect();
+        let Some((_, first)) = probs.first() else {
+            return Vec::new();
+        };
+        let cal_series = probs
+            .iter()
+            .map(|(s, p)| {
+                line(
+                    s.name.clone(),
+                    p.bins
+                        .iter()
+                        .map(|b| (b.mean_predicted, b.observed_fraction))
+                        .collect(),
+                )
+            })
+            .collect();
+        let mut cal = chart(
+            format!("Calibration, {c}"),
+            "mean predicted probability",
+            "observed fraction",
+            (0.0, 1.0),
+            (0.0, 1.0),
+            cal_series,
+        );
+        cal.series.push(Series {
+            name: "ideal".into(),
+            points: vec![(0.0, 0.0), (1.0, 1.0)],
+            step: false,
+            dashed: true,
+        });
+        figures.push((format!("calibration_{slug}.svg"), cal.render()));
+        let prevalence = self.positives as f64 / n as f64;
+        let mut series: Vec<Series> = probs
+            .iter()
+            .map(|(s, p)| {
+                line(
+                    s.name.clone(),
+                    p.decision.iter().map(|d| (d.threshold, d.model)).collect(),
+                )
+            })
+            .collect();
+        series.push(Series {
+            name: "treat all".into(),
+            points: first
+                .decision
+                .iter()
+                .map(|d| (d.threshold, d.treat_all))
+                .collect(),
+            step: false,
+            dashed: true,
+        });
+        series.push(Series {
+            name: "treat none".into(),
+            points: vec![(0.0, 0.0), (1.0, 0.0)],
+            step: false,
+            dashed: true,
+        });
+        let top = (prevalence * 1.1).max(0.05);
+        figures.push((
+            format!("decision_curve_{slug}.svg"),
+            chart(
+                format!("Decision curve, {c}"),
+                "threshold probability",
+                "net benefit",
+                (0.0, 1.0),
+                (-0.05, top),
+                series,
+            )
+            .render(),
+        ));
+        figures
+    }
+}
+
+/// `table.csv`: every score of every cohort, numbers in full precision.
+fn table_csv(results: &[CohortResult]) -> Result<Csv, StageError> {
+    let header = [
+        "cohort",
+        "score",
+        "n",
+        "positives",
+        "auc",
+        "auc_lower",
+        "auc_upper",
+        "threshold",
+        "accuracy",
+        "sensitivity",
+        "specificity",
+        "ppv",
+        "npv",
+        "tp",
+        "fp",
+        "tn",
+        "fn",
+        "brier",
+    ];
+    let mut csv = Csv::new("table.csv", &header)?;
+    let est =
+        |p: &Option<stats::Proportion>| p.as_ref().map(|p| num(p.estimate)).unwrap_or_default();
+    for r in results {
+        for s in &r.scores {
+            let m = &s.at;
+            csv.row([
+                r.data.name.clone(),
+                s.name.clone(),
+                r.n.to_string(),
+                r.positives.to_string(),
+                num(s.auc.auc),
+                num(s.auc.lower),
+                num(s.auc.upper),
+                num(s.threshold),
+                est(&m.accuracy),
+                est(&m.sensitivity),
+                est(&m.specificity),
+                est(&m.ppv),
+                est(&m.npv),
+                m.tp.to_string(),
+                m.fp.to_string(),
+                m.tn.to_string(),
+                m.fn_.to_string(),
+                s.prob.as_ref().map(|p| num(p.brier)).unwrap_or_default(),
+            ])?;
+        }
+    }
+    Ok(csv)
+}
+
+/// `roc.csv`, `calibration.csv` and `decision_curve.csv`.
+fn write_curves(out: &std::path::Path, results: &[CohortResult]) -> Result<(), StageError> {
+    let mut roc = Csv::new("roc.csv", &["cohort", "score", "threshold", "fpr", "tpr"])?;
+    let mut cal = Csv::new(
+        "calibration.csv",
+        &[
+            "cohort",
+            "score",
+            "bin_lower",
+            "bin_upper",
+            "count",
+            "mean_predicted",
+            "observed_fraction",
+        ],
+    )?;
+    let mut dca = Csv::new(
+        "decision_curve.csv",
+        &[
+            "cohort",
+            "score",
+            "threshold",
+            "net_benefit",
+            "treat_all",
+            "treat_none",
+        ],
+    )?;
+    for r in results {
+        let c = &r.data.name;
+        for s in &r.scores {
+            for ((th, fpr), tpr) in s.roc.thresholds.iter().zip(&s.roc.fpr).zip(&s.roc.tpr) {
+                roc.row([c.clone(), s.name.clone(), num(*th), num(*fpr), num(*tpr)])?;
+            }
+            let Some(p) = &s.prob else { continue };
+            for b in &p.bins {
+                cal.row([
+                    c.clone(),
+                    s.name.clone(),
+                    num(b.lower_edge),
+                    num(b.upper_edge),
+                    b.count.to_string(),
+                    num(b.mean_predicted),
+                    num(b.observed_fraction),
+                ])?;
+            }
+            for d in &p.decision {
+                dca.row([
+                    c.clone(),
+                    s.name.clone(),
+                    num(d.threshold),
+                    num(d.model),
+                    num(d.treat_all),
+                    num(d.treat_none),
+                ])?;
+            }
+        }
+    }
+    roc.write(out)?;
+    cal.write(out)?;
+    dca.write(out)
+}
+
+/// A solid line.
+fn line(name: String, points: Vec<(f64, f64)>) -> Series {
+    Series {
+        name,
+        points,
+        step: false,
+        dashed: false,
+    }
+}
+
+fn chart(
+    title: String,
+    x: &str,
+    y: &str,
+    xr: (f64, f64),
+    yr: (f64, f64),
+    series: Vec<Series>,
+) -> Chart {
+    Chart {
+        title,
+        x_label: x.into(),
+        y_label: y.into(),
+        x_range: xr,
+        y_range: yr,
+        series,
+        table: Vec::new(),
+        table_title: String::new(),
+    }
 }

@@ -23,14 +23,17 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::learn::{Learner, TrainSpec};
+use super::learn::Learner;
 use super::{InputRef, NodeDecl, RunContext, Stage, StageError};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::plan::PlanContext;
+use radpipe_protocol::{FuseModel, FuseParams, TrainSpec, Work};
 
-pub const VERSION: u32 = 1;
+/// Part of every key. 2: no per-epoch wall-clock seconds in `fit.json` and
+/// `curves.csv` (the fit's bytes changed).
+pub const VERSION: u32 = 2;
 
 /// Transformer fusion of the sequences' features into the DLS; fit on the training partition, applied per patient.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -100,11 +103,26 @@ fn default_train() -> TrainSpec {
 }
 
 impl Fuse {
-    fn model(&self) -> serde_json::Value {
-        json!({
-            "sequences": self.learner.sequences, "patch": self.patch, "d_model": self.d_model, "heads": self.heads,
-            "layers": self.layers, "ff": self.ff, "hidden": self.hidden, "dropout": self.dropout, "pool": self.pool, "norm": self.norm,
-        })
+    /// The network, as the nodes' parameters and the worker's job name it.
+    fn model(&self) -> FuseModel {
+        FuseModel {
+            sequences: self.learner.sequences.clone(),
+            patch: self.patch,
+            d_model: self.d_model,
+            heads: self.heads,
+            layers: self.layers,
+            ff: self.ff,
+            hidden: self.hidden,
+            dropout: self.dropout,
+            pool: self.pool.clone(),
+            norm: self.norm.clone(),
+        }
+    }
+
+    /// The parameters (part of the keys) of the fit node (before the label
+    /// and the partition are added) and of the apply nodes.
+    fn node_params(&self) -> (Value, Value) {
+        (json!({ "model": self.model(), "train": self.train }), json!({ "model": self.model() }))
     }
 
     fn check(&self, ctx: &PlanContext, stage: &str) -> Result<(), Diagnostics> {
@@ -151,8 +169,8 @@ impl Stage for Fuse {
 
     fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
         self.check(ctx, stage)?;
-        let fit = json!({ "model": self.model(), "train": self.train });
-        self.learner.nodes(ctx, stage, fit, json!({ "model": self.model() }))
+        let (fit, apply) = self.node_params();
+        self.learner.nodes(ctx, stage, fit, apply)
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {
@@ -164,8 +182,30 @@ impl Stage for Fuse {
     }
 
     fn run_batch(&self, ctxs: &mut [RunContext<'_>]) -> Vec<Result<(), StageError>> {
-        let mut params = self.model();
-        params["train"] = json!(self.train);
-        self.learner.run_worker(ctxs, ("fuse_fit", "fuse_apply"), "features.safetensors", params)
+        self.learner.run_worker(ctxs, (Work::FuseFit, Work::FuseApply), "features.safetensors", FuseParams { model: self.model(), train: self.train.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nodes' parameters are cache-key material: their JSON stays what it was
+    /// before the protocol's types existed (hand-written here), so that no key moves.
+    #[test]
+    fn the_node_parameters_keep_their_json() {
+        let f: Fuse = serde_json::from_value(json!({ "input": "pca", "sequences": ["t1", "t2", "ce_t1"], "fit_on": "train" })).unwrap();
+        let (fit, apply) = f.node_params();
+        let model = json!({
+            "sequences": ["t1", "t2", "ce_t1"], "patch": 16, "d_model": 64, "heads": 8,
+            "layers": 3, "ff": 128, "hidden": 32, "dropout": 0.1, "pool": "mean", "norm": "post",
+        });
+        let train = json!({
+            "epochs": 30, "batch_size": 32, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "focal_alpha": 0.5,
+            "focal_gamma": 2.0, "val_fraction": 0.2, "patience": 5, "monitor": "loss", "flip": false, "rotate": false,
+            "crop_pad": 0, "seed": 0,
+        });
+        assert_eq!(fit.to_string(), json!({ "model": model, "train": train }).to_string());
+        assert_eq!(apply.to_string(), json!({ "model": model }).to_string());
     }
 }

@@ -1,6 +1,8 @@
 //! What the learning stages share: the fit/apply expansion (`pca`, `embed`,
-//! `fuse`), the training settings and device options that `embed` and `fuse`
-//! hand to the `radpipe-nn` worker, and the batch run through the worker.
+//! `fuse`), the device options that `embed` and `fuse` hand to the
+//! `radpipe-nn` worker, and the batch run through the worker (a typed
+//! `radpipe_protocol::Job`; the training settings are the protocol's
+//! `TrainSpec`).
 //!
 //! A fit node learns from the training partition only: its per-patient inputs
 //! are those of the split's training patients, and its labels come from the
@@ -8,6 +10,8 @@
 //! stratification column), so that changing,
 //! growing or swapping a validation cohort never retrains. Apply nodes (one per
 //! patient) read the fit node's files.
+
+use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -19,6 +23,7 @@ use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::plan::PlanContext;
 use radpipe_engine::partition::{self, Partition};
 use radpipe_engine::worker;
+use radpipe_protocol::{Job, JobNode, Sample, TrainSpec, Work};
 
 /// What `embed` and `fuse` share: where the per-patient inputs are, which
 /// tensors to learn from, the training partition, the label, the device.
@@ -52,6 +57,9 @@ pub struct Learner {
     pub threads: i32,
 }
 
+/// A stage's (fit, apply) tasks for the worker, each made from the stage's parameters.
+pub type Tasks<P> = (fn(P) -> Work, fn(P) -> Work);
+
 fn default_positive() -> String {
     "1".into()
 }
@@ -63,7 +71,7 @@ impl Learner {
             problems.push(Diagnostic::new(ctx.origin(stage, &["sequences"]), "no sequences (feature tensors) to learn from"));
         }
         if let Err(e) = train.check() {
-            problems.push(Diagnostic::new(ctx.origin(stage, &["train"]), e));
+            problems.push(Diagnostic::new(ctx.origin(stage, &["train"]), e.to_string()));
         }
         let d = self.device.as_str();
         if !(matches!(d, "auto" | "cpu" | "cuda") || d.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok())) {
@@ -99,10 +107,10 @@ impl Learner {
     }
 
     /// Run a batch of this stage's nodes (all fit, or all apply) in one
-    /// worker: `tasks` are the worker's (fit, apply) task names, `input_file`
-    /// the per-patient file of the input stage, `params` the worker's view of
-    /// the stage.
-    pub fn run_worker(&self, ctxs: &mut [RunContext<'_>], tasks: (&str, &str), input_file: &str, params: Value) -> Vec<Result<(), StageError>> {
+    /// worker: `tasks` are the worker's (fit, apply) tasks, `input_file` the
+    /// per-patient file of the input stage, `params` the worker's view of the
+    /// stage.
+    pub fn run_worker<P>(&self, ctxs: &mut [RunContext<'_>], tasks: Tasks<P>, input_file: &str, params: P) -> Vec<Result<(), StageError>> {
         let Some(first) = ctxs.first() else { return Vec::new() };
         let fit = first.decl.fit_on.is_some();
         let label = first.decl.params["label"].as_str().unwrap_or_default().to_string();
@@ -111,7 +119,7 @@ impl Learner {
         let mut prepared: Vec<Result<(), StageError>> = Vec::new();
         for ctx in ctxs.iter() {
             let node = if fit {
-                fit_samples(ctx, &input_stage, input_file, &label, &self.positive).map(|samples| json!({ "id": ctx.node_id, "out_dir": ctx.out_dir, "samples": samples }))
+                fit_samples(ctx, &input_stage, input_file, &label, &self.positive).map(|samples| JobNode { id: ctx.node_id.to_string(), out_dir: ctx.out_dir.to_path_buf(), samples, model: Vec::new() })
             } else {
                 apply_node(ctx, &input_stage, input_file)
             };
@@ -123,101 +131,14 @@ impl Learner {
                 Err(e) => prepared.push(Err(e)),
             }
         }
-        let ids: Vec<String> = nodes.iter().map(|n| n["id"].as_str().unwrap_or_default().to_string()).collect();
-        let job = json!({
-            "task": if fit { tasks.0 } else { tasks.1 },
-            "device": self.device,
-            "amp": self.amp,
-            "threads": self.threads,
-            "params": params,
-            "nodes": nodes,
-        });
-        let mut outcomes = if ids.is_empty() {
+        let job = Job { work: if fit { tasks.0(params) } else { tasks.1(params) }, device: self.device.clone(), amp: self.amp, threads: self.threads, nodes };
+        let mut outcomes = if job.nodes.is_empty() {
             Vec::new().into_iter()
         } else {
             let mut logs: Vec<&mut dyn std::io::Write> = ctxs.iter_mut().zip(&prepared).filter(|(_, p)| p.is_ok()).map(|(c, _)| &mut *c.log as &mut dyn std::io::Write).collect();
-            worker::run(&job, &ids, &mut logs).into_iter()
+            worker::run(&job, &mut logs).into_iter()
         };
         prepared.into_iter().map(|p| p.and_then(|()| outcomes.next().expect("one outcome per node").map_err(StageError::new))).collect()
-    }
-}
-
-/// Optimisation settings of `embed` and `fuse` (the study's: SGD, lr 0.01,
-/// momentum, weight decay, batch 32, focal loss, early stopping). The worker's
-/// `TrainConfig` (nn/src/train.rs) mirrors it field for field: the engine may
-/// not link the worker's crate (libtorch), the JSON job is the contract, and
-/// the worker refuses unknown fields, so a drift fails the CLI tests.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainSpec {
-    /// Most epochs.
-    pub epochs: usize,
-    pub batch_size: usize,
-    /// SGD learning rate.
-    pub lr: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    /// Focal loss weight of the positive class.
-    pub focal_alpha: f64,
-    /// Focal loss focusing exponent (0: weighted cross-entropy).
-    pub focal_gamma: f64,
-    /// Share of the training patients held out (stratified) for early stopping.
-    pub val_fraction: f64,
-    /// Epochs without a better validation score before stopping.
-    pub patience: usize,
-    /// Early-stopping criterion: `loss` (validation loss) or `auc` (validation AUC, ties by loss); the best epoch's weights are kept.
-    pub monitor: Monitor,
-    /// Random horizontal flips (images).
-    pub flip: bool,
-    /// Random rotations by multiples of 90 degrees (images; with `flip`, the eight symmetries of the square).
-    pub rotate: bool,
-    /// Random crops: pad by this many pixels and crop back (images; 0: off).
-    pub crop_pad: i64,
-    /// Seed of initialisation, validation split, shuffling, augmentation, dropout.
-    pub seed: u64,
-}
-
-impl Default for TrainSpec {
-    fn default() -> Self {
-        TrainSpec {
-            epochs: 30,
-            batch_size: 32,
-            lr: 0.01,
-            momentum: 0.9,
-            weight_decay: 1e-4,
-            focal_alpha: 0.5,
-            focal_gamma: 2.0,
-            val_fraction: 0.2,
-            patience: 5,
-            monitor: Monitor::Loss,
-            flip: true,
-            rotate: false,
-            crop_pad: 8,
-            seed: 0,
-        }
-    }
-}
-
-/// The early-stopping criterion.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Monitor {
-    Loss,
-    Auc,
-}
-
-impl TrainSpec {
-    pub fn check(&self) -> Result<(), String> {
-        if self.epochs == 0 || self.batch_size < 2 {
-            return Err("epochs must be at least 1 and batch_size at least 2".into());
-        }
-        if !(self.lr > 0.0) || !(0.0..1.0).contains(&self.val_fraction) || self.val_fraction == 0.0 {
-            return Err("lr must be positive and val_fraction in (0, 1)".into());
-        }
-        if !(0.0..=1.0).contains(&self.focal_alpha) || self.focal_gamma < 0.0 {
-            return Err("focal_alpha must be in [0, 1] and focal_gamma non-negative".into());
-        }
-        Ok(())
     }
 }
 
@@ -227,7 +148,7 @@ fn default_device() -> String {
 
 /// A fit node's samples: each training patient's `file`, with the label read
 /// from column `label` of the split's `partition.csv` (`positive` counts as 1).
-fn fit_samples(ctx: &RunContext<'_>, input_stage: &str, file: &str, label: &str, positive: &str) -> Result<Vec<Value>, StageError> {
+fn fit_samples(ctx: &RunContext<'_>, input_stage: &str, file: &str, label: &str, positive: &str) -> Result<Vec<Sample>, StageError> {
     let split = &ctx.decl.fit_on.as_ref().expect("a fit node").split;
     let partition = ctx
         .inputs
@@ -247,20 +168,22 @@ fn fit_samples(ctx: &RunContext<'_>, input_stage: &str, file: &str, label: &str,
         if y.is_empty() {
             return Err(StageError::new(format!("patient {id}: the label `{label}` is missing")));
         }
-        samples.push(json!({ "patient": id, "label": i64::from(y == positive), "file": path }));
+        samples.push(Sample { patient: id.clone(), label: Some(i64::from(y == positive)), file: path.clone() });
     }
     Ok(samples)
 }
 
 /// An apply node's job entry: its patient's input file and the fit node's files.
-fn apply_node(ctx: &RunContext<'_>, input_stage: &str, input_file: &str) -> Result<Value, StageError> {
+fn apply_node(ctx: &RunContext<'_>, input_stage: &str, input_file: &str) -> Result<JobNode, StageError> {
     let stage = ctx.node_id.split('[').next().unwrap_or_default();
     let me = ctx.decl.item.as_ref().map(|i| i.id.clone()).unwrap_or_else(|| ctx.node_id.to_string());
     let own = ctx.inputs.iter().find(|i| i.stage == input_stage && i.item.is_some()).and_then(|i| i.file(input_file));
     let fit_node = format!("{stage}.fit");
-    let model: Vec<&std::path::PathBuf> = ctx.inputs.iter().filter(|i| i.node == fit_node).flat_map(|i| i.files.iter().map(|(_, p)| p)).collect();
+    let model: Vec<PathBuf> = ctx.inputs.iter().filter(|i| i.node == fit_node).flat_map(|i| i.files.iter().map(|(_, p)| p.clone())).collect();
     match own {
-        Some(path) if !model.is_empty() => Ok(json!({ "id": ctx.node_id, "out_dir": ctx.out_dir, "samples": [{ "patient": me, "file": path }], "model": model })),
+        Some(path) if !model.is_empty() => {
+            Ok(JobNode { id: ctx.node_id.to_string(), out_dir: ctx.out_dir.to_path_buf(), samples: vec![Sample { patient: me, label: None, file: path.clone() }], model })
+        }
         Some(_) => Err(StageError::new(format!("patient {me}: the fitted model of `{stage}` is missing"))),
         None => Err(StageError::new(format!("patient {me}: `{input_stage}` wrote no {input_file}"))),
     }

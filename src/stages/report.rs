@@ -12,8 +12,8 @@
 //!     - { metric: table2/external/DLS/auc, value: 0.80, label: "DLS AUC, external validation" }
 //! ```
 //!
-//! Sections follow `input`: for each cohort-level node, its table
-//! (`table.linked.md`, where each number is cited as `[[m:<id>|<text>]]`) and
+//! Sections follow `input`: for each cohort-level node, its tables (the typed
+//! document of `table.json`, in which each number cites its metric id) and
 //! its SVG figures, inline. Every cited number links to an appendix entry of its
 //! metric (value, CI, n, method, the key of the action that computed it), and
 //! that key to its lineage, walked from the store's action records as `radpipe
@@ -33,12 +33,13 @@ use std::path::{Path, PathBuf};
 
 use super::study::{self, Metric};
 use super::{InputArtifact, InputRef, Inputs, NodeDecl, RunContext, Stage, StageError};
+use crate::report::esc;
+use crate::report::html::{self, anchor, metric_link, Element, Node, STYLE};
+use crate::report::table::Document;
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::lineage::Step;
 use radpipe_engine::plan::PlanContext;
 use radpipe_engine::stage::Records;
-use crate::report::esc;
-use crate::report::html::{anchor, markdown, metric_link, STYLE};
 
 pub const VERSION: u32 = 1;
 
@@ -96,19 +97,76 @@ pub struct Reference {
 }
 
 impl Report {
+    /// The published values beside this run's, each number linked to its metric
+    /// (those cited are added to `cited`).
+    fn study_vs_run(
+        &self,
+        me: &str,
+        metrics: &BTreeMap<String, Value>,
+        cited: &mut BTreeSet<String>,
+    ) -> Element {
+        let mut head = Element::new("tr");
+        for h in ["Quantity", "Metric", "Published", "This run"] {
+            head.push(Element::new("th").child(h));
+        }
+        let mut body = Element::new("tbody").child("\n");
+        for r in &self.reference {
+            let pid = format!("{me}/reference/{}", r.metric);
+            let published = with_ci(&pid, r.value, r.ci, 3);
+            let run = match metrics.get(&r.metric) {
+                Some(m) => {
+                    let v = m.get("value").and_then(Value::as_f64);
+                    let ci = m
+                        .get("ci")
+                        .and_then(|c| Some([c.get(0)?.as_f64()?, c.get(1)?.as_f64()?]));
+                    v.map(|v| with_ci(&r.metric, v, ci, 3))
+                        .unwrap_or_else(|| vec![Node::text("not estimable")])
+                }
+                None => vec![Node::text(
+                    "not computed in this run (see the stage's notes)",
+                )],
+            };
+            cited.insert(pid);
+            if metrics.contains_key(&r.metric) {
+                cited.insert(r.metric.clone());
+            }
+            let row = Element::new("tr")
+                .child(Element::new("td").child(r.label.as_str()))
+                .child(Element::new("td").child(Element::new("code").child(r.metric.as_str())))
+                .child(Element::new("td").children(published))
+                .child(Element::new("td").children(run));
+            body = body.child(row).child("\n");
+        }
+        Element::new("table")
+            .child("\n")
+            .child(Element::new("thead").child(head))
+            .child("\n")
+            .child(body)
+            .child("\n")
+    }
+
     fn check(&self, ctx: &PlanContext, stage: &str) -> Result<(), Diagnostics> {
         let inputs: Vec<String> = self.input.refs().into_iter().map(|r| r.stage).collect();
         let mut problems = Vec::new();
         if let Some(g) = &self.gradcam {
             if !inputs.contains(&g.stage) {
-                problems.push(Diagnostic::new(ctx.origin(stage, &["gradcam", "stage"]), format!("`{}` is not among the report's inputs", g.stage)).hint("add it to `input:`"));
+                problems.push(
+                    Diagnostic::new(
+                        ctx.origin(stage, &["gradcam", "stage"]),
+                        format!("`{}` is not among the report's inputs", g.stage),
+                    )
+                    .hint("add it to `input:`"),
+                );
             }
             match g.score.split_once('.') {
                 Some((s, _)) if inputs.iter().any(|i| i == s) => {}
                 _ => problems.push(Diagnostic::new(ctx.origin(stage, &["gradcam", "score"]), format!("score `{}`: write `<stage>.<name>` with the stage among the report's inputs", g.score))),
             }
             if g.patients == 0 {
-                problems.push(Diagnostic::new(ctx.origin(stage, &["gradcam", "patients"]), "patients must be at least 1"));
+                problems.push(Diagnostic::new(
+                    ctx.origin(stage, &["gradcam", "patients"]),
+                    "patients must be at least 1",
+                ));
             }
         }
         for (i, r) in self.reference.iter().enumerate() {
@@ -143,7 +201,9 @@ impl Stage for Report {
 
     fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
         self.check(ctx, stage)?;
-        let params = serde_json::to_value(self).map_err(|e| Diagnostics::from(Diagnostic::new(ctx.origin(stage, &[]), e.to_string())))?;
+        let params = serde_json::to_value(self).map_err(|e| {
+            Diagnostics::from(Diagnostic::new(ctx.origin(stage, &[]), e.to_string()))
+        })?;
         Ok(vec![NodeDecl::single(params)])
     }
 
@@ -155,7 +215,8 @@ impl Stage for Report {
         let mut body = String::new();
         let out = ctx.out_dir;
         for dir in ["tables", "figures"] {
-            std::fs::create_dir_all(out.join(dir)).map_err(|e| StageError::new(format!("stage `{me}`: {e}")))?;
+            std::fs::create_dir_all(out.join(dir))
+                .map_err(|e| StageError::new(format!("stage `{me}`: {e}")))?;
         }
         // Every input's metrics, so that references and the appendix can find them.
         for a in ctx.inputs.iter().filter(|a| a.item.is_none()) {
@@ -168,85 +229,134 @@ impl Stage for Report {
             }
         }
         // This node's own metrics: the published values.
-        let own: Vec<Metric> = self.reference.iter().map(|r| {
-            let m = Metric::new(format!("{me}/reference/{}", r.metric), r.value, 0).method(format!("published: {}", r.label));
-            let m = Metric { lineage: ctx.key.to_string(), ..m };
-            match r.ci {
-                Some([lo, hi]) => m.ci(lo, hi),
-                None => m,
-            }
-        }).collect();
+        let own: Vec<Metric> = self
+            .reference
+            .iter()
+            .map(|r| {
+                let m = Metric::new(format!("{me}/reference/{}", r.metric), r.value, 0)
+                    .method(format!("published: {}", r.label));
+                let m = Metric {
+                    lineage: ctx.key.to_string(),
+                    ..m
+                };
+                match r.ci {
+                    Some([lo, hi]) => m.ci(lo, hi),
+                    None => m,
+                }
+            })
+            .collect();
         study::write_metrics(out, &own, ctx.key)?;
         for m in &own {
-            metrics.insert(m.id.clone(), serde_json::to_value(m).map_err(|e| StageError::new(e.to_string()))?);
+            metrics.insert(
+                m.id.clone(),
+                serde_json::to_value(m).map_err(|e| StageError::new(e.to_string()))?,
+            );
         }
 
-        let _ = writeln!(body, "<h1>{}</h1>", esc(&self.title));
+        let _ = writeln!(
+            body,
+            "{}",
+            Element::new("h1").child(self.title.as_str()).render()
+        );
         let _ = writeln!(body, "<p>Every number links to its metric (value, confidence interval, method) and from there to its lineage: the stages, parameters, patient sets and source files (with BLAKE3 digests) behind it.</p>");
         body.push_str(&environment(&store, ctx.inputs));
         if !self.reference.is_empty() {
-            body.push_str("<h2 id=\"study-vs-run\">Study vs this run</h2>\n<table>\n<thead><tr><th>Quantity</th><th>Metric</th><th>Published</th><th>This run</th></tr></thead>\n<tbody>\n");
-            for r in &self.reference {
-                let pid = format!("{me}/reference/{}", r.metric);
-                let published = with_ci(&pid, r.value, r.ci, 3);
-                let run = match metrics.get(&r.metric) {
-                    Some(m) => {
-                        let v = m.get("value").and_then(Value::as_f64);
-                        let ci = m.get("ci").and_then(|c| Some([c.get(0)?.as_f64()?, c.get(1)?.as_f64()?]));
-                        v.map(|v| with_ci(&r.metric, v, ci, 3)).unwrap_or_else(|| "not estimable".into())
-                    }
-                    None => "not computed in this run (see the stage's notes)".into(),
-                };
-                cited.insert(pid);
-                if metrics.contains_key(&r.metric) {
-                    cited.insert(r.metric.clone());
-                }
-                let _ = writeln!(body, "<tr><td>{}</td><td><code>{}</code></td><td>{published}</td><td>{run}</td></tr>", esc(&r.label), esc(&r.metric));
-            }
-            body.push_str("</tbody>\n</table>\n");
+            body.push_str("<h2 id=\"study-vs-run\">Study vs this run</h2>\n");
+            body.push_str(&self.study_vs_run(&me, &metrics, &mut cited).render());
+            body.push('\n');
         }
         // One section per input stage with cohort-level outputs.
         let order: Vec<String> = self.input.refs().into_iter().map(|r| r.stage).collect();
         for stage in &order {
-            let nodes: Vec<&InputArtifact> = ctx.inputs.iter().filter(|a| &a.stage == stage && a.item.is_none()).collect();
-            let mut section = String::new();
-            for a in &nodes {
-                if let Some(path) = a.file("table.linked.md") {
-                    let text = read(&me, a, path)?;
-                    section.push_str(&markdown(&text, &mut cited));
-                    std::fs::write(out.join("tables").join(format!("{stage}.md")), study::strip_citations(&text)).map_err(|e| StageError::new(e.to_string()))?;
-                    if let Some(csv) = a.file("table.csv") {
-                        std::fs::copy(csv, out.join("tables").join(format!("{stage}.csv"))).map_err(|e| StageError::new(e.to_string()))?;
-                    }
-                }
-                let mut svgs: Vec<&(String, PathBuf)> = a.files.iter().filter(|(n, _)| n.ends_with(".svg") && !n.contains('/')).collect();
-                svgs.sort_by_key(|(n, _)| figure_rank(n));
-                for (name, path) in svgs {
-                    let svg = read(&me, a, path)?;
-                    std::fs::write(out.join("figures").join(format!("{stage}_{name}")), &svg).map_err(|e| StageError::new(e.to_string()))?;
-                    let _ = writeln!(section, "<figure>{}<figcaption>{}</figcaption></figure>", strip_xml_declaration(&svg), esc(name));
-                }
-            }
-            if !section.is_empty() {
-                let _ = writeln!(body, "<h2 id=\"{}\">{}</h2>\n{section}", anchor("s", stage), esc(stage));
-            }
+            body.push_str(&section(&me, stage, ctx.inputs, out, &mut cited)?);
         }
         if let Some(g) = &self.gradcam {
             body.push_str(&gradcam_section(&me, g, ctx.inputs)?);
         }
         body.push_str(&appendix(&me, &store, &metrics, &cited, ctx.key)?);
         let html = format!(
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
-            esc(&self.title)
+            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n{}\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+            Element::new("title").child(self.title.as_str()).render()
         );
         study::write(out, "index.html", &html)?;
-        let _ = writeln!(ctx.log, "report: {} numbers cited, {} bytes", cited.len(), html.len());
+        let _ = writeln!(
+            ctx.log,
+            "report: {} numbers cited, {} bytes",
+            cited.len(),
+            html.len()
+        );
         Ok(())
     }
 }
 
+/// One input stage's section: its tables (from `table.json`, each cited
+/// number a link, whose id is added to `cited`) and SVG figures, also written
+/// to `tables/` and `figures/` under `out`; empty when it has neither.
+fn section(
+    me: &str,
+    stage: &str,
+    inputs: &[InputArtifact],
+    out: &Path,
+    cited: &mut BTreeSet<String>,
+) -> Result<String, StageError> {
+    let mut section = String::new();
+    for a in inputs
+        .iter()
+        .filter(|a| a.stage == stage && a.item.is_none())
+    {
+        if let Some(path) = a.file(study::TABLE_JSON) {
+            let doc: Document = serde_json::from_str(&read(me, a, path)?).map_err(|e| {
+                StageError::new(format!(
+                    "stage `{me}`: {} of `{}` is not a table document: {e}",
+                    study::TABLE_JSON,
+                    a.node
+                ))
+            })?;
+            section.push_str(&html::render(&doc.html(cited)));
+            std::fs::write(
+                out.join("tables").join(format!("{stage}.md")),
+                doc.markdown(false),
+            )
+            .map_err(|e| StageError::new(e.to_string()))?;
+            if let Some(csv) = a.file("table.csv") {
+                std::fs::copy(csv, out.join("tables").join(format!("{stage}.csv")))
+                    .map_err(|e| StageError::new(e.to_string()))?;
+            }
+        }
+        let mut svgs: Vec<&(String, PathBuf)> = a
+            .files
+            .iter()
+            .filter(|(n, _)| n.ends_with(".svg") && !n.contains('/'))
+            .collect();
+        svgs.sort_by_key(|(n, _)| figure_rank(n));
+        for (name, path) in svgs {
+            let svg = read(me, a, path)?;
+            std::fs::write(out.join("figures").join(format!("{stage}_{name}")), &svg)
+                .map_err(|e| StageError::new(e.to_string()))?;
+            let figure = Element::new("figure")
+                .child(Node::Trusted(strip_xml_declaration(&svg).to_string()))
+                .child(Element::new("figcaption").child(name.as_str()));
+            section.push_str(&figure.render());
+            section.push('\n');
+        }
+    }
+    if section.is_empty() {
+        return Ok(section);
+    }
+    let heading = Element::new("h2")
+        .attr("id", anchor("s", stage))
+        .child(stage);
+    Ok(format!("{}\n{section}\n", heading.render()))
+}
+
 fn read(me: &str, a: &InputArtifact, path: &Path) -> Result<String, StageError> {
-    std::fs::read_to_string(path).map_err(|e| StageError::new(format!("stage `{me}`: cannot read {} of `{}`: {e}", path.display(), a.node)))
+    std::fs::read_to_string(path).map_err(|e| {
+        StageError::new(format!(
+            "stage `{me}`: cannot read {} of `{}`: {e}",
+            path.display(),
+            a.node
+        ))
+    })
 }
 
 fn read_metrics(me: &str, a: &InputArtifact, path: &Path) -> Result<Vec<Value>, StageError> {
@@ -254,13 +364,19 @@ fn read_metrics(me: &str, a: &InputArtifact, path: &Path) -> Result<Vec<Value>, 
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Array(v)) => Ok(v),
         Ok(_) => Ok(Vec::new()),
-        Err(e) => Err(StageError::new(format!("stage `{me}`: metrics.json of `{}` is not JSON: {e}", a.node))),
+        Err(e) => Err(StageError::new(format!(
+            "stage `{me}`: metrics.json of `{}` is not JSON: {e}",
+            a.node
+        ))),
     }
 }
 
 /// ROC first, then calibration, decision curves, Kaplan-Meier; by name within.
 fn figure_rank(name: &str) -> (usize, String) {
-    let rank = ["roc", "calibration", "decision", "km"].iter().position(|p| name.starts_with(p)).unwrap_or(9);
+    let rank = ["roc", "calibration", "decision", "km"]
+        .iter()
+        .position(|p| name.starts_with(p))
+        .unwrap_or(9);
     (rank, name.to_string())
 }
 
@@ -272,11 +388,18 @@ fn strip_xml_declaration(svg: &str) -> &str {
 }
 
 /// `value (lo–hi)`, each number a link to metric `id`.
-fn with_ci(id: &str, value: f64, ci: Option<[f64; 2]>, digits: usize) -> String {
-    let f = |x: f64| metric_link(id, &format!("{x:.digits$}"));
+fn with_ci(id: &str, value: f64, ci: Option<[f64; 2]>, digits: usize) -> Vec<Node> {
+    let f = |x: f64| Node::from(metric_link(id, &format!("{x:.digits$}")));
     match ci {
-        Some([lo, hi]) if lo.is_finite() && hi.is_finite() => format!("{} ({}–{})", f(value), f(lo), f(hi)),
-        _ => f(value),
+        Some([lo, hi]) if lo.is_finite() && hi.is_finite() => vec![
+            f(value),
+            Node::text(" ("),
+            f(lo),
+            Node::text("–"),
+            f(hi),
+            Node::text(")"),
+        ],
+        _ => vec![f(value)],
     }
 }
 
@@ -289,24 +412,53 @@ fn environment(store: &Records, inputs: &[InputArtifact]) -> String {
     let mut fits: BTreeMap<String, String> = BTreeMap::new();
     for a in inputs.iter().filter(|a| stages.insert(&a.stage)) {
         if let Some(action) = store.action(&a.key) {
-            for i in action.inputs.iter().filter(|i| i.node.ends_with(".fit") || i.node.contains(".fit[")) {
+            for i in action
+                .inputs
+                .iter()
+                .filter(|i| i.node.ends_with(".fit") || i.node.contains(".fit["))
+            {
                 fits.insert(i.node.clone(), i.key.clone());
             }
         }
     }
     for (node, key) in &fits {
-        let Some(bytes) = store.action(key).and_then(|action| store.output(&action, "fit.json")) else { continue };
-        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else { continue };
-        for (k, val) in v.get("environment").and_then(Value::as_object).into_iter().flatten() {
-            rows.push((format!("{k} ({node})"), val.as_str().map(str::to_string).unwrap_or_else(|| val.to_string())));
+        let Some(bytes) = store
+            .action(key)
+            .and_then(|action| store.output(&action, "fit.json"))
+        else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+            continue;
+        };
+        for (k, val) in v
+            .get("environment")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            rows.push((
+                format!("{k} ({node})"),
+                val.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| val.to_string()),
+            ));
         }
     }
-    let mut s = String::from("<h2 id=\"environment\">Environment</h2>\n<ul>\n");
+    let mut list = Element::new("ul").child("\n");
     for (k, v) in rows {
-        let _ = writeln!(s, "<li>{}: <code>{}</code></li>", esc(&k), esc(&v));
+        list = list
+            .child(
+                Element::new("li")
+                    .child(format!("{k}: "))
+                    .child(Element::new("code").child(v)),
+            )
+            .child("\n");
     }
-    s.push_str("</ul>\n");
-    s
+    let heading = Element::new("h2")
+        .attr("id", "environment")
+        .child("Environment");
+    format!("{}\n{}\n", heading.render(), list.render())
 }
 
 /// Grad-CAM overlays (`gradcam/<sequence>_<plane>.png`) of the patients with
@@ -314,14 +466,28 @@ fn environment(store: &Records, inputs: &[InputArtifact]) -> String {
 fn gradcam_section(me: &str, g: &GradCam, inputs: &[InputArtifact]) -> Result<String, StageError> {
     let (score_stage, score_name) = g.score.split_once('.').unwrap_or((g.score.as_str(), ""));
     let scores = study::stage_scores(me, inputs, score_stage, score_name)?;
-    let cohort_of: BTreeMap<&str, Option<&str>> = inputs.iter().filter_map(|a| a.item.as_ref()).map(|i| (i.id.as_str(), i.cohort.as_deref())).collect();
+    let cohort_of: BTreeMap<&str, Option<&str>> = inputs
+        .iter()
+        .filter_map(|a| a.item.as_ref())
+        .map(|i| (i.id.as_str(), i.cohort.as_deref()))
+        .collect();
     let mut ranked: Vec<(f64, &String)> = scores
         .iter()
         .filter_map(|(p, s)| s.map(|s| (s, p)))
-        .filter(|(_, p)| g.cohort.is_none() || cohort_of.get(p.as_str()).copied().flatten() == g.cohort.as_deref())
+        .filter(|(_, p)| {
+            g.cohort.is_none()
+                || cohort_of.get(p.as_str()).copied().flatten() == g.cohort.as_deref()
+        })
         .collect();
     if ranked.is_empty() {
-        return Err(StageError::new(format!("stage `{me}`: no patient has a score `{}`{}", g.score, g.cohort.as_ref().map(|c| format!(" in cohort `{c}`")).unwrap_or_default())));
+        return Err(StageError::new(format!(
+            "stage `{me}`: no patient has a score `{}`{}",
+            g.score,
+            g.cohort
+                .as_ref()
+                .map(|c| format!(" in cohort `{c}`"))
+                .unwrap_or_default()
+        )));
     }
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
     let k = g.patients.min(ranked.len().div_ceil(2));
@@ -335,18 +501,36 @@ fn gradcam_section(me: &str, g: &GradCam, inputs: &[InputArtifact]) -> Result<St
     for (title, patients) in [("Highest", &high), ("Lowest", &low)] {
         let _ = writeln!(s, "<h3>{title} <code>{}</code></h3>", esc(&g.score));
         for p in patients.iter() {
-            let node = inputs.iter().find(|a| a.stage == g.stage && a.item.as_ref().is_some_and(|i| &i.id == *p));
+            let node = inputs
+                .iter()
+                .find(|a| a.stage == g.stage && a.item.as_ref().is_some_and(|i| &i.id == *p));
             let Some(node) = node else {
-                return Err(StageError::new(format!("stage `{me}`: patient {p}: no `{}` node among the inputs", g.stage)));
+                return Err(StageError::new(format!(
+                    "stage `{me}`: patient {p}: no `{}` node among the inputs",
+                    g.stage
+                )));
             };
-            let mut pngs: Vec<&(String, PathBuf)> = node.files.iter().filter(|(n, _)| n.starts_with("gradcam/") && n.ends_with(".png")).collect();
+            let mut pngs: Vec<&(String, PathBuf)> = node
+                .files
+                .iter()
+                .filter(|(n, _)| n.starts_with("gradcam/") && n.ends_with(".png"))
+                .collect();
             pngs.sort_by(|a, b| a.0.cmp(&b.0));
             if pngs.is_empty() {
-                return Err(StageError::new(format!("stage `{me}`: patient {p}: `{}` wrote no Grad-CAM images", node.node)));
+                return Err(StageError::new(format!(
+                    "stage `{me}`: patient {p}: `{}` wrote no Grad-CAM images",
+                    node.node
+                )));
             }
-            let _ = write!(s, "<div class=\"cam\"><p>patient <code>{}</code></p>", esc(p));
+            let _ = write!(
+                s,
+                "<div class=\"cam\"><p>patient <code>{}</code></p>",
+                esc(p)
+            );
             for (name, path) in pngs {
-                let bytes = std::fs::read(path).map_err(|e| StageError::new(format!("stage `{me}`: patient {p}: {name}: {e}")))?;
+                let bytes = std::fs::read(path).map_err(|e| {
+                    StageError::new(format!("stage `{me}`: patient {p}: {name}: {e}"))
+                })?;
                 let label = name.trim_start_matches("gradcam/").trim_end_matches(".png");
                 let _ = write!(s, "<figure><img alt=\"{0}\" src=\"data:image/png;base64,{1}\"><figcaption>{0}</figcaption></figure>", esc(label), base64::engine::general_purpose::STANDARD.encode(bytes));
             }
@@ -357,7 +541,13 @@ fn gradcam_section(me: &str, g: &GradCam, inputs: &[InputArtifact]) -> Result<St
 }
 
 /// The cited metrics, then the lineage of every action behind them.
-fn appendix(me: &str, store: &Records, metrics: &BTreeMap<String, Value>, cited: &BTreeSet<String>, own_key: &str) -> Result<String, StageError> {
+fn appendix(
+    me: &str,
+    store: &Records,
+    metrics: &BTreeMap<String, Value>,
+    cited: &BTreeSet<String>,
+    own_key: &str,
+) -> Result<String, StageError> {
     let mut s = String::from("<h2 id=\"metrics\">Metrics</h2>\n<table>\n<thead><tr><th>Metric</th><th>Value</th><th>95% CI</th><th>n</th><th>Method</th><th>Computed by</th></tr></thead>\n<tbody>\n");
     // (action key, group whose patients the metric stands on) -> those
     // patients; each action's patients.json is read once, however many of its
@@ -366,17 +556,34 @@ fn appendix(me: &str, store: &Records, metrics: &BTreeMap<String, Value>, cited:
     let mut groups: HashMap<(String, String), Option<HashSet<String>>> = HashMap::new();
     for id in cited {
         let Some(m) = metrics.get(id) else {
-            return Err(StageError::new(format!("stage `{me}`: a table cites `{id}`, which no input's metrics.json holds")));
+            return Err(StageError::new(format!(
+                "stage `{me}`: a table cites `{id}`, which no input's metrics.json holds"
+            )));
         };
-        let key = m.get("lineage").and_then(Value::as_str).unwrap_or_default().to_string();
+        let key = m
+            .get("lineage")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let patients = id.split('/').nth(1).and_then(|g| {
-            let found = groups.entry((key.clone(), g.to_string())).or_insert_with(|| store.action(&key).and_then(|a| store.group_patients(&a, g)));
+            let found = groups
+                .entry((key.clone(), g.to_string()))
+                .or_insert_with(|| store.action(&key).and_then(|a| store.group_patients(&a, g)));
             found.clone().map(|p| (g.to_string(), p))
         });
         let group = patients.as_ref().map(|(g, _)| g.clone());
         let target = lineage_anchor(&key, group.as_deref());
         let value = m.get("value").map(|v| v.to_string()).unwrap_or_default();
-        let ci = m.get("ci").and_then(Value::as_array).map(|c| c.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" – ")).unwrap_or_default();
+        let ci = m
+            .get("ci")
+            .and_then(Value::as_array)
+            .map(|c| {
+                c.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" – ")
+            })
+            .unwrap_or_default();
         let n = m.get("n").map(|v| v.to_string()).unwrap_or_default();
         let method = m.get("method").and_then(Value::as_str).unwrap_or_default();
         let _ = writeln!(
@@ -400,13 +607,18 @@ fn appendix(me: &str, store: &Records, metrics: &BTreeMap<String, Value>, cited:
             "<h3 id=\"{}\">Action <code>{}</code>{}</h3>",
             lineage_anchor(key, group.as_deref()),
             esc(key),
-            group.as_ref().map(|g| format!(", patients of <code>{}</code>", esc(g))).unwrap_or_default()
+            group
+                .as_ref()
+                .map(|g| format!(", patients of <code>{}</code>", esc(g)))
+                .unwrap_or_default()
         );
         if key == own_key {
             s.push_str("<p>This report: the published values come from the <code>reference</code> block of the pipeline file.</p>\n");
             continue;
         }
-        let steps = store.steps(key, patients.as_ref()).map_err(|e| StageError::new(format!("stage `{me}`: lineage of {key}: {e}")))?;
+        let steps = store
+            .steps(key, patients.as_ref())
+            .map_err(|e| StageError::new(format!("stage `{me}`: lineage of {key}: {e}")))?;
         s.push_str(&render_steps(&steps));
     }
     Ok(s)
@@ -427,8 +639,17 @@ fn render_steps(steps: &[Step]) -> String {
         for n in &st.nodes {
             sources.extend(n.sources.iter());
         }
-        let fits: Vec<String> = st.nodes.iter().filter(|n| n.node.contains(".fit")).map(|n| format!("{} {}", n.node, n.key)).collect();
-        let nodes = if fits.is_empty() { st.nodes.len().to_string() } else { format!("{} (models: {})", st.nodes.len(), fits.join("; ")) };
+        let fits: Vec<String> = st
+            .nodes
+            .iter()
+            .filter(|n| n.node.contains(".fit"))
+            .map(|n| format!("{} {}", n.node, n.key))
+            .collect();
+        let nodes = if fits.is_empty() {
+            st.nodes.len().to_string()
+        } else {
+            format!("{} (models: {})", st.nodes.len(), fits.join("; "))
+        };
         let mut src = String::new();
         if !sources.is_empty() {
             let _ = write!(src, "<details><summary>{} files</summary>", sources.len());

@@ -33,13 +33,16 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
 
-use super::study::{self, csv_field, num, Metric, Missing, Study};
-use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
+use super::study::{self, num, Csv, Metric, Missing, Study};
+use super::{InputRef, Inputs, NodeDecl, RunContext, Stage, StageError};
+use crate::report::table::{Block, Cell, Document, Footnote, Rich, Table};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::plan::PlanContext;
-use radpipe_stats::hypothesis::{chi_square, compare_groups, fisher_exact, fisher_exact_rxc, shapiro_wilk, FisherRxcMethod, GroupTest};
+use radpipe_stats::hypothesis::{
+    chi_square, compare_groups, fisher_exact, fisher_exact_rxc, shapiro_wilk, FisherRxcMethod,
+    GroupTest,
+};
 
 pub const VERSION: u32 = 2;
 const MAX_TABLES: u64 = 10_000_000;
@@ -110,12 +113,20 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
 fn mean_sd(x: &[f64]) -> (f64, f64) {
     let n = x.len() as f64;
     let m = x.iter().sum::<f64>() / n;
-    let var = if x.len() > 1 { x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0) } else { f64::NAN };
+    let var = if x.len() > 1 {
+        x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        f64::NAN
+    };
     (m, var.sqrt())
 }
 
 fn p_text(p: f64) -> String {
-    if p < 0.001 { "<0.001".into() } else { format!("{p:.3}") }
+    if p < 0.001 {
+        "<0.001".into()
+    } else {
+        format!("{p:.3}")
+    }
 }
 
 fn sort_levels(v: &mut Vec<String>) {
@@ -138,7 +149,11 @@ const TESTS: [(&str, &str); 7] = [
 ];
 
 fn mark(test: &str) -> &'static str {
-    TESTS.iter().find(|(_, t)| *t == test).map(|(m, _)| *m).unwrap_or("")
+    TESTS
+        .iter()
+        .find(|(_, t)| *t == test)
+        .map(|(m, _)| *m)
+        .unwrap_or("")
 }
 
 impl Stage for Table1 {
@@ -161,10 +176,19 @@ impl Stage for Table1 {
         match &self.by {
             By::Groups(g) => {
                 if g.is_empty() {
-                    diags.push(Diagnostic::new(ctx.origin(stage, &["by"]), format!("stage `{stage}`: `by` lists no groups")));
+                    diags.push(Diagnostic::new(
+                        ctx.origin(stage, &["by"]),
+                        format!("stage `{stage}`: `by` lists no groups"),
+                    ));
                 }
                 for (i, c) in g.iter().enumerate() {
-                    diags.0.extend(study::check_group_name(ctx, stage, &inputs, c, &["by", &i.to_string()]));
+                    diags.0.extend(study::check_group_name(
+                        ctx,
+                        stage,
+                        &inputs,
+                        c,
+                        &["by", &i.to_string()],
+                    ));
                 }
                 if self.cohorts.is_some() {
                     diags.push(Diagnostic::new(ctx.origin(stage, &["cohorts"]), format!("stage `{stage}`: `cohorts` applies to `by: <column>`; with a list of groups, list them in `by`")));
@@ -172,245 +196,682 @@ impl Stage for Table1 {
             }
             By::Column(_) => {
                 for (i, c) in self.cohorts.iter().flatten().enumerate() {
-                    diags.0.extend(study::check_group_name(ctx, stage, &inputs, c, &["cohorts", &i.to_string()]));
+                    diags.0.extend(study::check_group_name(
+                        ctx,
+                        stage,
+                        &inputs,
+                        c,
+                        &["cohorts", &i.to_string()],
+                    ));
                 }
             }
         }
         if self.variables.is_empty() {
-            diags.push(Diagnostic::new(ctx.origin(stage, &["variables"]), format!("stage `{stage}`: `variables` is empty")));
+            diags.push(Diagnostic::new(
+                ctx.origin(stage, &["variables"]),
+                format!("stage `{stage}`: `variables` is empty"),
+            ));
         }
         if !(self.normality_alpha > 0.0 && self.normality_alpha < 1.0) {
-            diags.push(Diagnostic::new(ctx.origin(stage, &["normality_alpha"]), format!("stage `{stage}`: `normality_alpha` must be in (0, 1)")));
+            diags.push(Diagnostic::new(
+                ctx.origin(stage, &["normality_alpha"]),
+                format!("stage `{stage}`: `normality_alpha` must be in (0, 1)"),
+            ));
         }
         study::into_result(diags)?;
-        let params = serde_json::to_value(self).map_err(|e| Diagnostics::from(Diagnostic::new(ctx.origin(stage, &[]), e.to_string())))?;
+        let params = serde_json::to_value(self).map_err(|e| {
+            Diagnostics::from(Diagnostic::new(ctx.origin(stage, &[]), e.to_string()))
+        })?;
         Ok(vec![NodeDecl::single(params)])
     }
 
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {
         let stage = ctx.node_id.to_string();
         let st = Study::load(&stage, ctx.inputs)?;
-        // The groups: (name, rows).
-        let groups: Vec<(String, Vec<usize>)> = match &self.by {
-            By::Groups(names) => names.iter().map(|g| st.rows_of(g).map(|r| (g.clone(), r))).collect::<Result<_, _>>()?,
-            By::Column(col) => {
-                let rows: Vec<usize> = match &self.cohorts {
-                    None => (0..st.ids.len()).collect(),
-                    Some(cs) => {
-                        let mut rows = Vec::new();
-                        for c in cs {
-                            rows.extend(st.rows_of(c)?);
-                        }
-                        rows.sort();
-                        rows.dedup();
-                        rows
-                    }
-                };
-                let text = st.text(col)?;
-                let lacking: Vec<&str> = rows.iter().filter(|&&r| text[r].is_none()).map(|&r| st.ids[r].as_str()).collect();
-                if !lacking.is_empty() && self.missing == Missing::Refuse {
-                    return Err(StageError::new(format!(
-                        "stage `{stage}`, column `{col}`: the grouping column is missing for {} patient(s): {}; fill it in or set `missing: drop`",
-                        lacking.len(),
-                        study::list_ids(&lacking)
-                    )));
-                }
-                let mut levels: Vec<String> = rows.iter().filter_map(|&r| text[r].clone()).collect();
-                sort_levels(&mut levels);
-                levels.into_iter().map(|l| {
-                    let rs = rows.iter().copied().filter(|&r| text[r].as_deref() == Some(l.as_str())).collect();
-                    (l, rs)
-                }).collect()
-            }
-        };
+        let groups = self.groups(&st)?;
         if groups.is_empty() {
-            return Err(StageError::new(format!("stage `{stage}`: no groups to describe")));
+            return Err(StageError::new(format!(
+                "stage `{stage}`: no groups to describe"
+            )));
         }
-        let mut metrics = Vec::new();
         let mut dropped: Vec<(String, String, String)> = Vec::new();
-        let mut used_tests: Vec<&str> = Vec::new();
-        for (g, r) in &groups {
-            metrics.push(Metric::new(format!("{stage}/{g}/patients"), r.len() as f64, r.len()));
-        }
-        let header_groups: Vec<String> = groups.iter().map(|(g, r)| format!("{g} (n={})", study::cite(&format!("{stage}/{g}/patients"), r.len()))).collect();
-        let mut md = format!("| Characteristic | {} | P value |\n|---|{}---|\n", header_groups.join(" | "), "---|".repeat(groups.len()));
-        let mut csv = format!("variable,value,summary,{},p_value,test\n", groups.iter().map(|(g, _)| csv_field(g)).collect::<Vec<_>>().join(","));
-
+        let mut rows = Vec::new();
         for var in &self.variables {
-            let col = &var.column;
-            let display = var.name.clone().unwrap_or_else(|| col.clone());
-            let id = |g: &str, m: &str| format!("{stage}/{g}/{col}/{m}");
-            // Per group: the non-missing values, and the patients lacking one.
-            let mut missing_counts = Vec::new();
-            let mut per_group_text: Vec<Vec<String>> = Vec::new();
-            let mut per_group_num: Vec<Vec<f64>> = Vec::new();
-            for (g, rows) in &groups {
-                let (vals, lacking): (Vec<Option<f64>>, Vec<String>) = match var.kind {
-                    VariableKind::Continuous => {
-                        let v = st.numbers(col, rows, g)?;
-                        let lacking = rows.iter().zip(&v).filter(|(_, x)| x.is_none()).map(|(&r, _)| st.ids[r].clone()).collect();
-                        (v, lacking)
-                    }
-                    VariableKind::Categorical => {
-                        let t = st.text(col)?;
-                        let lacking = rows.iter().filter(|&&r| t[r].is_none()).map(|&r| st.ids[r].clone()).collect();
-                        per_group_text.push(rows.iter().filter_map(|&r| t[r].clone()).collect());
-                        (Vec::new(), lacking)
-                    }
-                };
-                if !lacking.is_empty() && self.missing == Missing::Refuse {
-                    return Err(StageError::new(format!(
-                        "stage `{stage}`, cohort `{g}`, column `{col}`: missing values for {} patient(s): {}; fill them in, or set `missing: drop` to count them apart",
-                        lacking.len(),
-                        study::list_ids(&lacking)
-                    )));
-                }
-                dropped.extend(lacking.iter().map(|id| (g.clone(), id.clone(), col.clone())));
-                missing_counts.push(lacking.len());
-                if var.kind == VariableKind::Continuous {
-                    per_group_num.push(vals.into_iter().flatten().collect());
-                }
-                let present = if var.kind == VariableKind::Continuous { per_group_num.last().map_or(0, Vec::len) } else { per_group_text.last().map_or(0, Vec::len) };
-                if present == 0 {
-                    return Err(StageError::new(format!("stage `{stage}`, cohort `{g}`, column `{col}`: no values in this group")));
-                }
-            }
-            match var.kind {
-                VariableKind::Continuous => {
-                    let slices: Vec<&[f64]> = per_group_num.iter().map(|v| v.as_slice()).collect();
-                    let (normal, test) = if groups.len() >= 2 {
-                        let cmp = compare_groups(&slices, self.normality_alpha).map_err(|e| StageError::new(format!("stage `{stage}`, column `{col}`: {e}")))?;
-                        let name = match cmp.test {
-                            GroupTest::WelchT => TESTS[0].1,
-                            GroupTest::Anova => TESTS[1].1,
-                            GroupTest::MannWhitney => TESTS[2].1,
-                            GroupTest::KruskalWallis => TESTS[3].1,
-                        };
-                        let normal = matches!(cmp.test, GroupTest::WelchT | GroupTest::Anova);
-                        (normal, Some((name, cmp.statistic, cmp.p_value)))
-                    } else {
-                        (shapiro_wilk(slices[0]).is_ok_and(|s| s.p_value >= self.normality_alpha), None)
-                    };
-                    let mut cells = Vec::new();
-                    for ((g, _), v) in groups.iter().zip(&per_group_num) {
-                        let mut s = v.clone();
-                        s.sort_by(f64::total_cmp);
-                        let (m, sd) = mean_sd(&s);
-                        let (q1, med, q3) = (quantile(&s, 0.25), quantile(&s, 0.5), quantile(&s, 0.75));
-                        let n = s.len();
-                        metrics.push(Metric::new(id(g, "n"), n as f64, n));
-                        metrics.push(Metric::new(id(g, "mean"), m, n));
-                        metrics.push(Metric::new(id(g, "sd"), sd, n));
-                        metrics.push(Metric::new(id(g, "median"), med, n));
-                        metrics.push(Metric::new(id(g, "q1"), q1, n).method("linear interpolation"));
-                        metrics.push(Metric::new(id(g, "q3"), q3, n).method("linear interpolation"));
-                        let c = |what: &str, x: f64| study::cite(&id(g, what), format!("{x:.2}"));
-                        cells.push(if normal { format!("{} ± {}", c("mean", m), c("sd", sd)) } else { format!("{} ({}–{})", c("median", med), c("q1", q1), c("q3", q3)) });
-                    }
-                    let summary = if normal { "mean ± SD" } else { "median (IQR)" };
-                    let (p_cell, p_csv, t_csv) = match test {
-                        Some((name, stat, p)) => {
-                            if !used_tests.contains(&name) {
-                                used_tests.push(name);
-                            }
-                            metrics.push(Metric::new(format!("{stage}/all/{col}/statistic"), stat, per_group_num.iter().map(Vec::len).sum()).method(name));
-                            metrics.push(Metric::new(format!("{stage}/all/{col}/p_value"), p, per_group_num.iter().map(Vec::len).sum()).method(name));
-                            (format!("{}<sup>{}</sup>", study::cite(&format!("{stage}/all/{col}/p_value"), p_text(p)), mark(name)), num(p), name.to_string())
-                        }
-                        None => (String::new(), String::new(), String::new()),
-                    };
-                    let _ = writeln!(md, "| {display}, {summary} | {} | {p_cell} |", cells.join(" | "));
-                    let _ = writeln!(csv, "{},,{},{},{p_csv},{}", csv_field(&display), csv_field(summary), cells.iter().map(|c| csv_field(&study::strip_citations(c))).collect::<Vec<_>>().join(","), csv_field(&t_csv));
-                }
-                VariableKind::Categorical => {
-                    let mut levels: Vec<String> = per_group_text.iter().flatten().cloned().collect();
-                    sort_levels(&mut levels);
-                    let counts: Vec<Vec<u64>> = per_group_text.iter().map(|v| levels.iter().map(|l| v.iter().filter(|x| *x == l).count() as u64).collect()).collect();
-                    // Contingency table: rows = levels, columns = groups.
-                    let table: Vec<Vec<u64>> = (0..levels.len()).map(|l| counts.iter().map(|c| c[l]).collect()).collect();
-                    let test = if groups.len() >= 2 && levels.len() >= 2 {
-                        let total: u64 = table.iter().flatten().sum();
-                        let row_sums: Vec<u64> = table.iter().map(|r| r.iter().sum()).collect();
-                        let col_sums: Vec<u64> = (0..groups.len()).map(|j| table.iter().map(|r| r[j]).sum()).collect();
-                        let min_expected = row_sums.iter().flat_map(|&r| col_sums.iter().map(move |&c| r as f64 * c as f64 / total as f64)).fold(f64::INFINITY, f64::min);
-                        let err = |e| StageError::new(format!("stage `{stage}`, column `{col}`: {e}"));
-                        if min_expected >= 5.0 {
-                            let c = chi_square(&table, true).map_err(err)?;
-                            Some((TESTS[4].1, Some(c.statistic), c.p_value))
-                        } else if levels.len() == 2 && groups.len() == 2 {
-                            let f = fisher_exact(&table, 0.95).map_err(err)?;
-                            Some((TESTS[5].1, None, f.p_value))
-                        } else {
-                            let f = fisher_exact_rxc(&table, MAX_TABLES, RESAMPLES, SEED).map_err(err)?;
-                            let name = TESTS[6].1;
-                            let how = match f.method {
-                                FisherRxcMethod::Exact { .. } => "exact".to_string(),
-                                FisherRxcMethod::MonteCarlo { resamples, seed } => format!("Monte Carlo, {resamples} tables, seed {seed}"),
-                            };
-                            let _ = writeln!(ctx.log, "{col}: Fisher-Freeman-Halton ({how})");
-                            Some((name, None, f.p_value))
-                        }
-                    } else {
-                        None
-                    };
-                    let (p_cell, p_csv, t_csv) = match test {
-                        Some((name, stat, p)) => {
-                            if !used_tests.contains(&name) {
-                                used_tests.push(name);
-                            }
-                            let n: usize = per_group_text.iter().map(Vec::len).sum();
-                            if let Some(s) = stat {
-                                metrics.push(Metric::new(format!("{stage}/all/{col}/statistic"), s, n).method(name));
-                            }
-                            metrics.push(Metric::new(format!("{stage}/all/{col}/p_value"), p, n).method(name));
-                            (format!("{}<sup>{}</sup>", study::cite(&format!("{stage}/all/{col}/p_value"), p_text(p)), mark(name)), num(p), name.to_string())
-                        }
-                        None => (String::new(), String::new(), String::new()),
-                    };
-                    let _ = writeln!(md, "| {display}, n (%) |{} {p_cell} |", " |".repeat(groups.len()));
-                    let _ = writeln!(csv, "{},,n (%),{},{p_csv},{}", csv_field(&display), vec![""; groups.len()].join(","), csv_field(&t_csv));
-                    for (l, level) in levels.iter().enumerate() {
-                        let mut cells = Vec::new();
-                        for (gi, (g, _)) in groups.iter().enumerate() {
-                            let n = per_group_text[gi].len();
-                            let k = counts[gi][l];
-                            let pct = 100.0 * k as f64 / n as f64;
-                            metrics.push(Metric::new(id(g, level), k as f64, n));
-                            metrics.push(Metric::new(id(g, &format!("{level}_pct")), pct, n));
-                            cells.push(format!("{} ({}%)", study::cite(&id(g, level), k), study::cite(&id(g, &format!("{level}_pct")), format!("{pct:.2}"))));
-                        }
-                        let _ = writeln!(md, "| &nbsp;&nbsp;{level} | {} | |", cells.join(" | "));
-                        let _ = writeln!(csv, "{},{},n (%),{},,", csv_field(&display), csv_field(level), cells.iter().map(|c| csv_field(&study::strip_citations(c))).collect::<Vec<_>>().join(","));
-                    }
-                }
-            }
-            for ((g, _), m) in groups.iter().zip(&missing_counts) {
-                metrics.push(Metric::new(id(g, "missing"), *m as f64, *m));
-            }
-            if missing_counts.iter().any(|m| *m > 0) {
-                let cells: Vec<String> = groups.iter().zip(&missing_counts).map(|((g, _), m)| study::cite(&id(g, "missing"), m)).collect();
-                let _ = writeln!(md, "| &nbsp;&nbsp;missing | {} | |", cells.join(" | "));
-                let _ = writeln!(csv, "{},missing,n,{},,", csv_field(&display), study::strip_citations(&cells.join(",")));
-            }
+            rows.push(self.describe(&st, var, &groups, &mut dropped, ctx.log)?);
         }
-        md.push('\n');
-        for (m, t) in TESTS.iter() {
-            if used_tests.contains(t) {
-                let _ = writeln!(md, "<sup>{m}</sup> {t}.  ");
-            }
+        let mut metrics: Vec<Metric> = groups
+            .iter()
+            .map(|(g, r)| Metric::new(format!("{stage}/{g}/patients"), r.len() as f64, r.len()))
+            .collect();
+        for r in &rows {
+            metrics.extend(r.metrics(&stage, &groups));
         }
-        let _ = writeln!(
-            md,
-            "\nContinuous variables: mean ± SD when Shapiro-Wilk does not reject normality (p >= {}) in any group, else median (IQR). Categorical: n (% of the group's non-missing values); chi-square when every expected count is >= 5, else Fisher's exact test.",
-            self.normality_alpha
-        );
         let out = ctx.out_dir;
         study::write_metrics(out, &metrics, ctx.key)?;
-        study::write_tables(out, &md)?;
-        study::write(out, "table.csv", &csv)?;
+        study::write_tables(out, &self.document(&stage, &groups, &rows))?;
+        table_csv(&stage, &groups, &rows)?.write(out)?;
         if self.missing == Missing::Drop {
-            study::write(out, "dropped.csv", &study::dropped_csv(&dropped))?;
+            study::write_dropped(out, &dropped)?;
         }
         Ok(())
     }
+}
+
+/// The groups compared: (name, rows of the study table).
+type Groups = [(String, Vec<usize>)];
+
+/// A test across the groups.
+struct Test {
+    /// Its name, one of `TESTS`.
+    name: &'static str,
+    /// The test statistic (none for Fisher's exact tests).
+    statistic: Option<f64>,
+    p: f64,
+    /// The patients with a value.
+    n: usize,
+}
+
+/// A continuous variable in one group.
+struct Summary {
+    n: usize,
+    mean: f64,
+    sd: f64,
+    median: f64,
+    q1: f64,
+    q3: f64,
+}
+
+/// A variable's numbers per group.
+enum Described {
+    /// Mean ± SD when `normal`, else median (IQR), per group.
+    Continuous { normal: bool, groups: Vec<Summary> },
+    /// Counts per group (outer) and level (inner), out of `present` values per group.
+    Categorical {
+        levels: Vec<String>,
+        counts: Vec<Vec<u64>>,
+        present: Vec<usize>,
+    },
+}
+
+/// One variable of the table.
+struct VariableRows {
+    column: String,
+    display: String,
+    described: Described,
+    test: Option<Test>,
+    /// Patients lacking a value, per group.
+    missing: Vec<usize>,
+}
+
+/// A variable's present values per group.
+enum Values {
+    Numbers(Vec<Vec<f64>>),
+    Texts(Vec<Vec<String>>),
+}
+
+impl Table1 {
+    /// The groups: the cohorts or partitions of `by`, or the values of its column.
+    fn groups(&self, st: &Study) -> Result<Vec<(String, Vec<usize>)>, StageError> {
+        let col = match &self.by {
+            By::Groups(names) => {
+                return names
+                    .iter()
+                    .map(|g| st.rows_of(g).map(|r| (g.clone(), r)))
+                    .collect()
+            }
+            By::Column(col) => col,
+        };
+        let rows: Vec<usize> = match &self.cohorts {
+            None => (0..st.ids.len()).collect(),
+            Some(cs) => {
+                let mut rows = Vec::new();
+                for c in cs {
+                    rows.extend(st.rows_of(c)?);
+                }
+                rows.sort();
+                rows.dedup();
+                rows
+            }
+        };
+        let text = st.text(col)?;
+        let lacking: Vec<&str> = rows
+            .iter()
+            .filter(|&&r| text[r].is_none())
+            .map(|&r| st.ids[r].as_str())
+            .collect();
+        if !lacking.is_empty() && self.missing == Missing::Refuse {
+            return Err(StageError::new(format!(
+                "stage `{}`, column `{col}`: the grouping column is missing for {} patient(s): {}; fill it in or set `missing: drop`",
+                st.stage,
+                lacking.len(),
+                study::list_ids(&lacking)
+            )));
+        }
+        let mut levels: Vec<String> = rows.iter().filter_map(|&r| text[r].clone()).collect();
+        sort_levels(&mut levels);
+        Ok(levels
+            .into_iter()
+            .map(|l| {
+                let rs = rows
+                    .iter()
+                    .copied()
+                    .filter(|&r| text[r].as_deref() == Some(l.as_str()))
+                    .collect();
+                (l, rs)
+            })
+            .collect())
+    }
+
+    /// A variable's present values per group; the patients lacking one are
+    /// refused, or counted and added to `dropped`.
+    fn values(
+        &self,
+        st: &Study,
+        var: &Variable,
+        groups: &Groups,
+        dropped: &mut Vec<(String, String, String)>,
+    ) -> Result<(Values, Vec<usize>), StageError> {
+        let col = &var.column;
+        let mut missing = Vec::new();
+        let (mut numbers, mut texts) = (Vec::new(), Vec::new());
+        for (g, rows) in groups {
+            let (lacking, present): (Vec<String>, usize) = match var.kind {
+                VariableKind::Continuous => {
+                    let v = st.numbers(col, rows, g)?;
+                    let lacking = rows
+                        .iter()
+                        .zip(&v)
+                        .filter(|(_, x)| x.is_none())
+                        .map(|(&r, _)| st.ids[r].clone())
+                        .collect();
+                    numbers.push(v.into_iter().flatten().collect::<Vec<f64>>());
+                    (lacking, numbers.last().map_or(0, Vec::len))
+                }
+                VariableKind::Categorical => {
+                    let t = st.text(col)?;
+                    let lacking = rows
+                        .iter()
+                        .filter(|&&r| t[r].is_none())
+                        .map(|&r| st.ids[r].clone())
+                        .collect();
+                    texts.push(
+                        rows.iter()
+                            .filter_map(|&r| t[r].clone())
+                            .collect::<Vec<String>>(),
+                    );
+                    (lacking, texts.last().map_or(0, Vec::len))
+                }
+            };
+            if !lacking.is_empty() && self.missing == Missing::Refuse {
+                return Err(StageError::new(format!(
+                    "stage `{}`, cohort `{g}`, column `{col}`: missing values for {} patient(s): {}; fill them in, or set `missing: drop` to count them apart",
+                    st.stage,
+                    lacking.len(),
+                    study::list_ids(&lacking)
+                )));
+            }
+            dropped.extend(
+                lacking
+                    .iter()
+                    .map(|id| (g.clone(), id.clone(), col.clone())),
+            );
+            missing.push(lacking.len());
+            if present == 0 {
+                return Err(StageError::new(format!(
+                    "stage `{}`, cohort `{g}`, column `{col}`: no values in this group",
+                    st.stage
+                )));
+            }
+        }
+        let values = match var.kind {
+            VariableKind::Continuous => Values::Numbers(numbers),
+            VariableKind::Categorical => Values::Texts(texts),
+        };
+        Ok((values, missing))
+    }
+
+    /// One variable: its numbers per group and the test across groups.
+    fn describe(
+        &self,
+        st: &Study,
+        var: &Variable,
+        groups: &Groups,
+        dropped: &mut Vec<(String, String, String)>,
+        log: &mut dyn std::io::Write,
+    ) -> Result<VariableRows, StageError> {
+        let (values, missing) = self.values(st, var, groups, dropped)?;
+        let err = |e: radpipe_stats::StatsError| {
+            StageError::new(format!(
+                "stage `{}`, column `{}`: {e}",
+                st.stage, var.column
+            ))
+        };
+        let (described, test) = match values {
+            Values::Numbers(v) => self.continuous(&v).map_err(err)?,
+            Values::Texts(v) => categorical(&var.column, &v, log).map_err(err)?,
+        };
+        let display = var.name.clone().unwrap_or_else(|| var.column.clone());
+        Ok(VariableRows {
+            column: var.column.clone(),
+            display,
+            described,
+            test,
+            missing,
+        })
+    }
+
+    /// Mean ± SD or median (IQR) per group, by Shapiro-Wilk, with the test.
+    fn continuous(
+        &self,
+        per_group: &[Vec<f64>],
+    ) -> Result<(Described, Option<Test>), radpipe_stats::StatsError> {
+        let slices: Vec<&[f64]> = per_group.iter().map(|v| v.as_slice()).collect();
+        let n = per_group.iter().map(Vec::len).sum();
+        let (normal, test) = if per_group.len() >= 2 {
+            let cmp = compare_groups(&slices, self.normality_alpha)?;
+            let name = match cmp.test {
+                GroupTest::WelchT => TESTS[0].1,
+                GroupTest::Anova => TESTS[1].1,
+                GroupTest::MannWhitney => TESTS[2].1,
+                GroupTest::KruskalWallis => TESTS[3].1,
+            };
+            let normal = matches!(cmp.test, GroupTest::WelchT | GroupTest::Anova);
+            (
+                normal,
+                Some(Test {
+                    name,
+                    statistic: Some(cmp.statistic),
+                    p: cmp.p_value,
+                    n,
+                }),
+            )
+        } else {
+            (
+                shapiro_wilk(slices[0]).is_ok_and(|s| s.p_value >= self.normality_alpha),
+                None,
+            )
+        };
+        let groups = per_group
+            .iter()
+            .map(|v| {
+                let mut s = v.clone();
+                s.sort_by(f64::total_cmp);
+                let (mean, sd) = mean_sd(&s);
+                Summary {
+                    n: s.len(),
+                    mean,
+                    sd,
+                    median: quantile(&s, 0.5),
+                    q1: quantile(&s, 0.25),
+                    q3: quantile(&s, 0.75),
+                }
+            })
+            .collect();
+        Ok((Described::Continuous { normal, groups }, test))
+    }
+
+    /// The table: a header with the groups' sizes, one block of rows per
+    /// variable, the tests' footnotes and the rules.
+    fn document(&self, stage: &str, groups: &Groups, rows: &[VariableRows]) -> Document {
+        let mut columns: Vec<Cell> = vec!["Characteristic".into()];
+        columns.extend(groups.iter().map(|(g, r)| {
+            Rich::new()
+                .text(format!("{g} (n="))
+                .cite(&format!("{stage}/{g}/patients"), r.len())
+                .text(")")
+                .into()
+        }));
+        columns.push("P value".into());
+        let mut table = Table::new("Characteristics by group", columns);
+        for r in rows {
+            table.rows.extend(r.table_rows(stage, groups));
+        }
+        let used: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r.test.as_ref().map(|t| t.name))
+            .collect();
+        let footnotes = TESTS
+            .iter()
+            .filter(|(_, t)| used.contains(t))
+            .map(|(m, t)| Footnote {
+                mark: m.to_string(),
+                text: format!("{t}."),
+            })
+            .collect();
+        let mut doc = Document::default();
+        doc.push(Block::Table(table));
+        doc.push(Block::Footnotes(footnotes));
+        doc.paragraph(format!(
+            "Continuous variables: mean ± SD when Shapiro-Wilk does not reject normality (p >= {}) in any group, else median (IQR). Categorical: n (% of the group's non-missing values); chi-square when every expected count is >= 5, else Fisher's exact test.",
+            self.normality_alpha
+        ));
+        doc
+    }
+}
+
+/// Counts per level and group, with chi-square or Fisher's exact test.
+fn categorical(
+    col: &str,
+    per_group: &[Vec<String>],
+    log: &mut dyn std::io::Write,
+) -> Result<(Described, Option<Test>), radpipe_stats::StatsError> {
+    let mut levels: Vec<String> = per_group.iter().flatten().cloned().collect();
+    sort_levels(&mut levels);
+    let counts: Vec<Vec<u64>> = per_group
+        .iter()
+        .map(|v| {
+            levels
+                .iter()
+                .map(|l| v.iter().filter(|x| *x == l).count() as u64)
+                .collect()
+        })
+        .collect();
+    let present: Vec<usize> = per_group.iter().map(Vec::len).collect();
+    let n = present.iter().sum();
+    // Contingency table: rows = levels, columns = groups.
+    let table: Vec<Vec<u64>> = (0..levels.len())
+        .map(|l| counts.iter().map(|c| c[l]).collect())
+        .collect();
+    let groups = per_group.len();
+    let test = if groups >= 2 && levels.len() >= 2 {
+        let total: u64 = table.iter().flatten().sum();
+        let row_sums: Vec<u64> = table.iter().map(|r| r.iter().sum()).collect();
+        let col_sums: Vec<u64> = (0..groups)
+            .map(|j| table.iter().map(|r| r[j]).sum())
+            .collect();
+        let min_expected = row_sums
+            .iter()
+            .flat_map(|&r| {
+                col_sums
+                    .iter()
+                    .map(move |&c| r as f64 * c as f64 / total as f64)
+            })
+            .fold(f64::INFINITY, f64::min);
+        Some(if min_expected >= 5.0 {
+            let c = chi_square(&table, true)?;
+            Test {
+                name: TESTS[4].1,
+                statistic: Some(c.statistic),
+                p: c.p_value,
+                n,
+            }
+        } else if levels.len() == 2 && groups == 2 {
+            let f = fisher_exact(&table, 0.95)?;
+            Test {
+                name: TESTS[5].1,
+                statistic: None,
+                p: f.p_value,
+                n,
+            }
+        } else {
+            let f = fisher_exact_rxc(&table, MAX_TABLES, RESAMPLES, SEED)?;
+            let how = match f.method {
+                FisherRxcMethod::Exact { .. } => "exact".to_string(),
+                FisherRxcMethod::MonteCarlo { resamples, seed } => {
+                    format!("Monte Carlo, {resamples} tables, seed {seed}")
+                }
+            };
+            let _ = writeln!(log, "{col}: Fisher-Freeman-Halton ({how})");
+            Test {
+                name: TESTS[6].1,
+                statistic: None,
+                p: f.p_value,
+                n,
+            }
+        })
+    } else {
+        None
+    };
+    Ok((
+        Described::Categorical {
+            levels,
+            counts,
+            present,
+        },
+        test,
+    ))
+}
+
+impl VariableRows {
+    fn id(&self, stage: &str, group: &str, metric: &str) -> String {
+        format!("{stage}/{group}/{}/{metric}", self.column)
+    }
+
+    /// The variable's metrics, in `metrics.json` order.
+    fn metrics(&self, stage: &str, groups: &Groups) -> Vec<Metric> {
+        let mut out = Vec::new();
+        let test = |out: &mut Vec<Metric>| {
+            if let Some(t) = &self.test {
+                if let Some(s) = t.statistic {
+                    out.push(
+                        Metric::new(format!("{stage}/all/{}/statistic", self.column), s, t.n)
+                            .method(t.name),
+                    );
+                }
+                out.push(
+                    Metric::new(format!("{stage}/all/{}/p_value", self.column), t.p, t.n)
+                        .method(t.name),
+                );
+            }
+        };
+        match &self.described {
+            Described::Continuous {
+                groups: summaries, ..
+            } => {
+                for ((g, _), s) in groups.iter().zip(summaries) {
+                    let n = s.n;
+                    out.push(Metric::new(self.id(stage, g, "n"), n as f64, n));
+                    out.push(Metric::new(self.id(stage, g, "mean"), s.mean, n));
+                    out.push(Metric::new(self.id(stage, g, "sd"), s.sd, n));
+                    out.push(Metric::new(self.id(stage, g, "median"), s.median, n));
+                    out.push(
+                        Metric::new(self.id(stage, g, "q1"), s.q1, n)
+                            .method("linear interpolation"),
+                    );
+                    out.push(
+                        Metric::new(self.id(stage, g, "q3"), s.q3, n)
+                            .method("linear interpolation"),
+                    );
+                }
+                test(&mut out);
+            }
+            Described::Categorical {
+                levels,
+                counts,
+                present,
+            } => {
+                test(&mut out);
+                for (l, level) in levels.iter().enumerate() {
+                    for (gi, (g, _)) in groups.iter().enumerate() {
+                        let (k, n) = (counts[gi][l], present[gi]);
+                        out.push(Metric::new(self.id(stage, g, level), k as f64, n));
+                        out.push(Metric::new(
+                            self.id(stage, g, &format!("{level}_pct")),
+                            pct(k, n),
+                            n,
+                        ));
+                    }
+                }
+            }
+        }
+        for ((g, _), m) in groups.iter().zip(&self.missing) {
+            out.push(Metric::new(self.id(stage, g, "missing"), *m as f64, *m));
+        }
+        out
+    }
+
+    /// The test's p-value with its footnote mark (empty without a test).
+    fn p_cell(&self, stage: &str) -> Cell {
+        match &self.test {
+            Some(t) => Rich::new()
+                .cite(&format!("{stage}/all/{}/p_value", self.column), p_text(t.p))
+                .mark(mark(t.name))
+                .into(),
+            None => Rich::new().text("").into(),
+        }
+    }
+
+    /// The summary (`mean ± SD`, `median (IQR)` or `n (%)`) and, for a
+    /// continuous variable, its cells per group.
+    fn summary_cells(&self, stage: &str, groups: &Groups) -> (&'static str, Vec<Cell>) {
+        match &self.described {
+            Described::Continuous {
+                normal,
+                groups: summaries,
+            } => {
+                let cells = groups
+                    .iter()
+                    .zip(summaries)
+                    .map(|((g, _), s)| {
+                        let c = |what: &str, x: f64| {
+                            Rich::new().cite(&self.id(stage, g, what), format!("{x:.2}"))
+                        };
+                        if *normal {
+                            c("mean", s.mean).text(" ± ").then(c("sd", s.sd)).into()
+                        } else {
+                            c("median", s.median)
+                                .text(" (")
+                                .then(c("q1", s.q1))
+                                .text("–")
+                                .then(c("q3", s.q3))
+                                .text(")")
+                                .into()
+                        }
+                    })
+                    .collect();
+                (
+                    if *normal {
+                        "mean ± SD"
+                    } else {
+                        "median (IQR)"
+                    },
+                    cells,
+                )
+            }
+            Described::Categorical { .. } => ("n (%)", vec![Cell::blank(); groups.len()]),
+        }
+    }
+
+    /// Count (%) cells of each level: (level, cells per group).
+    fn level_cells(&self, stage: &str, groups: &Groups) -> Vec<(String, Vec<Cell>)> {
+        let Described::Categorical {
+            levels,
+            counts,
+            present,
+        } = &self.described
+        else {
+            return Vec::new();
+        };
+        levels
+            .iter()
+            .enumerate()
+            .map(|(l, level)| {
+                let cells = groups
+                    .iter()
+                    .enumerate()
+                    .map(|(gi, (g, _))| {
+                        let k = counts[gi][l];
+                        let p = pct(k, present[gi]);
+                        Rich::new()
+                            .cite(&self.id(stage, g, level), k)
+                            .text(" (")
+                            .cite(
+                                &self.id(stage, g, &format!("{level}_pct")),
+                                format!("{p:.2}"),
+                            )
+                            .text("%)")
+                            .into()
+                    })
+                    .collect();
+                (level.clone(), cells)
+            })
+            .collect()
+    }
+
+    /// Missing counts per group, when any is missing.
+    fn missing_cells(&self, stage: &str, groups: &Groups) -> Option<Vec<Cell>> {
+        self.missing.iter().any(|m| *m > 0).then(|| {
+            groups
+                .iter()
+                .zip(&self.missing)
+                .map(|((g, _), m)| Rich::new().cite(&self.id(stage, g, "missing"), m).into())
+                .collect()
+        })
+    }
+
+    /// The variable's rows of the table.
+    fn table_rows(&self, stage: &str, groups: &Groups) -> Vec<Vec<Cell>> {
+        let (summary, cells) = self.summary_cells(stage, groups);
+        let mut first: Vec<Cell> = vec![format!("{}, {summary}", self.display).into()];
+        first.extend(cells);
+        first.push(self.p_cell(stage));
+        let mut rows = vec![first];
+        for (level, cells) in self.level_cells(stage, groups) {
+            rows.push(
+                std::iter::once(Cell::indented(level))
+                    .chain(cells)
+                    .chain([Cell::blank()])
+                    .collect(),
+            );
+        }
+        if let Some(cells) = self.missing_cells(stage, groups) {
+            rows.push(
+                std::iter::once(Cell::indented("missing"))
+                    .chain(cells)
+                    .chain([Cell::blank()])
+                    .collect(),
+            );
+        }
+        rows
+    }
+}
+
+fn pct(k: u64, n: usize) -> f64 {
+    100.0 * k as f64 / n as f64
+}
+
+/// `table.csv`: the table's cells without citations, the p-value in full precision and the test.
+fn table_csv(stage: &str, groups: &Groups, rows: &[VariableRows]) -> Result<Csv, StageError> {
+    let mut header = vec!["variable", "value", "summary"];
+    header.extend(groups.iter().map(|(g, _)| g.as_str()));
+    header.extend(["p_value", "test"]);
+    let mut csv = Csv::new("table.csv", &header)?;
+    let plain = |cells: Vec<Cell>| {
+        cells
+            .into_iter()
+            .map(|c| c.content.plain())
+            .collect::<Vec<_>>()
+    };
+    for r in rows {
+        let (summary, cells) = r.summary_cells(stage, groups);
+        let (p, test) = r
+            .test
+            .as_ref()
+            .map(|t| (num(t.p), t.name.to_string()))
+            .unwrap_or_default();
+        let d = r.display.clone();
+        csv.row(
+            [d.clone(), String::new(), summary.to_string()]
+                .into_iter()
+                .chain(plain(cells))
+                .chain([p, test]),
+        )?;
+        for (level, cells) in r.level_cells(stage, groups) {
+            csv.row(
+                [d.clone(), level, "n (%)".to_string()]
+                    .into_iter()
+                    .chain(plain(cells))
+                    .chain([String::new(), String::new()]),
+            )?;
+        }
+        if let Some(cells) = r.missing_cells(stage, groups) {
+            csv.row(
+                [d.clone(), "missing".to_string(), "n".to_string()]
+                    .into_iter()
+                    .chain(plain(cells))
+                    .chain([String::new(), String::new()]),
+            )?;
+        }
+    }
+    Ok(csv)
 }

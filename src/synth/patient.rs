@@ -57,6 +57,10 @@ pub struct PatientImages {
 }
 
 /// Draw and render one patient.  Deterministic in (seed, cohort index, patient index).
+// The generative story of one patient, in the order the ground truth documents
+// it; every draw consumes the patient's RNG in sequence, so moving steps into
+// helpers must not reorder them (and would make that easy to miss).
+#[allow(clippy::too_many_lines)]
 pub fn simulate(
     cfg: &PresetConfig,
     spec: &CohortSpec,

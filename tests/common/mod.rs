@@ -28,7 +28,14 @@ pub struct RunResult {
 }
 
 fn ids(v: &Value, field: &str) -> BTreeSet<String> {
-    v[field].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    v[field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 pub fn set(items: &[&str]) -> BTreeSet<String> {
@@ -37,7 +44,9 @@ pub fn set(items: &[&str]) -> BTreeSet<String> {
 
 impl Workspace {
     pub fn new() -> Self {
-        Workspace { dir: tempfile::tempdir().expect("temp dir") }
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -72,7 +81,14 @@ impl Workspace {
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let json: Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("run --json printed no JSON ({e}); stderr:\n{stderr}"));
-        RunResult { executed: ids(&json, "executed"), cached: ids(&json, "cached"), failed: ids(&json, "failed"), json, stderr, code: out.status.code().unwrap_or(-1) }
+        RunResult {
+            executed: ids(&json, "executed"),
+            cached: ids(&json, "cached"),
+            failed: ids(&json, "failed"),
+            json,
+            stderr,
+            code: out.status.code().unwrap_or(-1),
+        }
     }
 
     /// Every file under `rel`, with its content, for comparing two runs.
@@ -81,13 +97,21 @@ impl Workspace {
         let mut out = Vec::new();
         let mut stack = vec![root.clone()];
         while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else { continue };
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
             for e in entries.flatten() {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
                 } else {
-                    out.push((p.strip_prefix(&root).unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()));
+                    out.push((
+                        p.strip_prefix(&root)
+                            .unwrap()
+                            .to_string_lossy()
+                            .into_owned(),
+                        std::fs::read(&p).unwrap(),
+                    ));
                 }
             }
         }

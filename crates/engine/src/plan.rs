@@ -383,8 +383,8 @@ fn dep_edges(spec: &LoadedSpec, stages: &[StagePlan], nodes: &mut [Node], diags:
             }
         }
     }
-    for i in 0..nodes.len() {
-        let deps = nodes[i].decl.deps.clone();
+    for node in nodes.iter_mut() {
+        let deps = node.decl.deps.clone();
         for dep in deps {
             let dep = normalize(&dep);
             let mut ups: Vec<Upstream> = Vec::new();
@@ -403,9 +403,9 @@ fn dep_edges(spec: &LoadedSpec, stages: &[StagePlan], nodes: &mut [Node], diags:
                 }
             }
             if ups.is_empty() {
-                nodes[i].sources.push(dep);
+                node.sources.push(dep);
             } else {
-                nodes[i].upstream.extend(ups);
+                node.upstream.extend(ups);
             }
         }
     }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 use super::key::{InputDigest, KeyMaterial};
-use super::plan::Plan;
+use super::plan::{Plan, Upstream};
 use super::store::{ActionRecord, RunRecord, Store};
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +108,25 @@ pub fn explain(old: &KeyMaterial, new: &KeyMaterial, patient_of: &dyn Fn(&str) -
     reasons
 }
 
+/// The digests of the (fresh) upstream outputs a node reads, sorted, as they enter its key.
+fn input_digests(active: &[&Upstream], fresh: &[Option<ActionRecord>]) -> Vec<InputDigest> {
+    let mut inputs: Vec<InputDigest> = active
+        .iter()
+        .map(|u| {
+            let up = fresh[u.node].as_ref().expect("fresh upstream");
+            let sel: BTreeMap<&String, &String> = up
+                .outputs
+                .iter()
+                .filter(|(n, _)| u.select.as_deref().is_none_or(|s| n.as_str() == s || n.starts_with(&format!("{s}/"))))
+                .map(|(n, f)| (n, &f.digest))
+                .collect();
+            InputDigest { node: up.node.clone(), select: u.select.clone(), digest: super::key::set_digest(sel) }
+        })
+        .collect();
+    inputs.sort();
+    inputs
+}
+
 /// The status of every node of the plan.
 pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
     let mut memo = store.map(Store::load_memo).unwrap_or_default();
@@ -151,18 +170,7 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
             stale.push(StaleNode { node: node.id.clone(), stage, reasons });
             continue;
         }
-        let mut inputs = Vec::new();
-        for u in &active {
-            let up = fresh[u.node].as_ref().expect("fresh upstream");
-            let sel: BTreeMap<&String, &String> = up
-                .outputs
-                .iter()
-                .filter(|(n, _)| u.select.as_deref().is_none_or(|s| n.as_str() == s || n.starts_with(&format!("{s}/"))))
-                .map(|(n, f)| (n, &f.digest))
-                .collect();
-            inputs.push(InputDigest { node: up.node.clone(), select: u.select.clone(), digest: super::key::set_digest(sel) });
-        }
-        inputs.sort();
+        let inputs = input_digests(&active, &fresh);
         let mut sources = BTreeMap::new();
         let mut unreadable = Vec::new();
         for s in &node.sources {

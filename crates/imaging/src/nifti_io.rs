@@ -161,6 +161,10 @@ pub fn read_nifti(path: impl AsRef<Path>) -> Result<Volume> {
 }
 
 /// As [`read_nifti`] with an explicit sform/qform preference.
+// One linear decode of the header in the standard's field order (dims, pixdim,
+// xforms, scaling, datatype) with the check of each field beside it; split up,
+// the order the checks depend on would be scattered.
+#[allow(clippy::too_many_lines)]
 pub fn read_nifti_with(path: impl AsRef<Path>, pref: XformPreference) -> Result<Volume> {
     let path = path.as_ref();
     let obj = ReaderOptions::new()

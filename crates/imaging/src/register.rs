@@ -362,6 +362,10 @@ fn jacobian(t: &Transform, dr: &[Mat3; 3], x: &Vec3, out: &mut [Vec3]) {
 }
 
 /// `(-MI, d(-MI)/dθ, valid sample count)`.
+// The registration's inner loop: one fused pass over the samples (Parzen
+// weights, joint histogram and its derivative per parameter), kept whole so
+// that the per-sample accumulators stay local.
+#[allow(clippy::too_many_lines)]
 fn metric_and_gradient(
     samples: &[Sample],
     hist: &Histogram,
