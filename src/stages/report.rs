@@ -33,7 +33,6 @@ use std::path::{Path, PathBuf};
 
 use super::study::{self, Metric};
 use super::{InputArtifact, InputRef, Inputs, NodeDecl, RunContext, Stage, StageError};
-use crate::report::esc;
 use crate::report::html::{self, anchor, metric_link, Element, Node, STYLE};
 use crate::report::table::Document;
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
@@ -105,11 +104,7 @@ impl Report {
         metrics: &BTreeMap<String, Value>,
         cited: &mut BTreeSet<String>,
     ) -> Element {
-        let mut head = Element::new("tr");
-        for h in ["Quantity", "Metric", "Published", "This run"] {
-            head.push(Element::new("th").child(h));
-        }
-        let mut body = Element::new("tbody").child("\n");
+        let mut rows = Vec::new();
         for r in &self.reference {
             let pid = format!("{me}/reference/{}", r.metric);
             let published = with_ci(&pid, r.value, r.ci, 3);
@@ -132,17 +127,13 @@ impl Report {
             }
             let row = Element::new("tr")
                 .child(Element::new("td").child(r.label.as_str()))
-                .child(Element::new("td").child(Element::new("code").child(r.metric.as_str())))
+                .child(td(code(r.metric.as_str())))
                 .child(Element::new("td").children(published))
                 .child(Element::new("td").children(run));
-            body = body.child(row).child("\n");
+            rows.push(row);
         }
-        Element::new("table")
-            .child("\n")
-            .child(Element::new("thead").child(head))
-            .child("\n")
-            .child(body)
-            .child("\n")
+        let head = ["Quantity", "Metric", "Published", "This run"];
+        table(Element::new("table"), &head, rows)
     }
 
     fn check(&self, ctx: &PlanContext, stage: &str) -> Result<(), Diagnostics> {
@@ -258,12 +249,15 @@ impl Stage for Report {
             "{}",
             Element::new("h1").child(self.title.as_str()).render()
         );
-        let _ = writeln!(body, "<p>Every number links to its metric (value, confidence interval, method) and from there to its lineage: the stages, parameters, patient sets and source files (with BLAKE3 digests) behind it.</p>");
+        let intro = Element::new("p").child("Every number links to its metric (value, confidence interval, method) and from there to its lineage: the stages, parameters, patient sets and source files (with BLAKE3 digests) behind it.");
+        body.push_str(&html::render(&lines([intro])));
         body.push_str(&environment(&store, ctx.inputs));
         if !self.reference.is_empty() {
-            body.push_str("<h2 id=\"study-vs-run\">Study vs this run</h2>\n");
-            body.push_str(&self.study_vs_run(&me, &metrics, &mut cited).render());
-            body.push('\n');
+            let heading = Element::new("h2")
+                .attr("id", "study-vs-run")
+                .child("Study vs this run");
+            let compared = self.study_vs_run(&me, &metrics, &mut cited);
+            body.push_str(&html::render(&lines([heading, compared])));
         }
         // One section per input stage with cohort-level outputs.
         let order: Vec<String> = self.input.refs().into_iter().map(|r| r.stage).collect();
@@ -445,20 +439,14 @@ fn environment(store: &Records, inputs: &[InputArtifact]) -> String {
             ));
         }
     }
-    let mut list = Element::new("ul").child("\n");
-    for (k, v) in rows {
-        list = list
-            .child(
-                Element::new("li")
-                    .child(format!("{k}: "))
-                    .child(Element::new("code").child(v)),
-            )
-            .child("\n");
-    }
+    let items = rows
+        .into_iter()
+        .map(|(k, v)| Element::new("li").child(format!("{k}: ")).child(code(v)));
+    let list = Element::new("ul").child("\n").children(lines(items));
     let heading = Element::new("h2")
         .attr("id", "environment")
         .child("Environment");
-    format!("{}\n{}\n", heading.render(), list.render())
+    html::render(&lines([heading, list]))
 }
 
 /// Grad-CAM overlays (`gradcam/<sequence>_<plane>.png`) of the patients with
@@ -493,51 +481,86 @@ fn gradcam_section(me: &str, g: &GradCam, inputs: &[InputArtifact]) -> Result<St
     let k = g.patients.min(ranked.len().div_ceil(2));
     let high: Vec<&String> = ranked.iter().take(k).map(|r| r.1).collect();
     let low: Vec<&String> = ranked.iter().rev().take(k).map(|r| r.1).collect();
-    let mut s = format!(
-        "<h2 id=\"gradcam\">Grad-CAM</h2>\n<p>Class-activation maps on layer4 of each sequence's network for the class of interest, over the three planes of the 2.5D input, for the patients with the highest and the lowest <code>{}</code>{}.</p>\n",
-        esc(&g.score),
-        g.cohort.as_ref().map(|c| format!(" in cohort <code>{}</code>", esc(c))).unwrap_or_default()
-    );
+    let mut intro = Element::new("p")
+        .child("Class-activation maps on layer4 of each sequence's network for the class of interest, over the three planes of the 2.5D input, for the patients with the highest and the lowest ")
+        .child(code(g.score.as_str()));
+    if let Some(c) = &g.cohort {
+        intro = intro.child(" in cohort ").child(code(c.as_str()));
+    }
+    let mut page = lines([
+        Element::new("h2").attr("id", "gradcam").child("Grad-CAM"),
+        intro.child("."),
+    ]);
     for (title, patients) in [("Highest", &high), ("Lowest", &low)] {
-        let _ = writeln!(s, "<h3>{title} <code>{}</code></h3>", esc(&g.score));
+        page.extend(lines([Element::new("h3")
+            .child(format!("{title} "))
+            .child(code(g.score.as_str()))]));
         for p in patients.iter() {
-            let node = inputs
-                .iter()
-                .find(|a| a.stage == g.stage && a.item.as_ref().is_some_and(|i| &i.id == *p));
-            let Some(node) = node else {
-                return Err(StageError::new(format!(
-                    "stage `{me}`: patient {p}: no `{}` node among the inputs",
-                    g.stage
-                )));
-            };
-            let mut pngs: Vec<&(String, PathBuf)> = node
-                .files
-                .iter()
-                .filter(|(n, _)| n.starts_with("gradcam/") && n.ends_with(".png"))
-                .collect();
-            pngs.sort_by(|a, b| a.0.cmp(&b.0));
-            if pngs.is_empty() {
-                return Err(StageError::new(format!(
-                    "stage `{me}`: patient {p}: `{}` wrote no Grad-CAM images",
-                    node.node
-                )));
-            }
-            let _ = write!(
-                s,
-                "<div class=\"cam\"><p>patient <code>{}</code></p>",
-                esc(p)
-            );
-            for (name, path) in pngs {
-                let bytes = std::fs::read(path).map_err(|e| {
-                    StageError::new(format!("stage `{me}`: patient {p}: {name}: {e}"))
-                })?;
-                let label = name.trim_start_matches("gradcam/").trim_end_matches(".png");
-                let _ = write!(s, "<figure><img alt=\"{0}\" src=\"data:image/png;base64,{1}\"><figcaption>{0}</figcaption></figure>", esc(label), base64::engine::general_purpose::STANDARD.encode(bytes));
-            }
-            s.push_str("</div>\n");
+            let images = patient_images(me, g, inputs, p)?;
+            page.extend(lines([cam_panel(p, &images)]));
         }
     }
-    Ok(s)
+    Ok(html::render(&page))
+}
+
+/// The Grad-CAM images of patient `p` (label, PNG bytes), by name.
+fn patient_images(
+    me: &str,
+    g: &GradCam,
+    inputs: &[InputArtifact],
+    p: &str,
+) -> Result<Vec<(String, Vec<u8>)>, StageError> {
+    let node = inputs
+        .iter()
+        .find(|a| a.stage == g.stage && a.item.as_ref().is_some_and(|i| i.id == p));
+    let Some(node) = node else {
+        return Err(StageError::new(format!(
+            "stage `{me}`: patient {p}: no `{}` node among the inputs",
+            g.stage
+        )));
+    };
+    let mut pngs: Vec<&(String, PathBuf)> = node
+        .files
+        .iter()
+        .filter(|(n, _)| n.starts_with("gradcam/") && n.ends_with(".png"))
+        .collect();
+    pngs.sort_by(|a, b| a.0.cmp(&b.0));
+    if pngs.is_empty() {
+        return Err(StageError::new(format!(
+            "stage `{me}`: patient {p}: `{}` wrote no Grad-CAM images",
+            node.node
+        )));
+    }
+    pngs.into_iter()
+        .map(|(name, path)| {
+            let bytes = std::fs::read(path)
+                .map_err(|e| StageError::new(format!("stage `{me}`: patient {p}: {name}: {e}")))?;
+            let label = name.trim_start_matches("gradcam/").trim_end_matches(".png");
+            Ok((label.to_string(), bytes))
+        })
+        .collect()
+}
+
+/// One patient's Grad-CAM panel: each image (label, PNG bytes) as a data URI.
+fn cam_panel(p: &str, images: &[(String, Vec<u8>)]) -> Element {
+    let mut panel = Element::new("div")
+        .attr("class", "cam")
+        .child(Element::new("p").child("patient ").child(code(p)));
+    for (label, bytes) in images {
+        let src = format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        );
+        let img = Element::void("img")
+            .attr("alt", label.as_str())
+            .attr("src", src);
+        panel.push(
+            Element::new("figure")
+                .child(img)
+                .child(Element::new("figcaption").child(label.as_str())),
+        );
+    }
+    panel
 }
 
 /// The cited metrics, then the lineage of every action behind them.
@@ -548,7 +571,7 @@ fn appendix(
     cited: &BTreeSet<String>,
     own_key: &str,
 ) -> Result<String, StageError> {
-    let mut s = String::from("<h2 id=\"metrics\">Metrics</h2>\n<table>\n<thead><tr><th>Metric</th><th>Value</th><th>95% CI</th><th>n</th><th>Method</th><th>Computed by</th></tr></thead>\n<tbody>\n");
+    let mut rows = Vec::new();
     // (action key, group whose patients the metric stands on) -> those
     // patients; each action's patients.json is read once, however many of its
     // metrics are cited.
@@ -572,104 +595,243 @@ fn appendix(
             found.clone().map(|p| (g.to_string(), p))
         });
         let group = patients.as_ref().map(|(g, _)| g.clone());
-        let target = lineage_anchor(&key, group.as_deref());
-        let value = m.get("value").map(|v| v.to_string()).unwrap_or_default();
-        let ci = m
-            .get("ci")
-            .and_then(Value::as_array)
-            .map(|c| {
-                c.iter()
-                    .map(|x| x.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" – ")
-            })
-            .unwrap_or_default();
-        let n = m.get("n").map(|v| v.to_string()).unwrap_or_default();
-        let method = m.get("method").and_then(Value::as_str).unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "<tr id=\"{}\"><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><a href=\"#{}\"><code>{}</code></a></td></tr>",
-            anchor("m", id),
-            esc(id),
-            esc(&value),
-            esc(&ci),
-            esc(&n),
-            esc(method),
-            target,
-            esc(&format!("{}{}", key.get(..12).unwrap_or(&key), group.as_ref().map(|g| format!(" ({g})")).unwrap_or_default()))
-        );
+        rows.push(metric_row(id, m, &key, group.as_deref()));
         blocks.insert((key, group), patients.map(|(_, p)| p));
     }
-    s.push_str("</tbody>\n</table>\n<h2 id=\"lineage\">Lineage</h2>\n");
+    let head = ["Metric", "Value", "95% CI", "n", "Method", "Computed by"];
+    let mut page = lines([
+        Element::new("h2").attr("id", "metrics").child("Metrics"),
+        table(Element::new("table"), &head, rows),
+        Element::new("h2").attr("id", "lineage").child("Lineage"),
+    ]);
     for ((key, group), patients) in &blocks {
-        let _ = writeln!(
-            s,
-            "<h3 id=\"{}\">Action <code>{}</code>{}</h3>",
-            lineage_anchor(key, group.as_deref()),
-            esc(key),
-            group
-                .as_ref()
-                .map(|g| format!(", patients of <code>{}</code>", esc(g)))
-                .unwrap_or_default()
-        );
+        let mut heading = Element::new("h3")
+            .attr("id", lineage_anchor(key, group.as_deref()))
+            .child("Action ")
+            .child(code(key.as_str()));
+        if let Some(g) = group {
+            heading = heading.child(", patients of ").child(code(g.as_str()));
+        }
+        page.extend(lines([heading]));
         if key == own_key {
-            s.push_str("<p>This report: the published values come from the <code>reference</code> block of the pipeline file.</p>\n");
+            page.extend(lines([Element::new("p")
+                .child("This report: the published values come from the ")
+                .child(code("reference"))
+                .child(" block of the pipeline file.")]));
             continue;
         }
         let steps = store
             .steps(key, patients.as_ref())
             .map_err(|e| StageError::new(format!("stage `{me}`: lineage of {key}: {e}")))?;
-        s.push_str(&render_steps(&steps));
+        page.extend(lines([render_steps(&steps)]));
     }
-    Ok(s)
+    Ok(html::render(&page))
+}
+
+/// The appendix row of metric `id` (its JSON `m`), computed by action `key`
+/// on the patients of `group`.
+fn metric_row(id: &str, m: &Value, key: &str, group: Option<&str>) -> Element {
+    let value = m.get("value").map(|v| v.to_string()).unwrap_or_default();
+    let ci = m
+        .get("ci")
+        .and_then(Value::as_array)
+        .map(|c| {
+            c.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(" – ")
+        })
+        .unwrap_or_default();
+    let n = m.get("n").map(|v| v.to_string()).unwrap_or_default();
+    let method = m.get("method").and_then(Value::as_str).unwrap_or_default();
+    let computed_by = format!(
+        "{}{}",
+        key.get(..12).unwrap_or(key),
+        group.map(|g| format!(" ({g})")).unwrap_or_default()
+    );
+    let link = Element::new("a")
+        .attr("href", format!("#{}", lineage_anchor(key, group)))
+        .child(code(computed_by));
+    Element::new("tr")
+        .attr("id", anchor("m", id))
+        .child(td(code(id)))
+        .child(td(value))
+        .child(td(ci))
+        .child(td(n))
+        .child(td(method))
+        .child(td(link))
 }
 
 fn lineage_anchor(key: &str, group: Option<&str>) -> String {
     anchor("lin", &format!("{key}/{}", group.unwrap_or("")))
 }
 
-fn render_steps(steps: &[Step]) -> String {
-    let mut s = String::from("<table class=\"lineage\">\n<thead><tr><th>Stage</th><th>Kind</th><th>Version</th><th>Nodes</th><th>Patients (digest)</th><th>Parameters</th><th>Source files</th></tr></thead>\n<tbody>\n");
-    for st in steps {
-        let params = match &st.params {
-            Some(p) => serde_json::to_string(p).unwrap_or_default(),
-            None => "per node (see the node keys)".into(),
-        };
-        let mut sources: BTreeMap<&String, &String> = BTreeMap::new();
-        for n in &st.nodes {
-            sources.extend(n.sources.iter());
+/// The lineage table of one action: a row per step.
+fn render_steps(steps: &[Step]) -> Element {
+    let head = [
+        "Stage",
+        "Kind",
+        "Version",
+        "Nodes",
+        "Patients (digest)",
+        "Parameters",
+        "Source files",
+    ];
+    table(
+        Element::new("table").attr("class", "lineage"),
+        &head,
+        steps.iter().map(step_row).collect(),
+    )
+}
+
+fn step_row(st: &Step) -> Element {
+    let params = match &st.params {
+        Some(p) => serde_json::to_string(p).unwrap_or_default(),
+        None => "per node (see the node keys)".into(),
+    };
+    let mut sources: BTreeMap<&String, &String> = BTreeMap::new();
+    for n in &st.nodes {
+        sources.extend(n.sources.iter());
+    }
+    let fits: Vec<String> = st
+        .nodes
+        .iter()
+        .filter(|n| n.node.contains(".fit"))
+        .map(|n| format!("{} {}", n.node, n.key))
+        .collect();
+    let nodes = if fits.is_empty() {
+        st.nodes.len().to_string()
+    } else {
+        format!("{} (models: {})", st.nodes.len(), fits.join("; "))
+    };
+    let mut files = Element::new("td");
+    if !sources.is_empty() {
+        let mut details = Element::new("details")
+            .child(Element::new("summary").child(format!("{} files", sources.len())));
+        for (path, digest) in &sources {
+            details = details
+                .child(format!("{path} "))
+                .child(code(digest.as_str()))
+                .child(Element::void("br"));
         }
-        let fits: Vec<String> = st
-            .nodes
-            .iter()
-            .filter(|n| n.node.contains(".fit"))
-            .map(|n| format!("{} {}", n.node, n.key))
-            .collect();
-        let nodes = if fits.is_empty() {
-            st.nodes.len().to_string()
-        } else {
-            format!("{} (models: {})", st.nodes.len(), fits.join("; "))
-        };
-        let mut src = String::new();
-        if !sources.is_empty() {
-            let _ = write!(src, "<details><summary>{} files</summary>", sources.len());
-            for (path, digest) in &sources {
-                let _ = write!(src, "{} <code>{}</code><br>", esc(path), esc(digest));
-            }
-            src.push_str("</details>");
+        files.push(details);
+    }
+    let patients = format!(
+        "{} ({})",
+        st.items,
+        st.items_digest.as_deref().unwrap_or("-")
+    );
+    Element::new("tr")
+        .child(td(st.stage.as_str()))
+        .child(td(st.kind.as_str()))
+        .child(td(st.version.to_string()))
+        .child(td(nodes))
+        .child(td(patients))
+        .child(td(params))
+        .child(files)
+}
+
+/// `<code>text</code>`.
+fn code(text: impl Into<Node>) -> Element {
+    Element::new("code").child(text)
+}
+
+/// `<td>content</td>`.
+fn td(content: impl Into<Node>) -> Element {
+    Element::new("td").child(content)
+}
+
+/// Each element followed by a line break.
+fn lines(elements: impl IntoIterator<Item = Element>) -> Vec<Node> {
+    elements
+        .into_iter()
+        .flat_map(|e| [Node::from(e), Node::text("\n")])
+        .collect()
+}
+
+/// `table` with a header row of `head` and `rows`, each on its own line.
+fn table(table: Element, head: &[&'static str], rows: Vec<Element>) -> Element {
+    let head =
+        Element::new("tr").children(head.iter().map(|h| Element::new("th").child(*h).into()));
+    let body = Element::new("tbody").child("\n").children(lines(rows));
+    table
+        .child("\n")
+        .child(Element::new("thead").child(head))
+        .child("\n")
+        .child(body)
+        .child("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use radpipe_engine::lineage::StepNode;
+
+    const SCRIPT: &str = "<script>alert(1)</script>";
+    const SCRIPT_ESC: &str = "&lt;script&gt;alert(1)&lt;/script&gt;";
+    const QUOTES: &str = "\"&'<>";
+    const QUOTES_ESC: &str = "&quot;&amp;'&lt;&gt;";
+
+    fn step(name: &str, param: &str, source: &str) -> Step {
+        Step {
+            stage: name.to_string(),
+            kind: QUOTES.to_string(),
+            version: 3,
+            params: Some(serde_json::json!({ "p": param })),
+            items: 2,
+            items_digest: Some(QUOTES.to_string()),
+            nodes: vec![StepNode {
+                node: format!("{name}.fit"),
+                key: "k1".to_string(),
+                item: None,
+                cohort: None,
+                params: Value::Null,
+                sources: BTreeMap::from([(source.to_string(), QUOTES.to_string())]),
+                inputs: Vec::new(),
+                dropped: Vec::new(),
+            }],
         }
-        let _ = writeln!(
-            s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} ({})</td><td>{}</td><td>{src}</td></tr>",
-            esc(&st.stage),
-            esc(&st.kind),
-            st.version,
-            esc(&nodes),
-            st.items,
-            esc(st.items_digest.as_deref().unwrap_or("-")),
-            esc(&params)
+    }
+
+    #[test]
+    fn report_lineage_table_escapes_hostile_values() {
+        let html = render_steps(&[step(SCRIPT, SCRIPT, QUOTES)]).render();
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains(QUOTES), "{html}");
+        let params = format!("{{&quot;p&quot;:&quot;{SCRIPT_ESC}&quot;}}");
+        let row = format!(
+            "<tr><td>{SCRIPT_ESC}</td><td>{QUOTES_ESC}</td><td>3</td><td>1 (models: {SCRIPT_ESC}.fit k1)</td><td>2 ({QUOTES_ESC})</td><td>{params}</td><td><details><summary>1 files</summary>{QUOTES_ESC} <code>{QUOTES_ESC}</code><br></details></td></tr>"
+        );
+        let expected = format!("<table class=\"lineage\">\n<thead><tr><th>Stage</th><th>Kind</th><th>Version</th><th>Nodes</th><th>Patients (digest)</th><th>Parameters</th><th>Source files</th></tr></thead>\n<tbody>\n{row}\n</tbody>\n</table>");
+        assert_eq!(html, expected);
+    }
+
+    #[test]
+    fn report_metric_row_escapes_hostile_values() {
+        let m = serde_json::json!({
+            "value": 0.5,
+            "ci": [0.25, 0.75],
+            "n": 10,
+            "method": QUOTES,
+        });
+        let html = metric_row(SCRIPT, &m, "0123456789abcdef", Some(QUOTES)).render();
+        assert!(!html.contains("<script"), "{html}");
+        assert!(!html.contains(QUOTES), "{html}");
+        let expected = format!(
+            "<tr id=\"{}\"><td><code>{SCRIPT_ESC}</code></td><td>0.5</td><td>0.25 – 0.75</td><td>10</td><td>{QUOTES_ESC}</td><td><a href=\"#{}\"><code>0123456789ab ({QUOTES_ESC})</code></a></td></tr>",
+            anchor("m", SCRIPT),
+            lineage_anchor("0123456789abcdef", Some(QUOTES)),
+        );
+        assert_eq!(html, expected);
+    }
+
+    #[test]
+    fn report_gradcam_panel_escapes_hostile_patient() {
+        let images = [(QUOTES.to_string(), vec![0u8, 1, 2])];
+        let html = cam_panel(SCRIPT, &images).render();
+        assert_eq!(
+            html,
+            format!("<div class=\"cam\"><p>patient <code>{SCRIPT_ESC}</code></p><figure><img alt=\"{QUOTES_ESC}\" src=\"data:image/png;base64,AAEC\"><figcaption>{QUOTES_ESC}</figcaption></figure></div>")
         );
     }
-    s.push_str("</tbody>\n</table>\n");
-    s
 }
