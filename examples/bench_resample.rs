@@ -7,23 +7,14 @@
 use std::time::Instant;
 
 use ndarray::Array3;
-use radpipe_imaging::{
-    register, resample_to_grid, resample_to_spacing, write_nifti, Grid, Interpolator,
-    RegistrationConfig, Transform, Volume,
-};
+use radpipe_imaging::{register, resample_to_grid, resample_to_spacing, write_nifti, Grid, Interpolator, RegistrationConfig, Transform, Volume};
 
 fn main() {
     let data = Array3::from_shape_fn((256, 256, 24), |(i, j, k)| {
         let (x, y, z) = (i as f32 * 0.5, j as f32 * 0.5, k as f32 * 5.0);
         100.0 * (x * 0.1).sin() * (y * 0.07).cos() + z + ((i * 31 + j * 17 + k * 7) % 13) as f32
     });
-    let vol = Volume::new(
-        data,
-        [0.5, 0.5, 5.0],
-        [0.0; 3],
-        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
-    )
-    .unwrap();
+    let vol = Volume::new(data, [0.5, 0.5, 5.0], [0.0; 3], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]).unwrap();
     let threads = rayon::current_num_threads();
     let mut times = Vec::new();
     let mut out = None;
@@ -47,34 +38,17 @@ fn main() {
         let blobs: Vec<([f64; 3], f64, f64)> = (0..40)
             .map(|b| {
                 let h = |m: u64| ((b as u64 * 2654435761 + m * 97) % 1000) as f64 / 1000.0;
-                (
-                    [20.0 + 88.0 * h(1), 20.0 + 88.0 * h(2), 15.0 + 90.0 * h(3)],
-                    4.0 + 10.0 * h(4),
-                    40.0 + 60.0 * h(5),
-                )
+                ([20.0 + 88.0 * h(1), 20.0 + 88.0 * h(2), 15.0 + 90.0 * h(3)], 4.0 + 10.0 * h(4), 40.0 + 60.0 * h(5))
             })
             .collect();
         let fixed_data = Array3::from_shape_fn((256, 256, 24), |(i, j, k)| {
             let p = [i as f64 * 0.5, j as f64 * 0.5, k as f64 * 5.0];
-            blobs
-                .iter()
-                .map(|(c, s, a)| {
-                    a * (-((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2))
-                        / (2.0 * s * s))
-                        .exp()
-                })
-                .sum::<f64>() as f32
+            blobs.iter().map(|(c, s, a)| a * (-((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2) + (p[2] - c[2]).powi(2)) / (2.0 * s * s)).exp()).sum::<f64>()
+                as f32
         });
         let fixed = vol.with_data(fixed_data).unwrap();
         let truth = Transform::euler(fixed.center(), [0.03, -0.02, 0.05, 2.0, -1.5, 1.0]);
-        let moving = resample_to_grid(
-            &fixed,
-            &Grid::of(&fixed),
-            truth.inverse().as_ref(),
-            Interpolator::BSpline,
-            0.0,
-        )
-        .unwrap();
+        let moving = resample_to_grid(&fixed, &Grid::of(&fixed), truth.inverse().as_ref(), Interpolator::BSpline, 0.0).unwrap();
         let dir = std::env::temp_dir();
         write_nifti(&fixed, dir.join("radpipe_bench_fixed.nii.gz")).unwrap();
         write_nifti(&moving, dir.join("radpipe_bench_moving.nii.gz")).unwrap();

@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use radpipe::synth::{generate_with, measure, CohortKind, GenerateOptions, Preset};
 use radpipe_imaging::read_nifti;
 use radpipe_stats::auc;
-use radpipe::synth::{generate_with, measure, CohortKind, GenerateOptions, Preset};
 
 fn main() {
     let mut presets = Vec::new();
@@ -44,26 +44,13 @@ fn main() {
         let dir = out.join(p.name());
         let _ = std::fs::remove_dir_all(&dir);
         let t0 = Instant::now();
-        let opts = GenerateOptions {
-            images: true,
-            cohorts: only.clone(),
-        };
+        let opts = GenerateOptions { images: true, cohorts: only.clone() };
         let s = generate_with(p, seed, scale, &dir, &opts).expect("generate");
         let dt = t0.elapsed().as_secs_f64();
-        println!(
-            "{}: {} patients in {:.1} s ({:.3} s/patient) -> {}",
-            p.name(),
-            s.n_patients,
-            dt,
-            dt / s.n_patients as f64,
-            dir.display()
-        );
+        println!("{}: {} patients in {:.1} s ({:.3} s/patient) -> {}", p.name(), s.n_patients, dt, dt / s.n_patients as f64, dir.display());
         if do_measure {
             for c in &s.cohorts {
-                let gt = radpipe::synth::CohortGroundTruth::read(
-                    &c.dir.join("ground_truth.json"),
-                )
-                .unwrap();
+                let gt = radpipe::synth::CohortGroundTruth::read(&c.dir.join("ground_truth.json")).unwrap();
                 let (mut rim, mut mean, mut lab) = (Vec::new(), Vec::new(), Vec::new());
                 for pt in &gt.patients {
                     let d = c.dir.join("images").join(&pt.patient_id);
@@ -73,12 +60,7 @@ fn main() {
                     mean.push(measure::mean_in_roi(&ce, &roi).unwrap_or(0.0));
                     lab.push(pt.label);
                 }
-                println!(
-                    "  {}: rim AUC {:.3}, mean-intensity AUC {:.3}",
-                    c.name,
-                    auc(&rim, &lab).unwrap(),
-                    auc(&mean, &lab).unwrap()
-                );
+                println!("  {}: rim AUC {:.3}, mean-intensity AUC {:.3}", c.name, auc(&rim, &lab).unwrap(), auc(&mean, &lab).unwrap());
             }
         }
     }

@@ -24,17 +24,8 @@ fn main() {
     let root = lib.parent().unwrap_or(lib);
     let version = std::fs::read_to_string(root.join("version.py"))
         .ok()
-        .and_then(|text| {
-            text.lines().find_map(|l| {
-                l.strip_prefix("__version__ = ")
-                    .map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"').to_string())
-            })
-        })
-        .or_else(|| {
-            std::fs::read_to_string(root.join("build-version"))
-                .ok()
-                .map(|v| v.trim().to_string())
-        })
+        .and_then(|text| text.lines().find_map(|l| l.strip_prefix("__version__ = ").map(|v| v.trim().trim_matches(|c| c == '\'' || c == '"').to_string())))
+        .or_else(|| std::fs::read_to_string(root.join("build-version")).ok().map(|v| v.trim().to_string()))
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=RADPIPE_LIBTORCH_VERSION={version}");
     println!("cargo:rustc-env=RADPIPE_LIBTORCH_LIB={}", lib.display());

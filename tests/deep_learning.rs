@@ -44,7 +44,13 @@ fn starts(ws: &Workspace) -> usize {
 }
 
 fn training_patients(ws: &Workspace) -> Vec<String> {
-    let mut v: Vec<String> = ws.read("results/split/partition.csv").lines().skip(1).filter(|l| l.split(',').nth(2) == Some("train")).map(|l| l.split(',').next().unwrap().to_string()).collect();
+    let mut v: Vec<String> = ws
+        .read("results/split/partition.csv")
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(2) == Some("train"))
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
     v.sort();
     v
 }

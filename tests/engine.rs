@@ -74,7 +74,9 @@ fn adding_a_patient_runs_its_nodes_and_the_cohort_level_ones_and_removing_one_re
 #[test]
 fn a_changed_source_file_reruns_the_nodes_that_read_it() {
     let ws = Workspace::new();
-    ws.write("p.yaml", r#"version: 1
+    ws.write(
+        "p.yaml",
+        r#"version: 1
 name: sources
 stages:
   up:
@@ -83,7 +85,8 @@ stages:
     cmd: "tr a-z A-Z < raw/${item}.txt > out/${item}.txt"
     deps: ["raw/${item}.txt"]
     outs: ["out/${item}.txt"]
-"#);
+"#,
+    );
     ws.write("raw/x.txt", "one\n");
     ws.write("raw/y.txt", "two\n");
     ws.run(&["p.yaml"]);
@@ -117,10 +120,7 @@ fn force_reexecutes_a_stage_and_early_cutoff_spares_its_downstream() {
 #[test]
 fn keep_going_lets_other_patients_finish_and_names_the_failing_one() {
     let ws = chain_workspace(&["P1", "BAD", "P3"]);
-    let pipeline = CHAIN.replace(
-        "cmd: \"wc -c",
-        "cmd: \"test ${patient} != BAD || { echo 'cannot read scan for BAD' >&2; exit 3; }; wc -c",
-    );
+    let pipeline = CHAIN.replace("cmd: \"wc -c", "cmd: \"test ${patient} != BAD || { echo 'cannot read scan for BAD' >&2; exit 3; }; wc -c");
     ws.write("p.yaml", &pipeline);
     let stopped = ws.run(&["p.yaml", "--jobs", "1"]);
     assert_eq!(stopped.code, 1);
@@ -157,7 +157,9 @@ fn on_missing_drop_runs_the_cohort_level_node_and_lists_the_dropped_patients() {
 #[test]
 fn lineage_walks_from_a_metric_to_the_source_files_with_their_digests() {
     let ws = Workspace::new();
-    ws.write("p.yaml", r#"version: 1
+    ws.write(
+        "p.yaml",
+        r#"version: 1
 name: lineage
 params: { k: 7 }
 stages:
@@ -173,7 +175,8 @@ stages:
     params: { k: "${params.k}" }
     deps: [out/x.n, out/y.n]
     outs: [out/score/metrics.json]
-"#);
+"#,
+    );
     ws.write("raw/x.csv", "1\n2\n");
     ws.write("raw/y.csv", "1\n2\n3\n");
     assert_eq!(ws.run(&["p.yaml"]).code, 0);
@@ -206,7 +209,9 @@ fn dag_prints_stages_in_order_in_three_formats() {
 #[test]
 fn foreach_glob_makes_one_node_per_matching_file() {
     let ws = Workspace::new();
-    ws.write("p.yaml", r#"version: 1
+    ws.write(
+        "p.yaml",
+        r#"version: 1
 name: glob
 stages:
   up:
@@ -215,7 +220,8 @@ stages:
     cmd: "tr a-z A-Z < ${item} > ${item}.up"
     deps: ["${item}"]
     outs: ["${item}.up"]
-"#);
+"#,
+    );
     ws.write("raw/a.txt", "a\n");
     ws.write("raw/b.txt", "b\n");
     let r = ws.run(&["p.yaml"]);

@@ -11,41 +11,20 @@ use serde_json::Value;
 
 /// The fixture case as a table: patient_id,y,a,b (a = `scores`, b = `scores_b`).
 fn case_table(case: &Value, prefix: &str) -> String {
-    let (a, b, y) = (
-        vf(&case["scores"]),
-        vf(&case["scores_b"]),
-        vf(&case["labels"]),
-    );
+    let (a, b, y) = (vf(&case["scores"]), vf(&case["scores_b"]), vf(&case["labels"]));
     let mut t = String::from("patient_id,y,a,b\n");
     for i in 0..y.len() {
-        t.push_str(&format!(
-            "{prefix}{i:03},{},{},{}\n",
-            y[i],
-            cell(a[i]),
-            cell(b[i])
-        ));
+        t.push_str(&format!("{prefix}{i:03},{},{},{}\n", y[i], cell(a[i]), cell(b[i])));
     }
     t
 }
 
 fn roc_case(name: &str) -> Value {
-    fixture("roc.json")["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()
-        .clone()
+    fixture("roc.json")["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone()
 }
 
 fn threshold_case(name: &str) -> Value {
-    fixture("threshold.json")["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()
-        .clone()
+    fixture("threshold.json")["cases"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone()
 }
 
 const PIPELINE: &str = r#"version: 1
@@ -80,46 +59,21 @@ fn auc_delong_and_threshold_metrics_match_the_fixtures() {
     let m = metrics(&ws, "ev");
     // AUC and DeLong variance / CI (fixture: NumPy DeLong after Sun & Xu 2014, sklearn AUC).
     close(value(&m, "ev/c1/A/auc"), f(&case["auc"]), 1e-12, "auc A");
-    close(
-        value(&m, "ev/c1/A/auc_var"),
-        f(&case["delong"]["var"]),
-        1e-9,
-        "delong var",
-    );
+    close(value(&m, "ev/c1/A/auc_var"), f(&case["delong"]["var"]), 1e-9, "delong var");
     let (lo, hi) = ci(&m, "ev/c1/A/auc");
     close(lo, f(&case["delong"]["lower"]), 1e-9, "auc lower");
     close(hi, f(&case["delong"]["upper"]), 1e-9, "auc upper");
     assert_eq!(m["ev/c1/A/auc"]["n"], 300);
     // B came from the command stage's scores.csv.
-    close(
-        value(&m, "ev/c1/B/auc"),
-        f(&case["paired"]["auc_b"]),
-        1e-12,
-        "auc B",
-    );
-    close(
-        value(&m, "ev/c1/A_vs_B/delong_z"),
-        f(&case["paired"]["z"]),
-        1e-9,
-        "paired z",
-    );
-    close(
-        value(&m, "ev/c1/A_vs_B/delong_p"),
-        f(&case["paired"]["p_two"]),
-        1e-9,
-        "paired p",
-    );
+    close(value(&m, "ev/c1/B/auc"), f(&case["paired"]["auc_b"]), 1e-12, "auc B");
+    close(value(&m, "ev/c1/A_vs_B/delong_z"), f(&case["paired"]["z"]), 1e-9, "paired z");
+    close(value(&m, "ev/c1/A_vs_B/delong_p"), f(&case["paired"]["p_two"]), 1e-9, "paired p");
     let (dlo, dhi) = ci(&m, "ev/c1/A_vs_B/auc_diff");
     close(dlo, f(&case["paired"]["lower"]), 1e-9, "diff lower");
     close(dhi, f(&case["paired"]["upper"]), 1e-9, "diff upper");
     // Metrics at the fixed threshold, Wilson CIs (fixture: statsmodels-free closed form in stats.py).
     let t = threshold_case("correlated_300");
-    let at = t["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| f(&x["threshold"]) == 1.309)
-        .unwrap();
+    let at = t["metrics"].as_array().unwrap().iter().find(|x| f(&x["threshold"]) == 1.309).unwrap();
     for metric in ["accuracy", "sensitivity", "specificity", "ppv", "npv"] {
         let want = vf(&at[metric]);
         let id = format!("ev/c1/A/{metric}");
@@ -132,36 +86,20 @@ fn auc_delong_and_threshold_metrics_match_the_fixtures() {
     // Scores outside [0, 1] are not probabilities: no Brier score, said in the table.
     assert!(!m.contains_key("ev/c1/A/brier"));
     let md = ws.read("results/ev/table.md");
-    assert!(
-        md.contains(
-            "| c1 | A | 300 | 0.791 (0.735–0.847) | 0.753 | 0.433 | 0.906 | 0.689 | 0.770 |"
-        ),
-        "{md}"
-    );
+    assert!(md.contains("| c1 | A | 300 | 0.791 (0.735–0.847) | 0.753 | 0.433 | 0.906 | 0.689 | 0.770 |"), "{md}");
     assert!(md.contains("not a probability"), "{md}");
-    assert!(
-        md.contains("| c1 | A vs B | 0.052 (0.005–0.099) | 2.18 | 0.029 |"),
-        "the DeLong comparison: {md}"
-    );
+    assert!(md.contains("| c1 | A vs B | 0.052 (0.005–0.099) | 2.18 | 0.029 |"), "the DeLong comparison: {md}");
     let csv = ws.read("results/ev/table.csv");
-    assert!(
-        csv.starts_with("cohort,score,n,positives,auc,auc_lower,auc_upper,threshold,accuracy"),
-        "{csv}"
-    );
+    assert!(csv.starts_with("cohort,score,n,positives,auc,auc_lower,auc_upper,threshold,accuracy"), "{csv}");
     // The typed tables the report reads: the same cells, each number citing its metric.
     let doc: Value = serde_json::from_str(&ws.read("results/ev/table.json")).unwrap();
     let table = &doc["blocks"][0]["table"];
-    assert_eq!(
-        table["columns"][3]["content"][0]["text"], "AUC (95% CI)",
-        "{doc}"
-    );
+    assert_eq!(table["columns"][3]["content"][0]["text"], "AUC (95% CI)", "{doc}");
     let auc = &table["rows"][0][3]["content"];
-    assert_eq!(
-        auc[0]["cited"],
-        serde_json::json!({ "text": "0.791", "metric": "ev/c1/A/auc" }),
-        "{doc}"
-    );
-    assert!(ws.read("results/ev/table.linked.md").contains("| c1 | A | [[m:ev/c1/A/auc|300]] | [[m:ev/c1/A/auc|0.791]] ([[m:ev/c1/A/auc|0.735]]–[[m:ev/c1/A/auc|0.847]]) |"));
+    assert_eq!(auc[0]["cited"], serde_json::json!({ "text": "0.791", "metric": "ev/c1/A/auc" }), "{doc}");
+    assert!(ws
+        .read("results/ev/table.linked.md")
+        .contains("| c1 | A | [[m:ev/c1/A/auc|300]] | [[m:ev/c1/A/auc|0.791]] ([[m:ev/c1/A/auc|0.735]]–[[m:ev/c1/A/auc|0.847]]) |"));
     // ROC data: the fixture's sklearn roc_curve (drop_intermediate=False) points.
     let roc = ws.read("results/ev/roc.csv");
     let rows: Vec<&str> = roc.lines().filter(|l| l.starts_with("c1,A,")).collect();
@@ -174,25 +112,14 @@ fn auc_delong_and_threshold_metrics_match_the_fixtures() {
         close(fields[1], *y, 1e-12, "tpr");
     }
     let svg = ws.read("results/ev/roc_c1.svg");
-    assert!(
-        svg.starts_with("<svg") && svg.contains("A (AUC 0.791)"),
-        "{svg}"
-    );
+    assert!(svg.starts_with("<svg") && svg.contains("A (AUC 0.791)"), "{svg}");
     // Every metric id has a lineage back to the table and the command stage.
     let out = ws.radpipe(&["lineage", "p.yaml", "ev/c1/B/auc", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lineage: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(lineage["value"]["value"], m["ev/c1/B/auc"]["value"]);
-    assert_eq!(
-        m["ev/c1/B/auc"]["lineage"], lineage["steps"][0]["nodes"][0]["key"],
-        "each metric names the action that produced it"
-    );
-    assert!(ws
-        .path(&format!(
-            ".radpipe/actions/{}.json",
-            m["ev/c1/B/auc"]["lineage"].as_str().unwrap()
-        ))
-        .exists());
+    assert_eq!(m["ev/c1/B/auc"]["lineage"], lineage["steps"][0]["nodes"][0]["key"], "each metric names the action that produced it");
+    assert!(ws.path(&format!(".radpipe/actions/{}.json", m["ev/c1/B/auc"]["lineage"].as_str().unwrap())).exists());
     let text = lineage["steps"].to_string();
     assert!(text.contains("model") && text.contains("c1.csv"), "{text}");
     // Rerun: nothing to do.
@@ -241,42 +168,17 @@ stages:
     let r = ws.run(&["p.yaml"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, error_of(&r));
     let m = metrics(&ws, "whole");
-    close(
-        value(&m, "whole/c1/S/auc"),
-        f(&case["auc"]),
-        1e-12,
-        "auc from per-patient scores.json",
-    );
+    close(value(&m, "whole/c1/S/auc"), f(&case["auc"]), 1e-12, "auc from per-patient scores.json");
     let t = threshold_case("ordinal_ties");
-    close(
-        value(&m, "whole/c1/S/threshold"),
-        f(&t["youden"]["threshold"]),
-        0.0,
-        "Youden threshold",
-    );
-    close(
-        value(&m, "whole/c1/S/sensitivity"),
-        f(&t["youden"]["sensitivity"]),
-        1e-12,
-        "sensitivity at Youden",
-    );
+    close(value(&m, "whole/c1/S/threshold"), f(&t["youden"]["threshold"]), 0.0, "Youden threshold");
+    close(value(&m, "whole/c1/S/sensitivity"), f(&t["youden"]["sensitivity"]), 1e-12, "sensitivity at Youden");
     let p = metrics(&ws, "parts");
     let partition = ws.read("results/split/partition.csv");
-    let n_train = partition
-        .lines()
-        .filter(|l| l.split(',').nth(2) == Some("train"))
-        .count();
-    let n_internal = partition
-        .lines()
-        .filter(|l| l.split(',').nth(2) == Some("internal"))
-        .count();
+    let n_train = partition.lines().filter(|l| l.split(',').nth(2) == Some("train")).count();
+    let n_internal = partition.lines().filter(|l| l.split(',').nth(2) == Some("internal")).count();
     assert_eq!(p["parts/train/S/auc"]["n"], n_train);
     assert_eq!(p["parts/internal/S/auc"]["n"], n_internal);
-    assert_eq!(
-        value(&p, "parts/train/S/threshold"),
-        value(&p, "parts/internal/S/threshold"),
-        "the training cut-off is applied unchanged"
-    );
+    assert_eq!(value(&p, "parts/train/S/threshold"), value(&p, "parts/internal/S/threshold"), "the training cut-off is applied unchanged");
     assert_eq!(p["parts/internal/S/threshold"]["method"], "Youden on train");
 }
 
@@ -297,36 +199,14 @@ fn brier_calibration_and_decision_curve_match_the_fixtures() {
     let r = ws.run(&["p.yaml"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, error_of(&r));
     let m = metrics(&ws, "ev");
-    close(
-        value(&m, "ev/c1/p/brier"),
-        f(&fx["brier"]),
-        1e-12,
-        "brier (sklearn brier_score_loss)",
-    );
+    close(value(&m, "ev/c1/p/brier"), f(&fx["brier"]), 1e-12, "brier (sklearn brier_score_loss)");
     // Logistic recalibration (fixture: statsmodels-free Newton fit in stats.py; sklearn agrees to 1e-10).
-    close(
-        value(&m, "ev/c1/p/calibration_slope"),
-        f(&fx["recal"]["slope"]),
-        1e-8,
-        "calibration slope",
-    );
-    close(
-        value(&m, "ev/c1/p/calibration_intercept"),
-        f(&fx["recal"]["intercept"]),
-        1e-8,
-        "calibration intercept",
-    );
+    close(value(&m, "ev/c1/p/calibration_slope"), f(&fx["recal"]["slope"]), 1e-8, "calibration slope");
+    close(value(&m, "ev/c1/p/calibration_intercept"), f(&fx["recal"]["intercept"]), 1e-8, "calibration intercept");
     // Calibration curve: sklearn calibration_curve(n_bins=10, strategy="uniform").
     let cal = ws.read("results/ev/calibration.csv");
-    let rows: Vec<Vec<&str>> = cal
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
-    let (pt, pp) = (
-        vf(&fx["curve"]["uniform"]["prob_true"]),
-        vf(&fx["curve"]["uniform"]["prob_pred"]),
-    );
+    let rows: Vec<Vec<&str>> = cal.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let (pt, pp) = (vf(&fx["curve"]["uniform"]["prob_true"]), vf(&fx["curve"]["uniform"]["prob_pred"]));
     assert_eq!(rows.len(), pt.len());
     for (row, (t, pr)) in rows.iter().zip(pt.iter().zip(&pp)) {
         close(row[5].parse().unwrap(), *pr, 1e-12, "mean predicted");
@@ -340,22 +220,14 @@ fn brier_calibration_and_decision_curve_match_the_fixtures() {
         let row: Vec<f64> = dca
             .lines()
             .skip(1)
-            .map(|l| {
-                l.split(',')
-                    .skip(2)
-                    .map(|x| x.parse::<f64>().unwrap())
-                    .collect::<Vec<f64>>()
-            })
+            .map(|l| l.split(',').skip(2).map(|x| x.parse::<f64>().unwrap()).collect::<Vec<f64>>())
             .find(|r| (r[0] - th).abs() < 1e-12)
             .unwrap_or_else(|| panic!("no decision-curve row at {th}"));
         close(row[1], model[k], 1e-9, "net benefit");
         close(row[2], all[k], 1e-9, "treat all");
     }
     for fig in ["roc_c1.svg", "calibration_c1.svg", "decision_curve_c1.svg"] {
-        assert!(
-            ws.read(&format!("results/ev/{fig}")).contains("</svg>"),
-            "{fig}"
-        );
+        assert!(ws.read(&format!("results/ev/{fig}")).contains("</svg>"), "{fig}");
     }
 }
 
@@ -375,51 +247,29 @@ fn fails_with(ws: &Workspace, needle: &str) {
     assert!(r.failed.contains("ev"), "{:?}", r.failed);
     let e = error_of(&r);
     assert!(e.contains(needle), "expected `{needle}` in: {e}");
-    assert!(
-        !ws.path("results/ev").exists(),
-        "nothing is written for a failed stage"
-    );
+    assert!(!ws.path("results/ev").exists(), "nothing is written for a failed stage");
 }
 
 #[test]
 fn bad_scores_and_labels_are_named_with_stage_cohort_column_and_patients() {
-    fails_with(
-        &small(&GOOD.replace("P3,0,0.3", "P3,0,abc"), ""),
-        "stage `ev`, cohort `c1`, column `a`: not a number for 1 patient(s): P3 (`abc`)",
-    );
-    fails_with(
-        &small(&GOOD.replace("P3,0,0.3", "P3,0,"), ""),
-        "stage `ev`, cohort `c1`: missing values in column `a` for 1 patient(s): P3",
-    );
-    fails_with(
-        &small(&GOOD.replace("P3,0,0.3", "P3,2,0.3"), ""),
-        "stage `ev`, cohort `c1`, column `y`: a binary label has more than two values",
-    );
+    fails_with(&small(&GOOD.replace("P3,0,0.3", "P3,0,abc"), ""), "stage `ev`, cohort `c1`, column `a`: not a number for 1 patient(s): P3 (`abc`)");
+    fails_with(&small(&GOOD.replace("P3,0,0.3", "P3,0,"), ""), "stage `ev`, cohort `c1`: missing values in column `a` for 1 patient(s): P3");
+    fails_with(&small(&GOOD.replace("P3,0,0.3", "P3,2,0.3"), ""), "stage `ev`, cohort `c1`, column `y`: a binary label has more than two values");
     fails_with(&small(&GOOD.replace(",1,", ",0,"), ""), "stage `ev`, cohort `c1`, column `y`: need both classes, got 0 positive (`1`) and 6 negative patients");
     fails_with(&small(GOOD, ", positive: yes"), "stage `ev`, cohort `c1`, column `y`: the positive value `yes` is not among the label's values (`0`, `1`)");
 }
 
 #[test]
 fn missing_drop_leaves_patients_out_and_lists_them() {
-    let ws = small(
-        &GOOD
-            .replace("P3,0,0.3", "P3,0,")
-            .replace("P5,0,0.5", "P5,,0.5"),
-        ", missing: drop, threshold: { rule: fixed, value: 0.5 }",
-    );
+    let ws = small(&GOOD.replace("P3,0,0.3", "P3,0,").replace("P5,0,0.5", "P5,,0.5"), ", missing: drop, threshold: { rule: fixed, value: 0.5 }");
     let r = ws.run(&["p.yaml"]);
     assert_eq!(r.code, 0, "{}", error_of(&r));
-    assert_eq!(
-        ws.read("results/ev/dropped.csv"),
-        "cohort,patient_id,missing\nc1,P3,a\nc1,P5,y\n"
-    );
+    assert_eq!(ws.read("results/ev/dropped.csv"), "cohort,patient_id,missing\nc1,P3,a\nc1,P5,y\n");
     let m = metrics(&ws, "ev");
     assert_eq!(m["ev/c1/a/auc"]["n"], 4);
     // Remaining: y = 0,1,1,1 with a = 0.1,0.8,0.6,0.4: AUC 1.
     assert_eq!(value(&m, "ev/c1/a/auc"), 1.0);
-    assert!(ws
-        .read("results/ev/table.md")
-        .contains("2 patient(s) left out for missing values"));
+    assert!(ws.read("results/ev/table.md").contains("2 patient(s) left out for missing values"));
 }
 
 #[test]
@@ -429,8 +279,5 @@ fn an_unknown_threshold_cohort_is_refused_before_running() {
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(err.contains("stage `ev`: cohort `trian` is neither a cohort of the ingest stage nor a partition of a split stage among its inputs"), "{err}");
-    assert!(
-        err.contains("p.yaml:7:"),
-        "the position in the pipeline file: {err}"
-    );
+    assert!(err.contains("p.yaml:7:"), "the position in the pipeline file: {err}");
 }

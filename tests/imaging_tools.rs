@@ -52,8 +52,16 @@ fn register_tool_recovers_the_known_transform_and_carries_the_mask() {
     let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("registration_expected.json")).unwrap()).unwrap();
     let truth: Vec<f64> = expected["truth"]["parameters"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     let o = ws.radpipe(&[
-        "register", &fixture("reg_fixed.nii.gz"), &fixture("reg_moving_cross.nii.gz"), "t.json",
-        "--resampled", "moved.nii.gz", "--mask-in", &fixture("reg_roi_moving.nii.gz"), "--mask-out", "roi.nii.gz",
+        "register",
+        &fixture("reg_fixed.nii.gz"),
+        &fixture("reg_moving_cross.nii.gz"),
+        "t.json",
+        "--resampled",
+        "moved.nii.gz",
+        "--mask-in",
+        &fixture("reg_roi_moving.nii.gz"),
+        "--mask-out",
+        "roi.nii.gz",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let p = Transform::load_json(ws.path("t.json")).unwrap().parameters();
@@ -134,7 +142,13 @@ fn bad_headers_are_refused_naming_the_file_and_the_field() {
     let magic = patched(&ws, "wrong_magic.nii", |b| b[344..348].copy_from_slice(b"ni2\0"));
     let truncated_gz = {
         use radpipe_imaging::{write_nifti, Volume};
-        let v = Volume::new(ndarray::Array3::from_shape_fn((30, 30, 10), |(i, j, k)| (i * 7 + j * 3 + k) as f32), [1.0; 3], [0.0; 3], [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]).unwrap();
+        let v = Volume::new(
+            ndarray::Array3::from_shape_fn((30, 30, 10), |(i, j, k)| (i * 7 + j * 3 + k) as f32),
+            [1.0; 3],
+            [0.0; 3],
+            [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]],
+        )
+        .unwrap();
         write_nifti(&v, ws.path("cut.nii.gz")).unwrap();
         let bytes = std::fs::read(ws.path("cut.nii.gz")).unwrap();
         std::fs::write(ws.path("cut.nii.gz"), &bytes[..bytes.len() / 2]).unwrap();

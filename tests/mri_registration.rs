@@ -14,11 +14,7 @@ fn fixture(name: &str) -> String {
 
 /// Physical points (LPS mm) of the ROI voxels.
 fn roi_points(roi: &Volume) -> Vec<Vec3> {
-    roi.data
-        .indexed_iter()
-        .filter(|(_, v)| **v > 0.5)
-        .map(|((i, j, k), _)| roi.index_to_physical(&[i as f64, j as f64, k as f64]))
-        .collect()
+    roi.data.indexed_iter().filter(|(_, v)| **v > 0.5).map(|((i, j, k), _)| roi.index_to_physical(&[i as f64, j as f64, k as f64])).collect()
 }
 
 /// (mean, max) distance between the points mapped by `a` and by `b`.

@@ -96,7 +96,14 @@ fn cells(html: &str) -> Vec<(usize, String)> {
         let mut col = 0;
         while let Some(i) = rest.find("<t") {
             let tag = &rest[i..];
-            let close = if tag.starts_with("<td>") { "</td>" } else if tag.starts_with("<th>") { "</th>" } else { rest = &rest[i + 2..]; continue };
+            let close = if tag.starts_with("<td>") {
+                "</td>"
+            } else if tag.starts_with("<th>") {
+                "</th>"
+            } else {
+                rest = &rest[i + 2..];
+                continue;
+            };
             let after = &tag[4..];
             let j = after.find(close).unwrap();
             out.push((col, after[..j].to_string()));
@@ -142,26 +149,55 @@ fn has_number(text: &str) -> bool {
 fn the_demo_pipeline_end_to_end_report_swaps_growth_and_lineage() {
     let ws = workspace();
     let first = run(&ws, &[]);
-    for stage in ["ingest", "split", "register[E-0001]", "resample[E-0001]", "slice[E-0001]", "embed.fit", "pca.fit", "fuse.fit", "table1", "table2", "pfs_by_dls", "pfs_by_pdl1", "dcb", "report"] {
+    for stage in [
+        "ingest",
+        "split",
+        "register[E-0001]",
+        "resample[E-0001]",
+        "slice[E-0001]",
+        "embed.fit",
+        "pca.fit",
+        "fuse.fit",
+        "table1",
+        "table2",
+        "pfs_by_dls",
+        "pfs_by_pdl1",
+        "dcb",
+        "report",
+    ] {
         assert!(first.executed.contains(stage), "{stage} did not run: {:?}", first.executed);
     }
 
     // The report: one self-contained page with every table and figure.
     let html = ws.read("results/report/index.html");
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http") && !html.contains("<script"), "the report must open offline");
-    for section in ["id=\"s-table1\"", "id=\"s-table2\"", "id=\"s-pfs_by_dls\"", "id=\"s-dcb\"", "id=\"study-vs-run\"", "id=\"gradcam\"", "id=\"environment\"", "id=\"lineage\""] {
+    for section in [
+        "id=\"s-table1\"",
+        "id=\"s-table2\"",
+        "id=\"s-pfs_by_dls\"",
+        "id=\"s-dcb\"",
+        "id=\"study-vs-run\"",
+        "id=\"gradcam\"",
+        "id=\"environment\"",
+        "id=\"lineage\"",
+    ] {
         assert!(html.contains(section), "the report lacks {section}");
     }
     // (On these tiny cohorts a validation cohort may fall on one side of the
     // DLS cut-off: survival then notes it instead of drawing its curves.)
-    for figure in ["roc_train.svg", "roc_internal.svg", "roc_external.svg", "calibration_external.svg", "decision_curve_external.svg", "km_train.svg", "roc_ici.svg"] {
+    for figure in
+        ["roc_train.svg", "roc_internal.svg", "roc_external.svg", "calibration_external.svg", "decision_curve_external.svg", "km_train.svg", "roc_ici.svg"]
+    {
         assert!(html.contains(&format!("<figcaption>{figure}</figcaption>")), "the report lacks {figure}");
     }
     assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
     assert!(html.matches("data:image/png;base64,").count() >= 2 * 2 * 9, "Grad-CAM panels: 2 high + 2 low patients x 3 sequences x 3 planes");
     assert!(html.contains("libtorch"), "the report states the environment");
     for t in ["table1", "table2", "pfs_by_dls", "dcb"] {
-        assert!(ws.path(&format!("results/report/tables/{t}.md")).is_file() && ws.path(&format!("results/report/tables/{t}.csv")).is_file(), "{t} as Markdown and CSV");
+        assert!(
+            ws.path(&format!("results/report/tables/{t}.md")).is_file() && ws.path(&format!("results/report/tables/{t}.csv")).is_file(),
+            "{t} as Markdown and CSV"
+        );
     }
 
     // Every numeric cell of the report (before the appendix) links to a
@@ -181,7 +217,12 @@ fn the_demo_pipeline_end_to_end_report_swaps_growth_and_lineage() {
             let m = metrics.get(&id).unwrap_or_else(|| panic!("{id} is in no metrics.json"));
             let key = m["lineage"].as_str().unwrap();
             assert!(ws.path(&format!(".radpipe/actions/{key}.json")).is_file(), "{id}: action {key} is not in the store");
-            let anchor: String = format!("m-{}", id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_string() } else { format!("_{:x}_", c as u32) }).collect::<String>());
+            let anchor: String = format!(
+                "m-{}",
+                id.chars()
+                    .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c.to_string() } else { format!("_{:x}_", c as u32) })
+                    .collect::<String>()
+            );
             assert!(html.contains(&format!("id=\"{anchor}\"")), "{id}: no entry #{anchor} in the page");
             followed += 1;
         }
@@ -271,7 +312,8 @@ fn the_demo_pipeline_end_to_end_report_swaps_growth_and_lineage() {
     assert!(status.contains("E-0901"), "status names the new patients: {status}");
     let grown = run(&ws, &[]);
     let per_patient: BTreeSet<&String> = grown.executed.iter().filter(|n| n.contains('[') && !n.contains(".fit")).collect();
-    let expected: BTreeSet<String> = new.iter().flat_map(|p| ["ingest", "register", "resample", "slice", "embed", "pca", "fuse"].map(|s| format!("{s}[{p}]"))).collect();
+    let expected: BTreeSet<String> =
+        new.iter().flat_map(|p| ["ingest", "register", "resample", "slice", "embed", "pca", "fuse"].map(|s| format!("{s}[{p}]"))).collect();
     assert_eq!(per_patient.into_iter().cloned().collect::<BTreeSet<_>>(), expected, "exactly the new patients' nodes: {:?}", grown.executed);
     assert!(!grown.executed.iter().any(|n| n.ends_with(".fit") || n.contains(".fit[")), "no model refits: {:?}", grown.executed);
     for node in ["table2", "report"] {

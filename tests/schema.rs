@@ -25,11 +25,8 @@ fn the_schema_accepts_a_params_reference_wherever_it_accepts_a_number() {
 
 /// Every pipeline file shipped, with the `--set` values its header documents
 /// for the `tiny` cohorts (written to `data/`).
-const SHIPPED: &[(&str, &[&str])] = &[
-    ("pipelines/demo.yaml", &["params.data=data"]),
-    ("pipelines/hnscc_pdl1.yaml", &["params.data=data"]),
-    ("examples/command-pipeline/pipeline.yaml", &[]),
-];
+const SHIPPED: &[(&str, &[&str])] =
+    &[("pipelines/demo.yaml", &["params.data=data"]), ("pipelines/hnscc_pdl1.yaml", &["params.data=data"]), ("examples/command-pipeline/pipeline.yaml", &[])];
 
 fn repo() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -37,7 +34,8 @@ fn repo() -> &'static std::path::Path {
 
 #[test]
 fn every_shipped_pipeline_file_is_listed_here() {
-    let mut found: Vec<String> = std::fs::read_dir(repo().join("pipelines")).unwrap().flatten().map(|e| format!("pipelines/{}", e.file_name().to_string_lossy())).collect();
+    let mut found: Vec<String> =
+        std::fs::read_dir(repo().join("pipelines")).unwrap().flatten().map(|e| format!("pipelines/{}", e.file_name().to_string_lossy())).collect();
     for e in std::fs::read_dir(repo().join("examples")).unwrap().flatten().filter(|e| e.path().join("pipeline.yaml").is_file()) {
         found.push(format!("examples/{}/pipeline.yaml", e.file_name().to_string_lossy()));
     }

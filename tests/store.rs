@@ -29,7 +29,12 @@ fn sigkill_at_random_points_leaves_a_verifiable_store_and_the_rerun_matches_a_cl
         let delay_ms = 20 + (state >> 33) % 400;
         // A new factor each trial, so that every trial has work to interrupt.
         let factor = format!("params.factor={}", 2 + trial * 7);
-        let mut child = ws.cmd(&["run", "p.yaml", "--jobs", "2", "--set", &factor]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = ws
+            .cmd(&["run", "p.yaml", "--jobs", "2", "--set", &factor])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         if child.try_wait().unwrap().is_none() {
             killed_mid_run += 1;

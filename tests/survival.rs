@@ -137,8 +137,14 @@ fn bad_survival_inputs_name_stage_cohort_column_and_patients() {
     assert_eq!(small(SMALL, g).run(&["p.yaml"]).code, 0);
     fails_with(&small(&SMALL.replace("A3,3,", "A3,-3,"), g), "stage `km`, cohort `c1`, column `t`: survival times must be finite and non-negative: A3 (-3)");
     fails_with(&small(&SMALL.replace("A3,3,", "A3,NaN,"), g), "stage `km`, cohort `c1`: missing values in column `t` for 1 patient(s): A3");
-    fails_with(&small(&SMALL.replace("A4,9,1", "A4,9,2"), g), "stage `km`, cohort `c1`, column `e`: values other than the event value `1` and the censored value `0`: A4 (`2`)");
-    fails_with(&small(SMALL, ", score: s, threshold: { rule: fixed, value: 0.95 }"), "stage `km`, cohort `c1`, column `s`: group `high` is empty (threshold 0.95)");
+    fails_with(
+        &small(&SMALL.replace("A4,9,1", "A4,9,2"), g),
+        "stage `km`, cohort `c1`, column `e`: values other than the event value `1` and the censored value `0`: A4 (`2`)",
+    );
+    fails_with(
+        &small(SMALL, ", score: s, threshold: { rule: fixed, value: 0.95 }"),
+        "stage `km`, cohort `c1`, column `s`: group `high` is empty (threshold 0.95)",
+    );
     fails_with(&small(&SMALL.replace(",y,", ",x,"), g), "stage `km`, cohort `c1`, column `g`: need at least two groups, found x");
     let ws = small(SMALL, ", score: s, threshold: { rule: youden, fit_on: training, label: e }");
     let out = ws.radpipe(&["validate", "p.yaml"]);

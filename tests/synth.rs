@@ -19,7 +19,9 @@ fn synth_tiny_writes_cohorts_that_the_reference_schema_accepts() {
         assert!(ws.path(&format!("data/external/images/{id}/{f}.nii.gz")).exists());
     }
     ws.write("schemas/clinical.yaml", &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/clinical.yaml")).unwrap());
-    ws.write("p.yaml", r#"version: 1
+    ws.write(
+        "p.yaml",
+        r#"version: 1
 name: synth-check
 cohorts:
   institution1: { table: data/institution1/clinical.parquet, images: data/institution1/images }
@@ -33,7 +35,8 @@ stages:
     label: { name: pdl1_high, from: cps, rule: ">= 20" }
     sequences: { t1: t1.nii.gz, t2: t2.nii.gz, ce_t1: ce_t1.nii.gz }
     roi: { file: roi.nii.gz, on: ce_t1 }
-"#);
+"#,
+    );
     // The pipeline must not see the generator's answers.
     for cohort in ["institution1", "external", "ici"] {
         std::fs::remove_file(ws.path(&format!("data/{cohort}/ground_truth.json"))).unwrap();

@@ -99,7 +99,9 @@ fn continuous_variables_use_the_test_the_normality_rule_picks() {
 
 #[test]
 fn categorical_variables_use_chi_square_or_fisher_by_the_expected_counts() {
-    let t = |name: &str, cohort: &str| format!("  {name}: {{ kind: table1, input: ingest, by: arm, cohorts: [{cohort}], variables: [{{ column: v, name: Stage, type: categorical }}] }}\n");
+    let t = |name: &str, cohort: &str| {
+        format!("  {name}: {{ kind: table1, input: ingest, by: arm, cohorts: [{cohort}], variables: [{{ column: v, name: Stage, type: categorical }}] }}\n")
+    };
     let ws = workspace(&(t("chi", "c2") + &t("fisher", "c3") + &t("rxc", "c4")));
     let r = ws.run(&["p.yaml"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, error_of(&r));

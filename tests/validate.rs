@@ -38,17 +38,32 @@ fn an_unknown_key_is_an_error_not_ignored() {
 
 #[test]
 fn a_mistyped_value_names_the_expected_type() {
-    expect_error(&format!("{HEAD}  a:\n    kind: ingest\n    cohorts: 5\n"), "7:14", "`stages.a.cohorts`: invalid type: integer `5`, expected a sequence", "see schemas/pipeline.schema.json");
+    expect_error(
+        &format!("{HEAD}  a:\n    kind: ingest\n    cohorts: 5\n"),
+        "7:14",
+        "`stages.a.cohorts`: invalid type: integer `5`, expected a sequence",
+        "see schemas/pipeline.schema.json",
+    );
 }
 
 #[test]
 fn an_unknown_param_reference_is_reported_where_it_is_used() {
-    expect_error(&format!("{HEAD}  a:\n    kind: command\n    cmd: \"echo ${{params.sed}}\"\n"), "7:10", "unknown parameter `sed`", "did you mean `${params.seed}`?");
+    expect_error(
+        &format!("{HEAD}  a:\n    kind: command\n    cmd: \"echo ${{params.sed}}\"\n"),
+        "7:10",
+        "unknown parameter `sed`",
+        "did you mean `${params.seed}`?",
+    );
 }
 
 #[test]
 fn a_missing_input_file_is_reported_at_the_deps() {
-    expect_error(&format!("{HEAD}  a:\n    kind: command\n    cmd: echo\n    deps: [raw/y.txt]\n"), "8:11", "`a` needs `raw/y.txt`, which does not exist", "create the file");
+    expect_error(
+        &format!("{HEAD}  a:\n    kind: command\n    cmd: echo\n    deps: [raw/y.txt]\n"),
+        "8:11",
+        "`a` needs `raw/y.txt`, which does not exist",
+        "create the file",
+    );
 }
 
 #[test]

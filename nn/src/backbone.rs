@@ -36,17 +36,10 @@ unsafe impl Sync for Script {}
 
 impl Script {
     pub fn load(path: &Path, p: &nn::Path) -> Result<Script, Error> {
-        let mut module = TrainableCModule::load(path, p.clone()).map_err(|e| {
-            Error::new(format!(
-                "{}: cannot load the TorchScript module: {e}",
-                path.display()
-            ))
-        })?;
+        let mut module =
+            TrainableCModule::load(path, p.clone()).map_err(|e| Error::new(format!("{}: cannot load the TorchScript module: {e}", path.display())))?;
         module.set_eval();
-        Ok(Script {
-            module: RefCell::new(module),
-            training: Cell::new(false),
-        })
+        Ok(Script { module: RefCell::new(module), training: Cell::new(false) })
     }
 }
 
@@ -61,25 +54,13 @@ impl Backbone for Script {
             }
             self.training.set(train);
         }
-        let out = self
-            .module
-            .borrow()
-            .forward_is(&[IValue::Tensor(x.shallow_clone())])
-            .expect("the TorchScript forward failed");
-        let IValue::Tuple(mut items) = out else {
-            panic!("the TorchScript module must return (logits, activation)")
-        };
-        let (Some(IValue::Tensor(layer4)), Some(IValue::Tensor(logits))) =
-            (items.pop(), items.pop())
-        else {
+        let out = self.module.borrow().forward_is(&[IValue::Tensor(x.shallow_clone())]).expect("the TorchScript forward failed");
+        let IValue::Tuple(mut items) = out else { panic!("the TorchScript module must return (logits, activation)") };
+        let (Some(IValue::Tensor(layer4)), Some(IValue::Tensor(logits))) = (items.pop(), items.pop()) else {
             panic!("the TorchScript module must return (logits, activation)")
         };
         let pooled = layer4.mean_dim([2i64, 3].as_slice(), false, Kind::Float);
-        Forward {
-            layer4,
-            pooled,
-            logits,
-        }
+        Forward { layer4, pooled, logits }
     }
 }
 
@@ -90,17 +71,9 @@ impl ModuleT for Script {
 }
 
 /// `resnet18|34|50|101`, or `torchscript` with a module file.
-pub fn build(
-    p: &nn::Path,
-    name: &str,
-    script: Option<&Path>,
-    classes: i64,
-    dropout: f64,
-) -> Result<Box<dyn Backbone>, Error> {
+pub fn build(p: &nn::Path, name: &str, script: Option<&Path>, classes: i64, dropout: f64) -> Result<Box<dyn Backbone>, Error> {
     if name == "torchscript" {
-        let path = script.ok_or_else(|| {
-            Error::new("backbone `torchscript` needs `weights:` naming the TorchScript file")
-        })?;
+        let path = script.ok_or_else(|| Error::new("backbone `torchscript` needs `weights:` naming the TorchScript file"))?;
         return Ok(Box::new(Script::load(path, p)?));
     }
     let arch = Arch::parse(name).map_err(Error::new)?;

@@ -11,39 +11,20 @@ use crate::loss::focal_loss;
 use crate::resnet::{Arch, ResNet};
 use crate::{device, Error};
 
-pub fn throughput(
-    arch: &str,
-    size: i64,
-    batch: i64,
-    iters: usize,
-    device: &str,
-    train: bool,
-    precision: &str,
-) -> Result<Value, Error> {
+pub fn throughput(arch: &str, size: i64, batch: i64, iters: usize, device: &str, train: bool, precision: &str) -> Result<Value, Error> {
     let dev = device::parse(device)?;
     let arch_v = Arch::parse(arch).map_err(Error::new)?;
     tch::manual_seed(0);
     let mut vs = VarStore::new(dev);
     let model = ResNet::new(&vs.root(), arch_v, 2, 0.0);
-    let kind = if precision == "bf16" {
-        Kind::BFloat16
-    } else {
-        Kind::Float
-    };
+    let kind = if precision == "bf16" { Kind::BFloat16 } else { Kind::Float };
     if precision == "bf16" {
         vs.bfloat16();
     }
     let autocast = precision == "fp16-autocast" && dev.is_cuda();
     let x = Tensor::randn([batch, 3, size, size], (kind, dev));
     let y = Tensor::from_slice(&(0..batch).map(|i| i % 2).collect::<Vec<i64>>()).to_device(dev);
-    let mut opt = tch::nn::Sgd {
-        momentum: 0.9,
-        dampening: 0.0,
-        wd: 1e-4,
-        nesterov: false,
-    }
-    .build(&vs, 0.01)
-    .map_err(|e| Error::new(e.to_string()))?;
+    let mut opt = tch::nn::Sgd { momentum: 0.9, dampening: 0.0, wd: 1e-4, nesterov: false }.build(&vs, 0.01).map_err(|e| Error::new(e.to_string()))?;
     let mut step = || {
         if train {
             let logits = tch::autocast(autocast, || model.forward_t(&x, true));

@@ -22,9 +22,7 @@ pub fn parse(spec: &str) -> Result<Device, Error> {
                 s => s
                     .strip_prefix("cuda:")
                     .and_then(|n| n.parse::<usize>().ok())
-                    .ok_or_else(|| {
-                        Error::new(format!("device `{spec}`: use auto, cpu, cuda or cuda:N"))
-                    })?,
+                    .ok_or_else(|| Error::new(format!("device `{spec}`: use auto, cpu, cuda or cuda:N")))?,
             };
             let n = cuda_count();
             if index >= n {

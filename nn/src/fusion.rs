@@ -71,22 +71,13 @@ impl FusionConfig {
 
     pub fn check(&self) -> Result<(), String> {
         if self.patch <= 0 || self.features % self.patch != 0 {
-            return Err(format!(
-                "the {} fused features cannot be cut into patches of {}",
-                self.features, self.patch
-            ));
+            return Err(format!("the {} fused features cannot be cut into patches of {}", self.features, self.patch));
         }
         if self.heads <= 0 || self.d_model % self.heads != 0 {
-            return Err(format!(
-                "d_model {} is not a multiple of {} heads",
-                self.d_model, self.heads
-            ));
+            return Err(format!("d_model {} is not a multiple of {} heads", self.d_model, self.heads));
         }
         if !["mean", "cls", "flatten"].contains(&self.pool.as_str()) {
-            return Err(format!(
-                "pool `{}`: use `mean`, `cls` or `flatten`",
-                self.pool
-            ));
+            return Err(format!("pool `{}`: use `mean`, `cls` or `flatten`", self.pool));
         }
         if self.norm != "post" && self.norm != "pre" {
             return Err(format!("norm `{}`: use `post` or `pre`", self.norm));
@@ -113,14 +104,7 @@ impl EncoderLayer {
     fn new(p: &nn::Path, c: &FusionConfig) -> EncoderLayer {
         let sa = p / "self_attn";
         let d = c.d_model;
-        let in_proj_weight = sa.var(
-            "in_proj_weight",
-            &[3 * d, d],
-            nn::Init::Uniform {
-                lo: -(6.0 / (4 * d) as f64).sqrt(),
-                up: (6.0 / (4 * d) as f64).sqrt(),
-            },
-        );
+        let in_proj_weight = sa.var("in_proj_weight", &[3 * d, d], nn::Init::Uniform { lo: -(6.0 / (4 * d) as f64).sqrt(), up: (6.0 / (4 * d) as f64).sqrt() });
         let in_proj_bias = sa.zeros("in_proj_bias", &[3 * d]);
         EncoderLayer {
             in_proj_weight,
@@ -141,35 +125,19 @@ impl EncoderLayer {
         let (b, t, d) = x.size3().expect("[B, T, d]");
         let dh = d / self.heads;
         let qkv = x.linear(&self.in_proj_weight, Some(&self.in_proj_bias));
-        let split = |i: i64| {
-            qkv.narrow(2, i * d, d)
-                .reshape([b, t, self.heads, dh])
-                .transpose(1, 2)
-        };
+        let split = |i: i64| qkv.narrow(2, i * d, d).reshape([b, t, self.heads, dh]).transpose(1, 2);
         let (q, k, v) = (split(0), split(1), split(2));
-        let weights = (q.matmul(&k.transpose(-2, -1)) / (dh as f64).sqrt())
-            .softmax(-1, Kind::Float)
-            .dropout(self.dropout, train);
-        weights
-            .matmul(&v)
-            .transpose(1, 2)
-            .reshape([b, t, d])
-            .apply(&self.out_proj)
+        let weights = (q.matmul(&k.transpose(-2, -1)) / (dh as f64).sqrt()).softmax(-1, Kind::Float).dropout(self.dropout, train);
+        weights.matmul(&v).transpose(1, 2).reshape([b, t, d]).apply(&self.out_proj)
     }
 
     fn feed_forward(&self, x: &Tensor, train: bool) -> Tensor {
-        x.apply(&self.linear1)
-            .relu()
-            .dropout(self.dropout, train)
-            .apply(&self.linear2)
-            .dropout(self.dropout, train)
+        x.apply(&self.linear1).relu().dropout(self.dropout, train).apply(&self.linear2).dropout(self.dropout, train)
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         if self.norm_first {
-            let x = x + self
-                .attention(&x.apply(&self.norm1), train)
-                .dropout(self.dropout, train);
+            let x = x + self.attention(&x.apply(&self.norm1), train).dropout(self.dropout, train);
             &x + self.feed_forward(&x.apply(&self.norm2), train)
         } else {
             let x = (x + self.attention(x, train).dropout(self.dropout, train)).apply(&self.norm1);
@@ -201,45 +169,12 @@ impl Fusion {
             input_mean: p.zeros_no_train("input_mean", &[config.features]),
             input_std: p.ones_no_train("input_std", &[config.features]),
             patch_embed: nn::linear(p / "patch_embed", config.patch, d, Default::default()),
-            cls_token: (config.pool == "cls").then(|| {
-                p.var(
-                    "cls_token",
-                    &[1, 1, d],
-                    nn::Init::Randn {
-                        mean: 0.0,
-                        stdev: 0.02,
-                    },
-                )
-            }),
-            pos_embed: p.var(
-                "pos_embed",
-                &[1, tokens, d],
-                nn::Init::Randn {
-                    mean: 0.0,
-                    stdev: 0.02,
-                },
-            ),
-            layers: (0..config.layers)
-                .map(|i| EncoderLayer::new(&(&enc / i.to_string()), &config))
-                .collect(),
-            final_norm: (config.norm == "pre")
-                .then(|| nn::layer_norm(p / "encoder" / "norm", vec![d], Default::default())),
-            head0: nn::linear(
-                p / "head" / "0",
-                if config.pool == "flatten" {
-                    d * config.tokens()
-                } else {
-                    d
-                },
-                config.hidden,
-                Default::default(),
-            ),
-            head3: nn::linear(
-                p / "head" / "3",
-                config.hidden,
-                config.classes,
-                Default::default(),
-            ),
+            cls_token: (config.pool == "cls").then(|| p.var("cls_token", &[1, 1, d], nn::Init::Randn { mean: 0.0, stdev: 0.02 })),
+            pos_embed: p.var("pos_embed", &[1, tokens, d], nn::Init::Randn { mean: 0.0, stdev: 0.02 }),
+            layers: (0..config.layers).map(|i| EncoderLayer::new(&(&enc / i.to_string()), &config)).collect(),
+            final_norm: (config.norm == "pre").then(|| nn::layer_norm(p / "encoder" / "norm", vec![d], Default::default())),
+            head0: nn::linear(p / "head" / "0", if config.pool == "flatten" { d * config.tokens() } else { d }, config.hidden, Default::default()),
+            head3: nn::linear(p / "head" / "3", config.hidden, config.classes, Default::default()),
             config,
         }
     }
@@ -259,9 +194,7 @@ impl ModuleT for Fusion {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
         let n = x.size()[0];
         let z = (x - &self.input_mean) / &self.input_std;
-        let mut h = z
-            .reshape([n, self.config.tokens(), self.config.patch])
-            .apply(&self.patch_embed);
+        let mut h = z.reshape([n, self.config.tokens(), self.config.patch]).apply(&self.patch_embed);
         if let Some(cls) = &self.cls_token {
             h = Tensor::cat(&[cls.expand([n, 1, self.config.d_model], false), h], 1);
         }
@@ -277,10 +210,6 @@ impl ModuleT for Fusion {
             "flatten" => h.flatten(1, -1),
             _ => h.mean_dim(1, false, Kind::Float),
         };
-        pooled
-            .apply(&self.head0)
-            .relu()
-            .dropout(self.config.dropout, train)
-            .apply(&self.head3)
+        pooled.apply(&self.head0).relu().dropout(self.config.dropout, train).apply(&self.head3)
     }
 }

@@ -21,10 +21,7 @@ pub fn grad_cam(model: &dyn Backbone, image: &Tensor, class: i64) -> Tensor {
     let a = out.layer4.detach();
     let weights = grads[0].mean_dim([2i64, 3].as_slice(), true, Kind::Float);
     let cam = (weights * a).sum_dim_intlist(1, true, Kind::Float).relu();
-    let cam = cam
-        .upsample_bilinear2d([h, w], false, None, None)
-        .squeeze_dim(0)
-        .squeeze_dim(0);
+    let cam = cam.upsample_bilinear2d([h, w], false, None, None).squeeze_dim(0).squeeze_dim(0);
     let (lo, hi) = (cam.min().double_value(&[]), cam.max().double_value(&[]));
     if hi - lo > 1e-12 {
         (cam - lo) / (hi - lo)
@@ -35,47 +32,28 @@ pub fn grad_cam(model: &dyn Backbone, image: &Tensor, class: i64) -> Tensor {
 
 fn jet(v: f64) -> [f64; 3] {
     let c = |x: f64| x.clamp(0.0, 1.0);
-    [
-        c(1.5 - (4.0 * v - 3.0).abs()),
-        c(1.5 - (4.0 * v - 2.0).abs()),
-        c(1.5 - (4.0 * v - 1.0).abs()),
-    ]
+    [c(1.5 - (4.0 * v - 3.0).abs()), c(1.5 - (4.0 * v - 2.0).abs()), c(1.5 - (4.0 * v - 1.0).abs())]
 }
 
 /// Blend one plane (`[H, W]`, any range) with a map in [0, 1] and write an RGB PNG.
 pub fn write_overlay(plane: &Tensor, cam: &Tensor, path: &Path, alpha: f64) -> Result<(), Error> {
     let (h, w) = plane.size2().expect("[H, W]");
-    let plane: Vec<f32> = Vec::try_from(plane.to_kind(Kind::Float).contiguous().view(-1))
-        .map_err(|e: tch::TchError| Error::new(e.to_string()))?;
-    let cam: Vec<f32> = Vec::try_from(cam.to_kind(Kind::Float).contiguous().view(-1))
-        .map_err(|e: tch::TchError| Error::new(e.to_string()))?;
-    let (lo, hi) = plane
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
+    let plane: Vec<f32> = Vec::try_from(plane.to_kind(Kind::Float).contiguous().view(-1)).map_err(|e: tch::TchError| Error::new(e.to_string()))?;
+    let cam: Vec<f32> = Vec::try_from(cam.to_kind(Kind::Float).contiguous().view(-1)).map_err(|e: tch::TchError| Error::new(e.to_string()))?;
+    let (lo, hi) = plane.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
     let span = if hi > lo { hi - lo } else { 1.0 };
     let mut rgb = Vec::with_capacity(plane.len() * 3);
     for (p, c) in plane.iter().zip(&cam) {
         let g = f64::from((p - lo) / span);
         let heat = jet(f64::from(*c));
         for h in heat {
-            rgb.push(
-                (((1.0 - alpha) * g + alpha * h) * 255.0)
-                    .round()
-                    .clamp(0.0, 255.0) as u8,
-            );
+            rgb.push((((1.0 - alpha) * g + alpha * h) * 255.0).round().clamp(0.0, 255.0) as u8);
         }
     }
-    let file =
-        std::fs::File::create(path).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+    let file = std::fs::File::create(path).map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder
-        .write_header()
-        .map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
-    writer
-        .write_image_data(&rgb)
-        .map_err(|e| Error::new(format!("{}: {e}", path.display())))
+    let mut writer = encoder.write_header().map_err(|e| Error::new(format!("{}: {e}", path.display())))?;
+    writer.write_image_data(&rgb).map_err(|e| Error::new(format!("{}: {e}", path.display())))
 }

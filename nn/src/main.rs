@@ -85,13 +85,7 @@ fn main() -> ExitCode {
             job::run(&job, &mut Progress::new(std::io::stdout().lock()));
             ExitCode::SUCCESS
         }
-        Command::Init {
-            arch,
-            seed,
-            classes,
-            fusion,
-            out,
-        } => {
+        Command::Init { arch, seed, classes, fusion, out } => {
             let built = if arch == "fusion" {
                 let text = fusion.unwrap_or_default();
                 serde_json::from_str::<FusionConfig>(&text)
@@ -116,22 +110,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench {
-            arch,
-            size,
-            batch,
-            iters,
-            device,
-            threads,
-            train,
-            precision,
-        } => {
+        Command::Bench { arch, size, batch, iters, device, threads, train, precision } => {
             if threads > 0 {
                 tch::set_num_threads(threads);
             }
-            match radpipe_nn::bench::throughput(
-                &arch, size, batch, iters, &device, train, &precision,
-            ) {
+            match radpipe_nn::bench::throughput(&arch, size, batch, iters, &device, train, &precision) {
                 Ok(report) => {
                     println!("{report}");
                     ExitCode::SUCCESS

@@ -25,9 +25,7 @@ impl Arch {
             "resnet34" => Ok(Arch::ResNet34),
             "resnet50" => Ok(Arch::ResNet50),
             "resnet101" => Ok(Arch::ResNet101),
-            other => Err(format!(
-                "unknown backbone `{other}` (resnet18, resnet34, resnet50, resnet101)"
-            )),
+            other => Err(format!("unknown backbone `{other}` (resnet18, resnet34, resnet50, resnet101)")),
         }
     }
 
@@ -54,12 +52,7 @@ impl Arch {
 }
 
 fn conv(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64) -> nn::Conv2D {
-    let config = nn::ConvConfig {
-        stride,
-        padding: k / 2,
-        bias: false,
-        ..Default::default()
-    };
+    let config = nn::ConvConfig { stride, padding: k / 2, bias: false, ..Default::default() };
     nn::conv2d(p, cin, cout, k, config)
 }
 
@@ -76,27 +69,12 @@ struct Block {
 impl Block {
     fn new(p: &nn::Path, cin: i64, width: i64, stride: i64, bottleneck: bool) -> (Block, i64) {
         let (shapes, cout): (Vec<(i64, i64, i64, i64)>, i64) = if bottleneck {
-            (
-                vec![
-                    (cin, width, 1, 1),
-                    (width, width, 3, stride),
-                    (width, width * 4, 1, 1),
-                ],
-                width * 4,
-            )
+            (vec![(cin, width, 1, 1), (width, width, 3, stride), (width, width * 4, 1, 1)], width * 4)
         } else {
             (vec![(cin, width, 3, stride), (width, width, 3, 1)], width)
         };
-        let convs = shapes
-            .iter()
-            .enumerate()
-            .map(|(i, &(a, b, k, s))| {
-                (
-                    conv(p / format!("conv{}", i + 1), a, b, k, s),
-                    bn(p / format!("bn{}", i + 1), b),
-                )
-            })
-            .collect();
+        let convs =
+            shapes.iter().enumerate().map(|(i, &(a, b, k, s))| (conv(p / format!("conv{}", i + 1), a, b, k, s), bn(p / format!("bn{}", i + 1), b))).collect();
         let downsample = (stride != 1 || cin != cout).then(|| {
             let d = p / "downsample";
             (conv(&d / "0", cin, cout, 1, stride), bn(&d / "1", cout))
@@ -144,18 +122,7 @@ pub struct ResNet {
 impl ResNet {
     /// Variables under `p` with torchvision's names.
     pub fn new(p: &nn::Path, arch: Arch, classes: i64, dropout: f64) -> ResNet {
-        let conv1 = nn::conv2d(
-            p / "conv1",
-            3,
-            64,
-            7,
-            nn::ConvConfig {
-                stride: 2,
-                padding: 3,
-                bias: false,
-                ..Default::default()
-            },
-        );
+        let conv1 = nn::conv2d(p / "conv1", 3, 64, 7, nn::ConvConfig { stride: 2, padding: 3, bias: false, ..Default::default() });
         let bn1 = bn(p / "bn1", 64);
         let mut cin = 64;
         let mut layers = Vec::new();
@@ -164,36 +131,19 @@ impl ResNet {
             let mut blocks = Vec::new();
             for b in 0..n {
                 let stride = if b == 0 && li > 0 { 2 } else { 1 };
-                let (block, cout) = Block::new(
-                    &(&lp / b.to_string()),
-                    cin,
-                    width,
-                    stride,
-                    arch.bottleneck(),
-                );
+                let (block, cout) = Block::new(&(&lp / b.to_string()), cin, width, stride, arch.bottleneck());
                 cin = cout;
                 blocks.push(block);
             }
             layers.push(blocks);
         }
         let fc = nn::linear(p / "fc", cin, classes, Default::default());
-        ResNet {
-            arch,
-            conv1,
-            bn1,
-            layers,
-            fc,
-            dropout,
-        }
+        ResNet { arch, conv1, bn1, layers, fc, dropout }
     }
 
     /// The layer4 activation of `x` (`[N, 3, H, W]`).
     pub fn layer4(&self, x: &Tensor, train: bool) -> Tensor {
-        let mut y = x
-            .apply(&self.conv1)
-            .apply_t(&self.bn1, train)
-            .relu()
-            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let mut y = x.apply(&self.conv1).apply_t(&self.bn1, train).relu().max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
         for layer in &self.layers {
             for block in layer {
                 y = block.forward_t(&y, train);
@@ -212,11 +162,7 @@ impl ResNet {
     pub fn forward_parts(&self, x: &Tensor, train: bool) -> Forward {
         let layer4 = self.layer4(x, train);
         let (pooled, logits) = self.head(&layer4, train);
-        Forward {
-            layer4,
-            pooled,
-            logits,
-        }
+        Forward { layer4, pooled, logits }
     }
 }
 

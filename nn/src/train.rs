@@ -42,11 +42,7 @@ pub struct TrainReport {
 /// Stratified hold-out: per class, a seeded shuffle and the first
 /// `round(fraction * n_class)` rows (at least one). Errors when a class is
 /// absent or has fewer than two rows.
-pub fn stratified_split(
-    labels: &[i64],
-    fraction: f64,
-    seed: u64,
-) -> Result<(Vec<usize>, Vec<usize>), Error> {
+pub fn stratified_split(labels: &[i64], fraction: f64, seed: u64) -> Result<(Vec<usize>, Vec<usize>), Error> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut train, mut val) = (Vec::new(), Vec::new());
     for class in [0i64, 1] {
@@ -93,11 +89,7 @@ pub fn auc(scores: &[f64], labels: &[i64]) -> f64 {
 fn augment(x: &Tensor, config: &TrainSpec, rng: &mut ChaCha8Rng) -> Tensor {
     let (b, _, h, w) = x.size4().expect("images are [B, C, H, W]");
     let pad = config.crop_pad;
-    let padded = if pad > 0 {
-        x.constant_pad_nd([pad, pad, pad, pad])
-    } else {
-        x.shallow_clone()
-    };
+    let padded = if pad > 0 { x.constant_pad_nd([pad, pad, pad, pad]) } else { x.shallow_clone() };
     let rows: Vec<Tensor> = (0..b)
         .map(|i| {
             let mut img = padded.get(i);
@@ -129,39 +121,18 @@ pub fn predict(model: &dyn ModuleT, x: &Tensor, batch: usize, device: Device) ->
         while start < n {
             let len = (batch as i64).min(n - start);
             let xb = x.narrow(0, start, len).to_device(device);
-            let p = model
-                .forward_t(&xb, false)
-                .softmax(-1, Kind::Float)
-                .select(1, 1)
-                .to_device(Device::Cpu);
-            out.extend(
-                Vec::<f32>::try_from(&p)
-                    .expect("f32 probabilities")
-                    .into_iter()
-                    .map(f64::from),
-            );
+            let p = model.forward_t(&xb, false).softmax(-1, Kind::Float).select(1, 1).to_device(Device::Cpu);
+            out.extend(Vec::<f32>::try_from(&p).expect("f32 probabilities").into_iter().map(f64::from));
             start += len;
         }
     });
     out
 }
 
-fn mean_loss(
-    model: &dyn ModuleT,
-    x: &Tensor,
-    y: &Tensor,
-    config: &TrainSpec,
-    device: Device,
-) -> f64 {
+fn mean_loss(model: &dyn ModuleT, x: &Tensor, y: &Tensor, config: &TrainSpec, device: Device) -> f64 {
     tch::no_grad(|| {
         let logits = model.forward_t(&x.to_device(device), false);
-        focal_loss(
-            &logits,
-            &y.to_device(device),
-            config.focal_alpha,
-            config.focal_gamma,
-        )
-        .double_value(&[])
+        focal_loss(&logits, &y.to_device(device), config.focal_alpha, config.focal_gamma).double_value(&[])
     })
 }
 
@@ -178,31 +149,18 @@ pub fn train(
 ) -> Result<TrainReport, Error> {
     let device = vs.device();
     let (train_idx, val_idx) = stratified_split(y, config.val_fraction, config.seed)?;
-    let index =
-        |idx: &[usize]| Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>());
+    let index = |idx: &[usize]| Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>());
     let labels = Tensor::from_slice(y);
-    let (xv, yv) = (
-        x.index_select(0, &index(&val_idx)),
-        labels.index_select(0, &index(&val_idx)),
-    );
+    let (xv, yv) = (x.index_select(0, &index(&val_idx)), labels.index_select(0, &index(&val_idx)));
     let yv_vec: Vec<i64> = val_idx.iter().map(|&i| y[i]).collect();
     let images = x.dim() == 4;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x9e37_79b9_7f4a_7c15);
     tch::manual_seed(config.seed as i64);
-    let mut opt = tch::nn::Sgd {
-        momentum: config.momentum,
-        dampening: 0.0,
-        wd: config.weight_decay,
-        nesterov: false,
-    }
-    .build(vs, config.lr)
-    .map_err(|e| Error::new(format!("cannot build the optimiser: {e}")))?;
+    let mut opt = tch::nn::Sgd { momentum: config.momentum, dampening: 0.0, wd: config.weight_decay, nesterov: false }
+        .build(vs, config.lr)
+        .map_err(|e| Error::new(format!("cannot build the optimiser: {e}")))?;
     // (criterion to minimise, tie-break, epoch, weights)
-    let mut best = (
-        (f64::INFINITY, f64::INFINITY),
-        0usize,
-        weights::snapshot(vs),
-    );
+    let mut best = ((f64::INFINITY, f64::INFINITY), 0usize, weights::snapshot(vs));
     let mut curves = Vec::new();
     let mut stopped_early = false;
     for epoch in 1..=config.epochs {
@@ -225,29 +183,22 @@ pub fn train(
             let loss = focal_loss(&logits, &yb, config.focal_alpha, config.focal_gamma);
             let value = loss.double_value(&[]);
             if !value.is_finite() {
-                return Err(Error::new(format!("the loss is not finite ({value}) at epoch {epoch}, batch {}: lower the learning rate or check the inputs", b + 1)));
+                return Err(Error::new(format!(
+                    "the loss is not finite ({value}) at epoch {epoch}, batch {}: lower the learning rate or check the inputs",
+                    b + 1
+                )));
             }
             opt.backward_step(&loss);
             total += value * chunk.len() as f64;
             count += chunk.len();
         }
         let val_loss = mean_loss(model, &xv, &yv, config, device);
-        let val_auc = auc(
-            &predict(model, &xv, config.batch_size.max(1), device),
-            &yv_vec,
-        );
-        let e = Epoch {
-            epoch,
-            train_loss: total / count.max(1) as f64,
-            val_loss,
-            val_auc,
-        };
+        let val_auc = auc(&predict(model, &xv, config.batch_size.max(1), device), &yv_vec);
+        let e = Epoch { epoch, train_loss: total / count.max(1) as f64, val_loss, val_auc };
         progress(&e, started.elapsed());
         curves.push(e);
         if !val_loss.is_finite() {
-            return Err(Error::new(format!(
-                "the validation loss is not finite at epoch {epoch}"
-            )));
+            return Err(Error::new(format!("the validation loss is not finite at epoch {epoch}")));
         }
         let score = match config.monitor {
             Monitor::Loss => (val_loss, 0.0),
@@ -261,23 +212,14 @@ pub fn train(
         }
     }
     weights::restore(vs, &best.2);
-    Ok(TrainReport {
-        curves,
-        best_epoch: best.1,
-        stopped_early,
-        train_rows: train_idx.len(),
-        val_rows: val_idx.len(),
-    })
+    Ok(TrainReport { curves, best_epoch: best.1, stopped_early, train_rows: train_idx.len(), val_rows: val_idx.len() })
 }
 
 /// Curves as CSV: `epoch,train_loss,val_loss,val_auc`.
 pub fn curves_csv(curves: &[Epoch]) -> String {
     let mut s = String::from("epoch,train_loss,val_loss,val_auc\n");
     for e in curves {
-        s.push_str(&format!(
-            "{},{},{},{}\n",
-            e.epoch, e.train_loss, e.val_loss, e.val_auc
-        ));
+        s.push_str(&format!("{},{},{},{}\n", e.epoch, e.train_loss, e.val_loss, e.val_auc));
     }
     s
 }

@@ -15,10 +15,8 @@ use crate::Error;
 
 /// Copy the tensors of `path` into the variables of `vs`.
 pub fn load(vs: &mut VarStore, path: &Path, skip: &[&str]) -> Result<(), Error> {
-    let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(path)
-        .map_err(|e| Error::new(format!("{}: cannot read safetensors: {e}", path.display())))?
-        .into_iter()
-        .collect();
+    let tensors: HashMap<String, Tensor> =
+        Tensor::read_safetensors(path).map_err(|e| Error::new(format!("{}: cannot read safetensors: {e}", path.display())))?.into_iter().collect();
     let skipped = |name: &str| skip.iter().any(|s| name.starts_with(s));
     let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
     for (name, var) in &vars {
@@ -26,11 +24,7 @@ pub fn load(vs: &mut VarStore, path: &Path, skip: &[&str]) -> Result<(), Error> 
             continue;
         }
         let Some(t) = tensors.get(name) else {
-            return Err(Error::new(format!(
-                "{}: tensor `{name}` (shape {:?}) is missing: the file holds another architecture",
-                path.display(),
-                var.size()
-            )));
+            return Err(Error::new(format!("{}: tensor `{name}` (shape {:?}) is missing: the file holds another architecture", path.display(), var.size())));
         };
         if t.size() != var.size() {
             return Err(Error::new(format!(
@@ -41,16 +35,10 @@ pub fn load(vs: &mut VarStore, path: &Path, skip: &[&str]) -> Result<(), Error> 
             )));
         }
     }
-    let mut extra: Vec<&String> = tensors
-        .keys()
-        .filter(|n| !vars.contains_key(*n) && !n.ends_with("num_batches_tracked") && !skipped(n))
-        .collect();
+    let mut extra: Vec<&String> = tensors.keys().filter(|n| !vars.contains_key(*n) && !n.ends_with("num_batches_tracked") && !skipped(n)).collect();
     extra.sort();
     if let Some(name) = extra.first() {
-        return Err(Error::new(format!(
-            "{}: tensor `{name}` is not part of this model: the file holds another architecture",
-            path.display()
-        )));
+        return Err(Error::new(format!("{}: tensor `{name}` is not part of this model: the file holds another architecture", path.display())));
     }
     tch::no_grad(|| {
         for (name, mut var) in vars {
@@ -64,24 +52,14 @@ pub fn load(vs: &mut VarStore, path: &Path, skip: &[&str]) -> Result<(), Error> 
 
 /// Write every variable of `vs` (float32, CPU) to `path`.
 pub fn save(vs: &VarStore, path: &Path) -> Result<(), Error> {
-    let vars: BTreeMap<String, Tensor> = vs
-        .variables()
-        .into_iter()
-        .map(|(n, t)| (n, t.to_kind(Kind::Float).to_device(tch::Device::Cpu)))
-        .collect();
+    let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().map(|(n, t)| (n, t.to_kind(Kind::Float).to_device(tch::Device::Cpu))).collect();
     let list: Vec<(&str, &Tensor)> = vars.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    Tensor::write_safetensors(&list, path)
-        .map_err(|e| Error::new(format!("{}: cannot write: {e}", path.display())))
+    Tensor::write_safetensors(&list, path).map_err(|e| Error::new(format!("{}: cannot write: {e}", path.display())))
 }
 
 /// Deep copies of every variable (a checkpoint in memory).
 pub fn snapshot(vs: &VarStore) -> BTreeMap<String, Tensor> {
-    tch::no_grad(|| {
-        vs.variables()
-            .into_iter()
-            .map(|(n, t)| (n, t.detach().copy()))
-            .collect()
-    })
+    tch::no_grad(|| vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect())
 }
 
 /// Put a snapshot back.
@@ -103,10 +81,7 @@ pub fn randomise_norms(vs: &VarStore, seed: i64) {
         let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
         for (name, mut var) in vars {
             let size = var.size();
-            let is_norm = name.contains(".bn")
-                || name.starts_with("bn")
-                || name.contains("downsample.1")
-                || name.contains("norm");
+            let is_norm = name.contains(".bn") || name.starts_with("bn") || name.contains("downsample.1") || name.contains("norm");
             if !is_norm {
                 continue;
             }
@@ -121,11 +96,7 @@ pub fn randomise_norms(vs: &VarStore, seed: i64) {
 }
 
 /// A ResNet with seeded random weights (what `radpipe-nn init` writes).
-pub fn seeded_resnet(
-    arch: crate::resnet::Arch,
-    seed: i64,
-    classes: i64,
-) -> (VarStore, crate::resnet::ResNet) {
+pub fn seeded_resnet(arch: crate::resnet::Arch, seed: i64, classes: i64) -> (VarStore, crate::resnet::ResNet) {
     tch::manual_seed(seed);
     let vs = VarStore::new(tch::Device::Cpu);
     let model = crate::resnet::ResNet::new(&vs.root(), arch, classes, 0.0);
@@ -134,10 +105,7 @@ pub fn seeded_resnet(
 }
 
 /// A fusion transformer with seeded random weights.
-pub fn seeded_fusion(
-    config: crate::fusion::FusionConfig,
-    seed: i64,
-) -> (VarStore, crate::fusion::Fusion) {
+pub fn seeded_fusion(config: crate::fusion::FusionConfig, seed: i64) -> (VarStore, crate::fusion::Fusion) {
     tch::manual_seed(seed);
     let vs = VarStore::new(tch::Device::Cpu);
     let model = crate::fusion::Fusion::new(&vs.root(), config);

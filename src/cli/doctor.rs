@@ -25,7 +25,14 @@ pub fn run(args: Args) -> ExitCode {
             println!("worker:   {}", r["worker"].as_str().unwrap_or("?"));
             println!("libtorch: {}", r["libtorch"].as_str().unwrap_or("?"));
             let cuda = r["cuda"].as_bool() == Some(true);
-            println!("cuda:     {}", if cuda { format!("yes, {} device(s), cuDNN {}", r["cuda_devices"], if r["cudnn"].as_bool() == Some(true) { "yes" } else { "no" }) } else { "no (device: auto runs on the CPU; device: cuda fails)".into() });
+            println!(
+                "cuda:     {}",
+                if cuda {
+                    format!("yes, {} device(s), cuDNN {}", r["cuda_devices"], if r["cudnn"].as_bool() == Some(true) { "yes" } else { "no" })
+                } else {
+                    "no (device: auto runs on the CPU; device: cuda fails)".into()
+                }
+            );
             println!("threads:  {}", r["threads"]);
             ExitCode::SUCCESS
         }

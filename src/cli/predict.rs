@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use super::progress::Progress;
 use super::{Ctx, EXIT_FAILED, EXIT_INVALID};
 use radpipe_engine::exec::{self, RunOptions};
-use radpipe_engine::store::Store;
 use radpipe_engine::spec;
+use radpipe_engine::store::Store;
 
 #[derive(Debug, Parser)]
 pub struct Args {
@@ -47,7 +47,11 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
                 let shown = if dls != 0.0 && dls.abs() < 1e-3 { format!("{dls:.3e}") } else { format!("{dls:.4}") };
                 println!("patient {}: DLS {shown}", v["patient"].as_str().unwrap_or_default());
                 match v["threshold"].as_f64() {
-                    Some(t) => println!("class: {} (training Youden threshold {t:.4}, from `{}`)", v["class"].as_str().unwrap_or_default(), v["threshold_metric"].as_str().unwrap_or_default()),
+                    Some(t) => println!(
+                        "class: {} (training Youden threshold {t:.4}, from `{}`)",
+                        v["class"].as_str().unwrap_or_default(),
+                        v["threshold_metric"].as_str().unwrap_or_default()
+                    ),
                     None => println!("class: no threshold (no evaluate stage fits one on the training partition for this score)"),
                 }
                 for p in v["gradcam"].as_array().into_iter().flatten() {
@@ -93,11 +97,17 @@ fn predict(ctx: &Ctx, args: &Args) -> Result<Option<Value>, Failure> {
         .as_object()
         .and_then(|m| m.iter().find(|(_, s)| s["kind"] == "ingest" && s.get("sequences").is_some()).map(|(n, _)| n.clone()))
         .ok_or_else(|| invalid(format!("{}: no ingest stage with `sequences`: there are no images to score", args.pipeline.display())))?;
-    let mut files: Vec<String> = doc["stages"][&ingest]["sequences"].as_object().map(|m| m.values().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default();
+    let mut files: Vec<String> =
+        doc["stages"][&ingest]["sequences"].as_object().map(|m| m.values().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default();
     files.extend(doc["stages"][&ingest]["roi"]["file"].as_str().map(str::to_string));
     let missing: Vec<&String> = files.iter().filter(|f| !dir.join(f).is_file()).collect();
     if !missing.is_empty() {
-        return Err(invalid(format!("{}: missing {} (the pipeline's ingest stage `{ingest}` needs {})", dir.display(), join(&missing), join(&files.iter().collect::<Vec<_>>()))));
+        return Err(invalid(format!(
+            "{}: missing {} (the pipeline's ingest stage `{ingest}` needs {})",
+            dir.display(),
+            join(&missing),
+            join(&files.iter().collect::<Vec<_>>())
+        )));
     }
     let work = ctx.workspace.join(".radpipe").join("predict");
     std::fs::create_dir_all(&work).map_err(|e| (EXIT_FAILED, format!("{}: {e}", work.display())))?;
@@ -114,26 +124,44 @@ fn predict(ctx: &Ctx, args: &Args) -> Result<Option<Value>, Failure> {
 
     // The apply nodes of the stages that learn (they have a fit node) score the patient.
     let learns: Vec<bool> = plan.stages.iter().map(|s| s.nodes.iter().any(|&n| plan.nodes[n].decl.fit_on.is_some())).collect();
-    let targets: Vec<String> = plan
-        .nodes
-        .iter()
-        .filter(|n| n.decl.item.as_ref().is_some_and(|i| i.id == patient) && learns[n.stage])
-        .map(|n| n.id.clone())
-        .collect();
+    let targets: Vec<String> =
+        plan.nodes.iter().filter(|n| n.decl.item.as_ref().is_some_and(|i| i.id == patient) && learns[n.stage]).map(|n| n.id.clone()).collect();
     let Some(fuse_stage) = plan.spec.spec.stages.iter().find(|(_, s)| s.scores().iter().any(|n| n == "dls")).map(|(n, _)| n.clone()) else {
         return Err(invalid(format!("{}: no stage writes a `dls` score (a fuse stage): there is no DLS to compute", args.pipeline.display())));
     };
-    let store = Store::existing(&ctx.workspace).ok_or_else(|| (EXIT_FAILED, format!("no store in {}: run the pipeline first, so that its models are trained", ctx.workspace.display())))?;
+    let store = Store::existing(&ctx.workspace)
+        .ok_or_else(|| (EXIT_FAILED, format!("no store in {}: run the pipeline first, so that its models are trained", ctx.workspace.display())))?;
     let status = radpipe_engine::status::status(&plan, Some(&store));
-    let refit: Vec<String> = status.stale.iter().filter(|s| s.node.ends_with(".fit") || s.node.contains(".fit[")).map(|s| format!("{} ({})", s.node, s.reasons.join("; "))).collect();
+    let refit: Vec<String> = status
+        .stale
+        .iter()
+        .filter(|s| s.node.ends_with(".fit") || s.node.contains(".fit["))
+        .map(|s| format!("{} ({})", s.node, s.reasons.join("; ")))
+        .collect();
     if !refit.is_empty() {
-        return Err((EXIT_FAILED, format!("the trained models are missing or stale, and predict never trains: {}; run `radpipe run {}` first (with the same --set)", refit.join(", "), args.pipeline.display())));
+        return Err((
+            EXIT_FAILED,
+            format!(
+                "the trained models are missing or stale, and predict never trains: {}; run `radpipe run {}` first (with the same --set)",
+                refit.join(", "),
+                args.pipeline.display()
+            ),
+        ));
     }
 
     let reporter = Progress::new();
-    let _lock = store.lock(|holder| eprintln!("waiting for the store lock held by {holder}")).map_err(|e| (EXIT_FAILED, format!("cannot lock the store: {e}")))?;
-    let options = RunOptions { jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1), keep_going: false, force: Vec::new(), only: targets, overrides: Vec::new(), record: false };
-    let summary = exec::run(&plan, &store, &options, &exec::LocalExecutor, &reporter).map_err(|e| (EXIT_FAILED, format!("the store could not be written: {e}")))?;
+    let _lock =
+        store.lock(|holder| eprintln!("waiting for the store lock held by {holder}")).map_err(|e| (EXIT_FAILED, format!("cannot lock the store: {e}")))?;
+    let options = RunOptions {
+        jobs: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        keep_going: false,
+        force: Vec::new(),
+        only: targets,
+        overrides: Vec::new(),
+        record: false,
+    };
+    let summary =
+        exec::run(&plan, &store, &options, &exec::LocalExecutor, &reporter).map_err(|e| (EXIT_FAILED, format!("the store could not be written: {e}")))?;
     if let Some(fit) = summary.executed.iter().find(|n| n.contains(".fit")) {
         return Err((EXIT_FAILED, format!("internal error: `{fit}` ran during predict")));
     }
@@ -145,17 +173,18 @@ fn predict(ctx: &Ctx, args: &Args) -> Result<Option<Value>, Failure> {
     }
     let results = summary.results.clone();
     let scores_path = results.join(&fuse_stage).join(&patient).join("scores.json");
-    let scores: Value = std::fs::read_to_string(&scores_path).ok().and_then(|t| serde_json::from_str(&t).ok()).ok_or_else(|| (EXIT_FAILED, format!("{}: no DLS written", scores_path.display())))?;
+    let scores: Value = std::fs::read_to_string(&scores_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .ok_or_else(|| (EXIT_FAILED, format!("{}: no DLS written", scores_path.display())))?;
     let dls = scores["dls"].as_f64().ok_or_else(|| (EXIT_FAILED, format!("{}: no `dls`", scores_path.display())))?;
 
     // The threshold an evaluation stage fitted on the training partition.
     let reference = format!("{fuse_stage}.dls");
-    let threshold = plan
-        .spec
-        .spec
-        .stages
-        .iter()
-        .find_map(|(name, s)| s.fitted_threshold_id(name, &reference).and_then(|id| metric(&results.join(name).join("metrics.json"), &id).map(|v| (id, v))));
+    let threshold =
+        plan.spec.spec.stages.iter().find_map(|(name, s)| {
+            s.fitted_threshold_id(name, &reference).and_then(|id| metric(&results.join(name).join("metrics.json"), &id).map(|v| (id, v)))
+        });
     let gradcam: Vec<String> = plan
         .spec
         .spec

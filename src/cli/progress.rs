@@ -31,9 +31,7 @@ impl Reporter for Progress {
         match event {
             Event::WaitingForLock { holder } => self.say(&format!("waiting for the store lock, held by {holder}")),
             Event::Planned { stages } => {
-                let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg}")
-                    .expect("valid template")
-                    .progress_chars("=> ");
+                let style = ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {msg}").expect("valid template").progress_chars("=> ");
                 let mut bars = self.bars.lock().expect("bars");
                 for (name, count) in stages {
                     let bar = self.multi.add(ProgressBar::new(count as u64).with_style(style.clone()).with_prefix(name.clone()));

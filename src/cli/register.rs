@@ -2,7 +2,9 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use radpipe_imaging::{apply_transform_image, apply_transform_roi, read_nifti, register, write_nifti, write_nifti_as, NiftiDtype, RegistrationConfig, TransformKind};
+use radpipe_imaging::{
+    apply_transform_image, apply_transform_roi, read_nifti, register, write_nifti, write_nifti_as, NiftiDtype, RegistrationConfig, TransformKind,
+};
 
 #[derive(Debug, Parser)]
 pub struct Args {
@@ -50,7 +52,10 @@ pub struct Args {
 /// invalid options, 1 when an input cannot be read or registration fails.
 pub fn run(args: Args) -> ExitCode {
     if args.shrink.is_empty() || args.shrink.len() != args.smoothing_mm.len() || args.shrink.contains(&0) || args.smoothing_mm.iter().any(|s| !(*s >= 0.0)) {
-        eprintln!("error: --shrink and --smoothing-mm need one positive factor and one non-negative sigma per level (got {:?} and {:?})", args.shrink, args.smoothing_mm);
+        eprintln!(
+            "error: --shrink and --smoothing-mm need one positive factor and one non-negative sigma per level (got {:?} and {:?})",
+            args.shrink, args.smoothing_mm
+        );
         return ExitCode::from(super::EXIT_INVALID);
     }
     if !(args.sampling > 0.0 && args.sampling <= 1.0) || args.iterations == 0 {

@@ -2,8 +2,8 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use radpipe_imaging::{min_max_scale, read_nifti, resample_to_spacing, write_nifti, write_nifti_as, NiftiDtype};
 use crate::stages::Interp;
+use radpipe_imaging::{min_max_scale, read_nifti, resample_to_spacing, write_nifti, write_nifti_as, NiftiDtype};
 
 #[derive(Debug, Parser)]
 pub struct Args {

@@ -72,20 +72,12 @@ pub struct Element {
 impl Element {
     /// An element with children.
     pub fn new(name: &'static str) -> Element {
-        Element {
-            name,
-            attrs: Vec::new(),
-            children: Vec::new(),
-            void: false,
-        }
+        Element { name, attrs: Vec::new(), children: Vec::new(), void: false }
     }
 
     /// A void element: no children, no closing tag.
     pub fn void(name: &'static str) -> Element {
-        Element {
-            void: true,
-            ..Element::new(name)
-        }
+        Element { void: true, ..Element::new(name) }
     }
 
     /// Add an attribute (its value is escaped when written).
@@ -160,15 +152,12 @@ pub fn anchor(prefix: &str, id: &str) -> String {
 
 /// A link to metric `id` showing `text`.
 pub fn metric_link(id: &str, text: &str) -> Element {
-    Element::new("a")
-        .attr("class", "m")
-        .attr("href", format!("#{}", anchor("m", id)))
-        .attr("title", id)
-        .child(text)
+    Element::new("a").attr("class", "m").attr("href", format!("#{}", anchor("m", id))).attr("title", id).child(text)
 }
 
 /// The page's style: readable tables and figures, print-friendly.
-pub const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}\
+pub const STYLE: &str =
+    "body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}\
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}\
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}\
 th{background:#f4f4f4}a.m{color:inherit;text-decoration:none;border-bottom:1px dotted #1f77b4}a.m:hover{background:#eef5fb}\
@@ -187,28 +176,15 @@ mod tests {
         let label = "\"&'<>";
         let page = Element::new("h1").child(title).render();
         assert_eq!(page, "<h1>&lt;script&gt;alert(1)&lt;/script&gt;</h1>");
-        let cell = Element::new("td")
-            .attr("title", label)
-            .child(label)
-            .render();
-        assert_eq!(
-            cell,
-            "<td title=\"&quot;&amp;'&lt;&gt;\">&quot;&amp;'&lt;&gt;</td>"
-        );
+        let cell = Element::new("td").attr("title", label).child(label).render();
+        assert_eq!(cell, "<td title=\"&quot;&amp;'&lt;&gt;\">&quot;&amp;'&lt;&gt;</td>");
         let link = metric_link(label, title).render();
-        assert!(
-            !link.contains("<script") && !link.contains("\"&'"),
-            "{link}"
-        );
+        assert!(!link.contains("<script") && !link.contains("\"&'"), "{link}");
     }
 
     #[test]
     fn void_elements_and_entities() {
-        let p = Element::new("p")
-            .child("a")
-            .child(Element::void("br"))
-            .child(Node::Entity("nbsp"))
-            .render();
+        let p = Element::new("p").child("a").child(Element::void("br")).child(Node::Entity("nbsp")).render();
         assert_eq!(p, "<p>a<br>&nbsp;</p>");
     }
 

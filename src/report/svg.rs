@@ -30,25 +30,16 @@ pub struct Chart {
     pub table_title: String,
 }
 
-const COLORS: [&str; 8] = [
-    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-];
+const COLORS: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"];
 
 /// About five round tick positions covering [lo, hi].
 pub fn ticks(lo: f64, hi: f64) -> Vec<f64> {
-    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater)
-        || !lo.is_finite()
-        || !hi.is_finite()
-    {
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) || !lo.is_finite() || !hi.is_finite() {
         return vec![lo];
     }
     let raw = (hi - lo) / 5.0;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
     let mut out = Vec::new();
     let mut t = (lo / step).ceil() * step;
     while t <= hi + step * 1e-9 {
@@ -82,11 +73,7 @@ impl Chart {
     pub fn render(&self) -> String {
         let (w, plot_h) = (640.0, 400.0);
         let (left, top, right) = (70.0, 40.0, 170.0);
-        let table_h = if self.table.is_empty() {
-            0.0
-        } else {
-            30.0 + 18.0 * self.table.len() as f64
-        };
+        let table_h = if self.table.is_empty() { 0.0 } else { 30.0 + 18.0 * self.table.len() as f64 };
         let h = top + plot_h + 50.0 + table_h;
         let pw = w - left - right;
         let (x0, x1) = self.x_range;
@@ -94,21 +81,11 @@ impl Chart {
         let sx = |x: f64| left + (x.clamp(x0, x1) - x0) / (x1 - x0).max(1e-300) * pw;
         let sy = |y: f64| top + plot_h - (y.clamp(y0, y1) - y0) / (y1 - y0).max(1e-300) * plot_h;
         let mut s = String::new();
-        let _ = writeln!(
-            s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
-        );
+        let _ =
+            writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#);
         let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#,
-            left + pw / 2.0,
-            esc(&self.title)
-        );
-        let _ = writeln!(
-            s,
-            r#"<rect x="{left}" y="{top}" width="{pw}" height="{plot_h}" fill="none" stroke="black"/>"#
-        );
+        let _ = writeln!(s, r#"<text x="{}" y="22" text-anchor="middle" font-size="14">{}</text>"#, left + pw / 2.0, esc(&self.title));
+        let _ = writeln!(s, r#"<rect x="{left}" y="{top}" width="{pw}" height="{plot_h}" fill="none" stroke="black"/>"#);
         let xt = ticks(x0, x1);
         for t in &xt {
             let x = sx(*t);
@@ -132,13 +109,7 @@ impl Chart {
                 fmt_tick(t)
             );
         }
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#,
-            left + pw / 2.0,
-            top + plot_h + 36.0,
-            esc(&self.x_label)
-        );
+        let _ = writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">{}</text>"#, left + pw / 2.0, top + plot_h + 36.0, esc(&self.x_label));
         let _ = writeln!(
             s,
             r#"<text x="18" y="{}" text-anchor="middle" transform="rotate(-90 18 {})">{}</text>"#,
@@ -155,13 +126,7 @@ impl Chart {
     }
 
     /// The curves, and their legend right of the plot (from `legend` = (x, y)).
-    fn write_series(
-        &self,
-        s: &mut String,
-        sx: &dyn Fn(f64) -> f64,
-        sy: &dyn Fn(f64) -> f64,
-        legend: (f64, f64),
-    ) {
+    fn write_series(&self, s: &mut String, sx: &dyn Fn(f64) -> f64, sy: &dyn Fn(f64) -> f64, legend: (f64, f64)) {
         let (legend_x, top) = legend;
         for (i, series) in self.series.iter().enumerate() {
             let color = COLORS[i % COLORS.len()];
@@ -177,20 +142,9 @@ impl Chart {
                 }
                 pts.push((x, y));
             }
-            let path: Vec<String> = pts
-                .iter()
-                .map(|&(x, y)| format!("{:.2},{:.2}", sx(x), sy(y)))
-                .collect();
-            let dash = if series.dashed {
-                r#" stroke-dasharray="5,4""#
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                s,
-                r#"<polyline fill="none" stroke="{color}" stroke-width="1.8"{dash} points="{}"/>"#,
-                path.join(" ")
-            );
+            let path: Vec<String> = pts.iter().map(|&(x, y)| format!("{:.2},{:.2}", sx(x), sy(y))).collect();
+            let dash = if series.dashed { r#" stroke-dasharray="5,4""# } else { "" };
+            let _ = writeln!(s, r#"<polyline fill="none" stroke="{color}" stroke-width="1.8"{dash} points="{}"/>"#, path.join(" "));
             let ly = top + 10.0 + 18.0 * i as f64;
             let lx = legend_x + 12.0;
             let _ = writeln!(
@@ -206,26 +160,13 @@ impl Chart {
 
     /// The rows of numbers under the x axis (at the x ticks `xt`), from `ty` down.
     fn write_table(&self, s: &mut String, sx: &dyn Fn(f64) -> f64, xt: &[f64], ty: f64) {
-        let _ = writeln!(
-            s,
-            r#"<text x="4" y="{ty}" font-weight="bold">{}</text>"#,
-            esc(&self.table_title)
-        );
+        let _ = writeln!(s, r#"<text x="4" y="{ty}" font-weight="bold">{}</text>"#, esc(&self.table_title));
         for (r, (name, cells)) in self.table.iter().enumerate() {
             let y = ty + 18.0 * (r + 1) as f64;
             let color = COLORS[r % COLORS.len()];
-            let _ = writeln!(
-                s,
-                r#"<text x="4" y="{y}" fill="{color}">{}</text>"#,
-                esc(name)
-            );
+            let _ = writeln!(s, r#"<text x="4" y="{y}" fill="{color}">{}</text>"#, esc(name));
             for (t, c) in xt.iter().zip(cells) {
-                let _ = writeln!(
-                    s,
-                    r#"<text x="{:.2}" y="{y}" text-anchor="middle">{}</text>"#,
-                    sx(*t),
-                    esc(c)
-                );
+                let _ = writeln!(s, r#"<text x="{:.2}" y="{y}" text-anchor="middle">{}</text>"#, sx(*t), esc(c));
             }
         }
     }
@@ -237,10 +178,7 @@ mod tests {
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {
-        assert_eq!(
-            ticks(0.0, 1.0),
-            vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
-        );
+        assert_eq!(ticks(0.0, 1.0), vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]);
         assert_eq!(ticks(0.0, 60.0), vec![0.0, 20.0, 40.0, 60.0]);
         assert_eq!(nice_range(0.0, 52.0), (0.0, 60.0));
         assert_eq!(nice_range(0.0, 1.0), (0.0, 1.0));
@@ -254,12 +192,7 @@ mod tests {
             y_label: "sensitivity".into(),
             x_range: (0.0, 1.0),
             y_range: (0.0, 1.0),
-            series: vec![Series {
-                name: "DLS & co".into(),
-                points: vec![(0.0, 0.0), (0.5, 0.8), (1.0, 1.0)],
-                step: true,
-                dashed: false,
-            }],
+            series: vec![Series { name: "DLS & co".into(), points: vec![(0.0, 0.0), (0.5, 0.8), (1.0, 1.0)], step: true, dashed: false }],
             table: vec![("DLS".into(), vec!["10".into(), "5".into()])],
             table_title: "At risk".into(),
         };

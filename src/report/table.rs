@@ -46,10 +46,7 @@ impl Rich {
 
     /// Add a number citing `metric`.
     pub fn cite(mut self, metric: &str, text: impl Display) -> Rich {
-        self.0.push(Span::Cited {
-            text: text.to_string(),
-            metric: metric.to_string(),
-        });
+        self.0.push(Span::Cited { text: text.to_string(), metric: metric.to_string() });
         self
     }
 
@@ -88,9 +85,7 @@ impl Rich {
         for s in &self.0 {
             match s {
                 Span::Text(t) => out.push_str(t),
-                Span::Cited { text, metric } if linked => {
-                    out.push_str(&format!("[[m:{metric}|{text}]]"))
-                }
+                Span::Cited { text, metric } if linked => out.push_str(&format!("[[m:{metric}|{text}]]")),
                 Span::Cited { text, .. } => out.push_str(text),
                 Span::Code(t) => out.push_str(&format!("`{t}`")),
                 Span::Mark(m) => out.push_str(&format!("<sup>{m}</sup>")),
@@ -146,10 +141,7 @@ impl Cell {
 
     /// An indented label.
     pub fn indented(content: impl Into<Rich>) -> Cell {
-        Cell {
-            indent: true,
-            content: content.into(),
-        }
+        Cell { indent: true, content: content.into() }
     }
 
     fn markdown(&self, linked: bool) -> String {
@@ -169,10 +161,7 @@ impl Cell {
 
 impl From<Rich> for Cell {
     fn from(content: Rich) -> Cell {
-        Cell {
-            indent: false,
-            content,
-        }
+        Cell { indent: false, content }
     }
 }
 
@@ -199,11 +188,7 @@ pub struct Table {
 impl Table {
     /// A table with these headers and no rows yet.
     pub fn new(title: impl Into<String>, columns: Vec<Cell>) -> Table {
-        Table {
-            title: title.into(),
-            columns,
-            rows: Vec::new(),
-        }
+        Table { title: title.into(), columns, rows: Vec::new() }
     }
 
     fn markdown(&self, linked: bool) -> String {
@@ -241,12 +226,7 @@ impl Table {
             }
             body = body.child(tr).child("\n");
         }
-        Element::new("table")
-            .child("\n")
-            .child(Element::new("thead").child(head))
-            .child("\n")
-            .child(body)
-            .child("\n")
+        Element::new("table").child("\n").child(Element::new("thead").child(head)).child("\n").child(body).child("\n")
     }
 }
 
@@ -293,13 +273,8 @@ impl Document {
             .iter()
             .map(|b| match b {
                 Block::Table(t) => t.markdown(linked),
-                Block::Paragraph(lines) => {
-                    lines.iter().map(|l| l.markdown(linked) + "\n").collect()
-                }
-                Block::Footnotes(notes) => notes
-                    .iter()
-                    .map(|n| format!("<sup>{}</sup> {}  \n", n.mark, n.text))
-                    .collect(),
+                Block::Paragraph(lines) => lines.iter().map(|l| l.markdown(linked) + "\n").collect(),
+                Block::Footnotes(notes) => notes.iter().map(|n| format!("<sup>{}</sup> {}  \n", n.mark, n.text)).collect(),
             })
             .collect();
         blocks.join("\n")
@@ -315,15 +290,9 @@ impl Document {
                     continue;
                 }
                 Block::Paragraph(lines) => lines.iter().map(|l| l.html(cited)).collect(),
-                Block::Footnotes(notes) => notes
-                    .iter()
-                    .map(|n| {
-                        vec![
-                            Element::new("sup").child(n.mark.as_str()).into(),
-                            Node::text(format!(" {}", n.text)),
-                        ]
-                    })
-                    .collect(),
+                Block::Footnotes(notes) => {
+                    notes.iter().map(|n| vec![Element::new("sup").child(n.mark.as_str()).into(), Node::text(format!(" {}", n.text))]).collect()
+                }
             };
             if lines.is_empty() {
                 continue;
@@ -348,40 +317,17 @@ mod tests {
 
     fn sample() -> Document {
         let mut doc = Document::default();
-        let mut t = Table::new(
-            "AUC",
-            vec!["Cohort".into(), "AUC (95% CI)".into(), "P".into()],
-        );
+        let mut t = Table::new("AUC", vec!["Cohort".into(), "AUC (95% CI)".into(), "P".into()]);
         let id = "t2/internal/DLS/auc";
         t.rows.push(vec![
             "internal".into(),
-            Rich::new()
-                .cite(id, "0.811")
-                .text(" (")
-                .cite(id, "0.70")
-                .text("–")
-                .cite(id, "0.92")
-                .text(")")
-                .into(),
+            Rich::new().cite(id, "0.811").text(" (").cite(id, "0.70").text("–").cite(id, "0.92").text(")").into(),
             Rich::new().text("").into(),
         ]);
-        t.rows.push(vec![
-            Cell::indented("male"),
-            Cell::blank(),
-            Rich::new()
-                .cite("t2/all/sex/p_value", "0.5")
-                .mark("a")
-                .into(),
-        ]);
+        t.rows.push(vec![Cell::indented("male"), Cell::blank(), Rich::new().cite("t2/all/sex/p_value", "0.5").mark("a").into()]);
         doc.push(Block::Table(t));
-        doc.push(Block::Footnotes(vec![Footnote {
-            mark: "a".into(),
-            text: "t test.".into(),
-        }]));
-        doc.push(Block::Paragraph(vec![
-            Rich::new().text("AUC by ").code("DeLong").text(";"),
-            "second line".into(),
-        ]));
+        doc.push(Block::Footnotes(vec![Footnote { mark: "a".into(), text: "t test.".into() }]));
+        doc.push(Block::Paragraph(vec![Rich::new().text("AUC by ").code("DeLong").text(";"), "second line".into()]));
         doc
     }
 
@@ -392,25 +338,17 @@ mod tests {
             doc.markdown(false),
             "| Cohort | AUC (95% CI) | P |\n|---|---|---|\n| internal | 0.811 (0.70–0.92) |  |\n| &nbsp;&nbsp;male | | 0.5<sup>a</sup> |\n\n<sup>a</sup> t test.  \n\nAUC by `DeLong`;\nsecond line\n"
         );
-        assert!(doc.markdown(true).contains("| internal | [[m:t2/internal/DLS/auc|0.811]] ([[m:t2/internal/DLS/auc|0.70]]–[[m:t2/internal/DLS/auc|0.92]]) |  |"));
+        assert!(doc
+            .markdown(true)
+            .contains("| internal | [[m:t2/internal/DLS/auc|0.811]] ([[m:t2/internal/DLS/auc|0.70]]–[[m:t2/internal/DLS/auc|0.92]]) |  |"));
     }
 
     #[test]
     fn html_links_every_cited_number() {
         let mut cited = BTreeSet::new();
         let html = render(&sample().html(&mut cited));
-        assert_eq!(
-            cited.into_iter().collect::<Vec<_>>(),
-            vec![
-                "t2/all/sex/p_value".to_string(),
-                "t2/internal/DLS/auc".to_string()
-            ]
-        );
-        assert_eq!(
-            html.matches("<a class=\"m\" href=\"#m-t2_2f_internal_2f_DLS_2f_auc\"")
-                .count(),
-            3
-        );
+        assert_eq!(cited.into_iter().collect::<Vec<_>>(), vec!["t2/all/sex/p_value".to_string(), "t2/internal/DLS/auc".to_string()]);
+        assert_eq!(html.matches("<a class=\"m\" href=\"#m-t2_2f_internal_2f_DLS_2f_auc\"").count(), 3);
         assert!(html.starts_with("<table>\n<thead><tr><th>Cohort</th><th>AUC (95% CI)</th><th>P</th></tr></thead>\n<tbody>\n<tr><td>internal</td>"), "{html}");
         assert!(html.contains("<tr><td>&nbsp;&nbsp;male</td><td></td><td><a class=\"m\""));
         assert!(html.contains("<p><sup>a</sup> t test.</p>\n<p>AUC by <code>DeLong</code>;<br>\nsecond line</p>\n"), "{html}");
@@ -419,17 +357,11 @@ mod tests {
     #[test]
     fn hostile_cells_stay_text() {
         let mut t = Table::new("<script>alert(1)</script>", vec!["\"&'<>".into()]);
-        t.rows.push(vec![Rich::new()
-            .cite("x\"><script>", "<b>1</b>")
-            .code("</code>")
-            .into()]);
+        t.rows.push(vec![Rich::new().cite("x\"><script>", "<b>1</b>").code("</code>").into()]);
         let mut doc = Document::default();
         doc.push(Block::Table(t));
         let html = render(&doc.html(&mut BTreeSet::new()));
-        assert!(
-            !html.contains("<script") && !html.contains("<b>") && !html.contains("</code></code>"),
-            "{html}"
-        );
+        assert!(!html.contains("<script") && !html.contains("<b>") && !html.contains("</code></code>"), "{html}");
         assert!(html.contains("<th>&quot;&amp;'&lt;&gt;</th>"), "{html}");
     }
 

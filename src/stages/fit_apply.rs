@@ -62,4 +62,3 @@ pub fn fit_apply_nodes(
     nodes.extend(items.into_iter().map(|item| NodeDecl::per_item(item, apply_params.clone())));
     Ok(nodes)
 }
-

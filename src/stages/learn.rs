@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 use super::fit_apply::{fit_apply_nodes, PartitionList};
 use super::{InputRef, Inputs, NodeDecl, RunContext, StageError};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
-use radpipe_engine::plan::PlanContext;
 use radpipe_engine::partition::{self, Partition};
+use radpipe_engine::plan::PlanContext;
 use radpipe_engine::worker;
 use radpipe_protocol::{Job, JobNode, Sample, TrainSpec, Work};
 
@@ -97,13 +97,11 @@ impl Learner {
             return Ok(l.clone());
         }
         let split = self.split.clone().or_else(|| ctx.split_defining(&self.fit_on.names()[0]));
-        split
-            .and_then(|s| ctx.stage_spec(&s)?.label(ctx))
-            .ok_or_else(|| {
-                Diagnostic::new(ctx.origin(stage, &["fit_on"]), "no label to train on: the split's ingest stage derives none and the split is not stratified")
-                    .hint("give the ingest stage a `label:` or set `label:` here")
-                    .into()
-            })
+        split.and_then(|s| ctx.stage_spec(&s)?.label(ctx)).ok_or_else(|| {
+            Diagnostic::new(ctx.origin(stage, &["fit_on"]), "no label to train on: the split's ingest stage derives none and the split is not stratified")
+                .hint("give the ingest stage a `label:` or set `label:` here")
+                .into()
+        })
     }
 
     /// Run a batch of this stage's nodes (all fit, or all apply) in one
@@ -119,7 +117,12 @@ impl Learner {
         let mut prepared: Vec<Result<(), StageError>> = Vec::new();
         for ctx in ctxs.iter() {
             let node = if fit {
-                fit_samples(ctx, &input_stage, input_file, &label, &self.positive).map(|samples| JobNode { id: ctx.node_id.to_string(), out_dir: ctx.out_dir.to_path_buf(), samples, model: Vec::new() })
+                fit_samples(ctx, &input_stage, input_file, &label, &self.positive).map(|samples| JobNode {
+                    id: ctx.node_id.to_string(),
+                    out_dir: ctx.out_dir.to_path_buf(),
+                    samples,
+                    model: Vec::new(),
+                })
             } else {
                 apply_node(ctx, &input_stage, input_file)
             };
@@ -135,7 +138,8 @@ impl Learner {
         let mut outcomes = if job.nodes.is_empty() {
             Vec::new().into_iter()
         } else {
-            let mut logs: Vec<&mut dyn std::io::Write> = ctxs.iter_mut().zip(&prepared).filter(|(_, p)| p.is_ok()).map(|(c, _)| &mut *c.log as &mut dyn std::io::Write).collect();
+            let mut logs: Vec<&mut dyn std::io::Write> =
+                ctxs.iter_mut().zip(&prepared).filter(|(_, p)| p.is_ok()).map(|(c, _)| &mut *c.log as &mut dyn std::io::Write).collect();
             worker::run(&job, &mut logs).into_iter()
         };
         prepared.into_iter().map(|p| p.and_then(|()| outcomes.next().expect("one outcome per node").map_err(StageError::new))).collect()
@@ -181,9 +185,12 @@ fn apply_node(ctx: &RunContext<'_>, input_stage: &str, input_file: &str) -> Resu
     let fit_node = format!("{stage}.fit");
     let model: Vec<PathBuf> = ctx.inputs.iter().filter(|i| i.node == fit_node).flat_map(|i| i.files.iter().map(|(_, p)| p.clone())).collect();
     match own {
-        Some(path) if !model.is_empty() => {
-            Ok(JobNode { id: ctx.node_id.to_string(), out_dir: ctx.out_dir.to_path_buf(), samples: vec![Sample { patient: me, label: None, file: path.clone() }], model })
-        }
+        Some(path) if !model.is_empty() => Ok(JobNode {
+            id: ctx.node_id.to_string(),
+            out_dir: ctx.out_dir.to_path_buf(),
+            samples: vec![Sample { patient: me, label: None, file: path.clone() }],
+            model,
+        }),
         Some(_) => Err(StageError::new(format!("patient {me}: the fitted model of `{stage}` is missing"))),
         None => Err(StageError::new(format!("patient {me}: `{input_stage}` wrote no {input_file}"))),
     }

@@ -7,7 +7,7 @@
 mod fit_apply;
 mod learn;
 mod registry;
-pub mod study;
+mod study;
 mod tensors;
 mod volumes;
 

@@ -47,4 +47,3 @@ pub fn write_tensors(path: &Path, tensors: &BTreeMap<String, (Vec<usize>, Vec<f6
         .map_err(|e| StageError::new(e.to_string()))?;
     safetensors::serialize_to_file(views, None, path).map_err(|e| StageError::new(format!("{}: {e}", path.display())))
 }
-

@@ -66,7 +66,11 @@ impl PatientVolumes {
 
     pub fn read(&self, name: &str) -> Result<Volume, StageError> {
         let path = self.files.get(name).ok_or_else(|| {
-            StageError::new(format!("patient {}: no `{name}` volume among the inputs (have: {})", self.patient, self.files.keys().cloned().collect::<Vec<_>>().join(", ")))
+            StageError::new(format!(
+                "patient {}: no `{name}` volume among the inputs (have: {})",
+                self.patient,
+                self.files.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
         })?;
         read_nifti(path).map_err(|e| StageError::new(format!("patient {}: {name}: {e}", self.patient)))
     }

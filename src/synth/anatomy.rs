@@ -7,8 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use radpipe_imaging::Vec3;
 use crate::synth::rng::{normal, uniform, SynthRng};
+use radpipe_imaging::Vec3;
 
 /// Unit-free tissue signal [T1, T2, CE-T1 fat-sat].
 pub type Signal = [f64; 3];
@@ -94,32 +94,12 @@ impl Anatomy {
         let j = |rng: &mut SynthRng, sd: f64| sd * normal(rng);
         let mut st = Vec::new();
         let mut add = |name: &str, c: [f64; 2], semi: [f64; 2], angle: f64, signal: Signal| {
-            st.push(Structure {
-                name: name.into(),
-                shape: Ellipse2 {
-                    centre: c,
-                    semi,
-                    angle,
-                },
-                signal,
-            })
+            st.push(Structure { name: name.into(), shape: Ellipse2 { centre: c, semi, angle }, signal })
         };
         // prevertebral muscle band and paraspinal muscles (posterior = +y)
-        add(
-            "prevertebral_muscle",
-            [0.0, 0.10 * ay],
-            [0.32 * ax, 0.12 * ay],
-            0.0,
-            MUSCLE,
-        );
+        add("prevertebral_muscle", [0.0, 0.10 * ay], [0.32 * ax, 0.12 * ay], 0.0, MUSCLE);
         for side in [-1.0, 1.0] {
-            add(
-                "paraspinal_muscle",
-                [side * (0.28 * ax + j(rng, 1.0)), 0.62 * ay + j(rng, 1.0)],
-                [0.22 * ax, 0.26 * ay],
-                side * 0.3,
-                MUSCLE,
-            );
+            add("paraspinal_muscle", [side * (0.28 * ax + j(rng, 1.0)), 0.62 * ay + j(rng, 1.0)], [0.22 * ax, 0.26 * ay], side * 0.3, MUSCLE);
             add(
                 "sternocleidomastoid",
                 [side * (0.68 * ax + j(rng, 1.5)), -0.05 * ay + j(rng, 2.0)],
@@ -127,50 +107,14 @@ impl Anatomy {
                 side * (0.5 + j(rng, 0.1)),
                 MUSCLE,
             );
-            add(
-                "parapharyngeal_fat",
-                [side * 0.30 * ax, -0.12 * ay + j(rng, 1.0)],
-                [0.09 * ax, 0.14 * ay],
-                0.0,
-                FAT,
-            );
-            add(
-                "carotid",
-                [side * (0.42 * ax + j(rng, 1.0)), 0.02 * ay + j(rng, 1.0)],
-                [3.0 + j(rng, 0.3).abs(), 3.0],
-                0.0,
-                VESSEL,
-            );
-            add(
-                "jugular",
-                [side * (0.52 * ax + j(rng, 1.0)), 0.06 * ay],
-                [4.5 + j(rng, 0.8).abs(), 3.5],
-                0.0,
-                VESSEL,
-            );
+            add("parapharyngeal_fat", [side * 0.30 * ax, -0.12 * ay + j(rng, 1.0)], [0.09 * ax, 0.14 * ay], 0.0, FAT);
+            add("carotid", [side * (0.42 * ax + j(rng, 1.0)), 0.02 * ay + j(rng, 1.0)], [3.0 + j(rng, 0.3).abs(), 3.0], 0.0, VESSEL);
+            add("jugular", [side * (0.52 * ax + j(rng, 1.0)), 0.06 * ay], [4.5 + j(rng, 0.8).abs(), 3.5], 0.0, VESSEL);
         }
-        add(
-            "vertebral_body",
-            [0.0, 0.30 * ay],
-            [13.0, 11.0],
-            0.0,
-            MARROW,
-        );
+        add("vertebral_body", [0.0, 0.30 * ay], [13.0, 11.0], 0.0, MARROW);
         add("spinal_canal", [0.0, 0.56 * ay], [8.0, 6.5], 0.0, CSF_CORD);
-        add(
-            "airway",
-            [j(rng, 1.5), -0.30 * ay + j(rng, 1.5)],
-            [uniform(rng, 8.0, 12.0), uniform(rng, 6.0, 9.0)],
-            j(rng, 0.1),
-            AIRWAY,
-        );
-        Anatomy {
-            centre,
-            neck_semi: [ax, ay],
-            taper_per_100mm: uniform(rng, 0.05, 0.15),
-            subcutaneous_fat_mm: uniform(rng, 4.0, 9.0),
-            structures: st,
-        }
+        add("airway", [j(rng, 1.5), -0.30 * ay + j(rng, 1.5)], [uniform(rng, 8.0, 12.0), uniform(rng, 6.0, 9.0)], j(rng, 0.1), AIRWAY);
+        Anatomy { centre, neck_semi: [ax, ay], taper_per_100mm: uniform(rng, 0.05, 0.15), subcutaneous_fat_mm: uniform(rng, 4.0, 9.0), structures: st }
     }
 
     #[inline]
@@ -182,12 +126,7 @@ impl Anatomy {
     /// Signed distance (mm) to the skin outline at physical point `p`.
     pub fn neck_distance(&self, p: &Vec3) -> f64 {
         let s = self.scale_at(p[2]);
-        Ellipse2 {
-            centre: [0.0, 0.0],
-            semi: self.neck_semi,
-            angle: 0.0,
-        }
-        .signed_distance(p[0] - self.centre[0], p[1] - self.centre[1], s)
+        Ellipse2 { centre: [0.0, 0.0], semi: self.neck_semi, angle: 0.0 }.signed_distance(p[0] - self.centre[0], p[1] - self.centre[1], s)
     }
 
     /// Is `p` inside the neck (skin outline)?
@@ -200,11 +139,7 @@ impl Anatomy {
         let s = self.scale_at(p[2]);
         let x = p[0] - self.centre[0];
         let y = p[1] - self.centre[1];
-        let outline = Ellipse2 {
-            centre: [0.0, 0.0],
-            semi: self.neck_semi,
-            angle: 0.0,
-        };
+        let outline = Ellipse2 { centre: [0.0, 0.0], semi: self.neck_semi, angle: 0.0 };
         let d = outline.signed_distance(x, y, s);
         let mut v = AIR;
         let w = inside_weight(d);
@@ -212,11 +147,7 @@ impl Anatomy {
             return v;
         }
         lerp(&mut v, &FAT, w);
-        lerp(
-            &mut v,
-            &SOFT_TISSUE,
-            inside_weight(d + self.subcutaneous_fat_mm),
-        );
+        lerp(&mut v, &SOFT_TISSUE, inside_weight(d + self.subcutaneous_fat_mm));
         for st in &self.structures {
             let d = st.shape.signed_distance(x, y, s);
             if d < 0.6 {
@@ -233,12 +164,7 @@ impl Anatomy {
         let y = p[1] - self.centre[1];
         self.structures
             .iter()
-            .filter(|st| {
-                matches!(
-                    st.name.as_str(),
-                    "airway" | "vertebral_body" | "spinal_canal"
-                )
-            })
+            .filter(|st| matches!(st.name.as_str(), "airway" | "vertebral_body" | "spinal_canal"))
             .any(|st| st.shape.signed_distance(x, y, s) < margin_mm)
     }
 }
@@ -253,21 +179,11 @@ mod tests {
         let mut rng = stream(1, 2, 3);
         let a = Anatomy::sample(&mut rng, [0.0, 0.0, 0.0], [80.0, 80.0]);
         assert_eq!(a.signal(&[200.0, 0.0, 0.0]), AIR);
-        let airway = a
-            .structures
-            .iter()
-            .find(|s| s.name == "airway")
-            .unwrap()
-            .shape
-            .centre;
+        let airway = a.structures.iter().find(|s| s.name == "airway").unwrap().shape.centre;
         assert!(a.signal(&[airway[0], airway[1], 0.0])[1] < 0.05);
         // subcutaneous fat bright on T1 just inside the skin
         let edge = a.neck_semi[0] - 2.0;
-        assert!(
-            a.signal(&[0.0, -a.neck_semi[1] + 2.0, 0.0])[0] > 0.9,
-            "{:?}",
-            a.signal(&[edge, 0.0, 0.0])
-        );
+        assert!(a.signal(&[0.0, -a.neck_semi[1] + 2.0, 0.0])[0] > 0.9, "{:?}", a.signal(&[edge, 0.0, 0.0]));
         assert!(a.inside_neck(&[0.0, 0.0, 0.0]) && !a.inside_neck(&[0.0, 70.0, 0.0]));
     }
 }

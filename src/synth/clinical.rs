@@ -6,9 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::synth::presets::{
-    cohort_counts, CohortSpec, SurvivalSpec, HR_PDL1_HIGH, LOG_HR_N_STAGE, LOG_HR_T_STAGE,
-};
+use crate::synth::presets::{cohort_counts, CohortSpec, SurvivalSpec, HR_PDL1_HIGH, LOG_HR_N_STAGE, LOG_HR_T_STAGE};
 use crate::synth::rng::{exact_categories, normal, shuffle, stream, uniform, SynthRng};
 use crate::synth::SynthError;
 
@@ -121,9 +119,7 @@ fn draw_cps(rng: &mut SynthRng, positive: bool) -> f64 {
     } else if uniform(rng, 0.0, 1.0) < 0.3 {
         0.0
     } else {
-        (1.0 + 18.999 * uniform(rng, 0.0, 1.0))
-            .floor()
-            .clamp(1.0, 19.0)
+        (1.0 + 18.999 * uniform(rng, 0.0, 1.0)).floor().clamp(1.0, 19.0)
     }
 }
 
@@ -140,12 +136,7 @@ fn baseline_lambda(spec: &SurvivalSpec, lps: &[f64]) -> f64 {
         None => std::f64::consts::LN_2 / spec.reference_median_months.powf(k),
         Some(target) => {
             let six = 6f64.powf(k);
-            let surv = |lam: f64| {
-                lps.iter()
-                    .map(|lp| (-lam * six * lp.exp()).exp())
-                    .sum::<f64>()
-                    / lps.len() as f64
-            };
+            let surv = |lam: f64| lps.iter().map(|lp| (-lam * six * lp.exp()).exp()).sum::<f64>() / lps.len() as f64;
             let (mut lo, mut hi) = (1e-8, 10.0);
             for _ in 0..200 {
                 let mid = 0.5 * (lo + hi);
@@ -179,9 +170,7 @@ pub fn cohort_table(spec: &CohortSpec, index: usize, seed: u64, scale: f64) -> C
     let nst = exact_categories(&mut rng, n, &t.n_stage);
     let mut rows = Vec::with_capacity(n);
     for i in 0..n {
-        let age = (t.age_mean + t.age_sd * normal(&mut rng))
-            .round()
-            .clamp(25.0, 95.0) as u32;
+        let age = (t.age_mean + t.age_sd * normal(&mut rng)).round().clamp(25.0, 95.0) as u32;
         let cps = draw_cps(&mut rng, labels[i]);
         rows.push(ClinicalRow {
             patient_id: format!("{}-{:04}", spec.kind.id_prefix(), i + 1),
@@ -190,11 +179,7 @@ pub fn cohort_table(spec: &CohortSpec, index: usize, seed: u64, scale: f64) -> C
             sex: [Sex::Male, Sex::Female][sex[i]],
             smoking: smoking[i] == 1,
             drinking: drinking[i] == 1,
-            differentiation: [
-                Differentiation::Well,
-                Differentiation::Moderate,
-                Differentiation::Poor,
-            ][diff[i]],
+            differentiation: [Differentiation::Well, Differentiation::Moderate, Differentiation::Poor][diff[i]],
             t_stage: tst[i] as u8 + 1,
             n_stage: nst[i] as u8,
             cps,
@@ -203,10 +188,7 @@ pub fn cohort_table(spec: &CohortSpec, index: usize, seed: u64, scale: f64) -> C
             dcb: None,
         });
     }
-    let lps: Vec<f64> = rows
-        .iter()
-        .map(|r| linear_predictor(r.label(), r.t_stage, r.n_stage))
-        .collect();
+    let lps: Vec<f64> = rows.iter().map(|r| linear_predictor(r.label(), r.t_stage, r.n_stage)).collect();
     let sv = &spec.survival;
     let lambda = baseline_lambda(sv, &lps);
     let mut survival = Vec::with_capacity(n);
@@ -217,30 +199,14 @@ pub fn cohort_table(spec: &CohortSpec, index: usize, seed: u64, scale: f64) -> C
         for lp in &lps {
             let u = 1.0 - uniform(&mut srng, 0.0, 1.0);
             let event = (-u.ln() / (lambda * lp.exp())).powf(1.0 / sv.weibull_shape);
-            let admin = uniform(
-                &mut srng,
-                sv.admin_censoring_months[0],
-                sv.admin_censoring_months[1],
-            );
-            let loss = if sv.loss_rate_per_month > 0.0 {
-                -(1.0 - uniform(&mut srng, 0.0, 1.0)).ln() / sv.loss_rate_per_month
-            } else {
-                f64::INFINITY
-            };
-            survival.push(SurvivalTruth {
-                linear_predictor: *lp,
-                relative_hazard: lp.exp(),
-                event_time_months: event,
-                censor_time_months: admin.min(loss),
-            });
+            let admin = uniform(&mut srng, sv.admin_censoring_months[0], sv.admin_censoring_months[1]);
+            let loss = if sv.loss_rate_per_month > 0.0 { -(1.0 - uniform(&mut srng, 0.0, 1.0)).ln() / sv.loss_rate_per_month } else { f64::INFINITY };
+            survival.push(SurvivalTruth { linear_predictor: *lp, relative_hazard: lp.exp(), event_time_months: event, censor_time_months: admin.min(loss) });
         }
         if sv.dcb_target.is_none() {
             break;
         }
-        let dcb = survival
-            .iter()
-            .filter(|s| s.event_time_months.min(s.censor_time_months) > 6.0)
-            .count();
+        let dcb = survival.iter().filter(|s| s.event_time_months.min(s.censor_time_months) > 6.0).count();
         if dcb >= 2 && dcb + 2 <= n {
             break;
         }
@@ -253,13 +219,7 @@ pub fn cohort_table(spec: &CohortSpec, index: usize, seed: u64, scale: f64) -> C
             r.dcb = Some(r.pfs_months > 6.0);
         }
     }
-    CohortTable {
-        spec: spec.clone(),
-        index,
-        rows,
-        survival,
-        baseline_lambda: lambda,
-    }
+    CohortTable { spec: spec.clone(), index, rows, survival, baseline_lambda: lambda }
 }
 
 /// Format a number with up to 2 decimals, trailing zeros dropped (deterministic).
@@ -272,8 +232,7 @@ fn fmt_num(x: f64) -> String {
 /// The CSV text of a cohort table.
 pub fn csv_string(rows: &[ClinicalRow]) -> String {
     let with_dcb = rows.iter().any(|r| r.dcb.is_some());
-    let mut s =
-        String::from("patient_id,age,sex,smoking,drinking,differentiation,t_stage,n_stage,cps,pfs_months,progression");
+    let mut s = String::from("patient_id,age,sex,smoking,drinking,differentiation,t_stage,n_stage,cps,pfs_months,progression");
     if with_dcb {
         s.push_str(",dcb");
     }
@@ -303,8 +262,7 @@ pub fn csv_string(rows: &[ClinicalRow]) -> String {
 
 pub fn write_csv(rows: &[ClinicalRow], path: &Path) -> Result<(), SynthError> {
     let mut f = std::fs::File::create(path).map_err(|e| SynthError::io(path, e))?;
-    f.write_all(csv_string(rows).as_bytes())
-        .map_err(|e| SynthError::io(path, e))
+    f.write_all(csv_string(rows).as_bytes()).map_err(|e| SynthError::io(path, e))
 }
 
 #[cfg(test)]
@@ -321,10 +279,7 @@ mod tests {
     fn check_prop(name: &str, got: usize, n: usize, target: f64) {
         let p = got as f64 / n as f64;
         let se = (target * (1.0 - target) / n as f64).sqrt().max(1e-9);
-        assert!(
-            (p - target).abs() <= 3.0 * se + 0.5 / n as f64,
-            "{name}: {p} vs {target} (n={n})"
-        );
+        assert!((p - target).abs() <= 3.0 * se + 0.5 / n as f64, "{name}: {p} vs {target} (n={n})");
     }
 
     #[test]
@@ -338,71 +293,22 @@ mod tests {
                     let t = &spec.targets;
                     let ages: Vec<f64> = tab.rows.iter().map(|r| r.age as f64).collect();
                     let (m, sd) = mean_sd(&ages);
-                    assert!(
-                        (m - t.age_mean).abs() < 3.0 * t.age_sd / (n as f64).sqrt(),
-                        "{} age {m}",
-                        spec.name
-                    );
-                    assert!(
-                        (sd - t.age_sd).abs() < 3.0 * t.age_sd / (2.0 * n as f64).sqrt() + 0.3,
-                        "{} sd {sd}",
-                        spec.name
-                    );
+                    assert!((m - t.age_mean).abs() < 3.0 * t.age_sd / (n as f64).sqrt(), "{} age {m}", spec.name);
+                    assert!((sd - t.age_sd).abs() < 3.0 * t.age_sd / (2.0 * n as f64).sqrt() + 0.3, "{} sd {sd}", spec.name);
                     let tot = |c: &[u32]| c.iter().sum::<u32>() as f64;
-                    let cnt =
-                        |f: &dyn Fn(&ClinicalRow) -> bool| tab.rows.iter().filter(|r| f(r)).count();
-                    check_prop(
-                        "male",
-                        cnt(&|r| r.sex == Sex::Male),
-                        n,
-                        t.sex[0] as f64 / tot(&t.sex),
-                    );
-                    check_prop(
-                        "smoking",
-                        cnt(&|r| r.smoking),
-                        n,
-                        t.smoking[1] as f64 / tot(&t.smoking),
-                    );
-                    check_prop(
-                        "drinking",
-                        cnt(&|r| r.drinking),
-                        n,
-                        t.drinking[1] as f64 / tot(&t.drinking),
-                    );
-                    for (k, d) in [
-                        Differentiation::Well,
-                        Differentiation::Moderate,
-                        Differentiation::Poor,
-                    ]
-                    .iter()
-                    .enumerate()
-                    {
-                        check_prop(
-                            "diff",
-                            cnt(&|r| r.differentiation == *d),
-                            n,
-                            t.differentiation[k] as f64 / tot(&t.differentiation),
-                        );
+                    let cnt = |f: &dyn Fn(&ClinicalRow) -> bool| tab.rows.iter().filter(|r| f(r)).count();
+                    check_prop("male", cnt(&|r| r.sex == Sex::Male), n, t.sex[0] as f64 / tot(&t.sex));
+                    check_prop("smoking", cnt(&|r| r.smoking), n, t.smoking[1] as f64 / tot(&t.smoking));
+                    check_prop("drinking", cnt(&|r| r.drinking), n, t.drinking[1] as f64 / tot(&t.drinking));
+                    for (k, d) in [Differentiation::Well, Differentiation::Moderate, Differentiation::Poor].iter().enumerate() {
+                        check_prop("diff", cnt(&|r| r.differentiation == *d), n, t.differentiation[k] as f64 / tot(&t.differentiation));
                     }
                     for k in 0..4 {
-                        check_prop(
-                            "T",
-                            cnt(&|r| r.t_stage as usize == k + 1),
-                            n,
-                            t.t_stage[k] as f64 / tot(&t.t_stage),
-                        );
-                        check_prop(
-                            "N",
-                            cnt(&|r| r.n_stage as usize == k),
-                            n,
-                            t.n_stage[k] as f64 / tot(&t.n_stage),
-                        );
+                        check_prop("T", cnt(&|r| r.t_stage as usize == k + 1), n, t.t_stage[k] as f64 / tot(&t.t_stage));
+                        check_prop("N", cnt(&|r| r.n_stage as usize == k), n, t.n_stage[k] as f64 / tot(&t.n_stage));
                     }
                     check_prop("label", cnt(&|r| r.label()), n, t.prevalence);
-                    assert!(tab
-                        .rows
-                        .iter()
-                        .all(|r| (0.0..=100.0).contains(&r.cps) && r.cps.fract() == 0.0));
+                    assert!(tab.rows.iter().all(|r| (0.0..=100.0).contains(&r.cps) && r.cps.fract() == 0.0));
                     if let Some(target) = spec.survival.dcb_target {
                         check_prop("dcb", cnt(&|r| r.dcb == Some(true)), n, target);
                     } else {
@@ -454,10 +360,7 @@ mod tests {
         let tab = cohort_table(&cfg.cohorts[2], 2, 3, 1.0);
         let s = csv_string(&tab.rows);
         let mut lines = s.lines();
-        assert_eq!(
-            lines.next().unwrap(),
-            "patient_id,age,sex,smoking,drinking,differentiation,t_stage,n_stage,cps,pfs_months,progression,dcb"
-        );
+        assert_eq!(lines.next().unwrap(), "patient_id,age,sex,smoking,drinking,differentiation,t_stage,n_stage,cps,pfs_months,progression,dcb");
         let first: Vec<&str> = lines.next().unwrap().split(',').collect();
         assert_eq!(first.len(), 12);
         assert_eq!(first[0], "ICI-0001");

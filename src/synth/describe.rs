@@ -1,8 +1,6 @@
 //! The design of a preset in plain words.
 
-use crate::synth::presets::{
-    cohort_counts, config, Preset, HR_PDL1_HIGH, LOG_HR_N_STAGE, LOG_HR_T_STAGE,
-};
+use crate::synth::presets::{cohort_counts, config, Preset, HR_PDL1_HIGH, LOG_HR_N_STAGE, LOG_HR_T_STAGE};
 use crate::synth::tumour::SignalModel;
 
 /// Plain-language description of what `generate` writes for `preset` (scale 1).
@@ -66,10 +64,7 @@ pub fn describe(preset: Preset) -> String {
         cfg.dims[1],
         cfg.dims[2],
         if cfg.inplane_spacing_factor > 1.0 {
-            format!(
-                ", multiplied by {:.2} in this preset so the small matrix still covers the neck",
-                cfg.inplane_spacing_factor
-            )
+            format!(", multiplied by {:.2} in this preset so the small matrix still covers the neck", cfg.inplane_spacing_factor)
         } else {
             String::new()
         },

@@ -145,8 +145,7 @@ impl CohortGroundTruth {
     }
 
     pub fn write(&self, path: &Path) -> Result<(), SynthError> {
-        let text =
-            serde_json::to_string_pretty(self).map_err(|e| SynthError::Json(e.to_string()))?;
+        let text = serde_json::to_string_pretty(self).map_err(|e| SynthError::Json(e.to_string()))?;
         std::fs::write(path, text).map_err(|e| SynthError::io(path, e))
     }
 

@@ -14,18 +14,9 @@ pub const RING_MM: [f64; 2] = [4.0, 9.0];
 pub fn inplane_distance(roi: &Volume, max_mm: f64) -> Vec<f32> {
     let [ni, nj, nk] = roi.size();
     let at = |i: usize, j: usize, k: usize| (i * nj + j) * nk + k;
-    let inside = |i: isize, j: isize, k: usize| {
-        i >= 0
-            && j >= 0
-            && (i as usize) < ni
-            && (j as usize) < nj
-            && roi.data[[i as usize, j as usize, k]] > 0.5
-    };
+    let inside = |i: isize, j: isize, k: usize| i >= 0 && j >= 0 && (i as usize) < ni && (j as usize) < nj && roi.data[[i as usize, j as usize, k]] > 0.5;
     let mut dist = vec![f32::INFINITY; ni * nj * nk];
-    let r = [
-        (max_mm / roi.spacing[0]).ceil() as isize,
-        (max_mm / roi.spacing[1]).ceil() as isize,
-    ];
+    let r = [(max_mm / roi.spacing[0]).ceil() as isize, (max_mm / roi.spacing[1]).ceil() as isize];
     for ((i, j, k), &m) in roi.data.indexed_iter() {
         if m < 0.5 {
             continue;
@@ -33,11 +24,7 @@ pub fn inplane_distance(roi: &Volume, max_mm: f64) -> Vec<f32> {
         dist[at(i, j, k)] = 0.0;
         let (ii, jj) = (i as isize, j as isize);
         // only boundary voxels can be nearest to an outside voxel
-        if inside(ii - 1, jj, k)
-            && inside(ii + 1, jj, k)
-            && inside(ii, jj - 1, k)
-            && inside(ii, jj + 1, k)
-        {
+        if inside(ii - 1, jj, k) && inside(ii + 1, jj, k) && inside(ii, jj - 1, k) && inside(ii, jj + 1, k) {
             continue;
         }
         for di in -r[0]..=r[0] {
@@ -115,8 +102,5 @@ pub fn roi_volume_and_centroid(roi: &Volume) -> (f64, Vec3) {
         return (0.0, [f64::NAN; 3]);
     }
     let idx = c.map(|x| x / n as f64);
-    (
-        n as f64 * roi.spacing.iter().product::<f64>(),
-        roi.index_to_physical(&idx),
-    )
+    (n as f64 * roi.spacing.iter().product::<f64>(), roi.index_to_physical(&idx))
 }

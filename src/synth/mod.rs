@@ -57,10 +57,7 @@ pub enum SynthError {
 
 impl SynthError {
     pub fn io(path: &Path, source: std::io::Error) -> SynthError {
-        SynthError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        SynthError::Io { path: path.to_path_buf(), source }
     }
 }
 
@@ -75,10 +72,7 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions {
-            images: true,
-            cohorts: None,
-        }
+        GenerateOptions { images: true, cohorts: None }
     }
 }
 
@@ -106,9 +100,7 @@ pub struct Summary {
 
 fn check_scale(scale: f64) -> Result<(), SynthError> {
     if !(scale.is_finite() && scale > 0.0 && scale <= 100.0) {
-        return Err(SynthError::InvalidParameter(format!(
-            "scale must be in (0, 100], got {scale}"
-        )));
+        return Err(SynthError::InvalidParameter(format!("scale must be in (0, 100], got {scale}")));
     }
     Ok(())
 }
@@ -117,12 +109,7 @@ fn check_scale(scale: f64) -> Result<(), SynthError> {
 pub fn tables(preset: Preset, seed: u64, scale: f64) -> Result<Vec<CohortTable>, SynthError> {
     check_scale(scale)?;
     let cfg = config(preset);
-    Ok(cfg
-        .cohorts
-        .iter()
-        .enumerate()
-        .map(|(i, c)| clinical::cohort_table(c, i, seed, scale))
-        .collect())
+    Ok(cfg.cohorts.iter().enumerate().map(|(i, c)| clinical::cohort_table(c, i, seed, scale)).collect())
 }
 
 /// Generate the full synthetic study into `out`.
@@ -131,13 +118,7 @@ pub fn generate(preset: Preset, seed: u64, scale: f64, out: &Path) -> Result<Sum
 }
 
 /// [`generate`] with options (tables only, a subset of cohorts).
-pub fn generate_with(
-    preset: Preset,
-    seed: u64,
-    scale: f64,
-    out: &Path,
-    opts: &GenerateOptions,
-) -> Result<Summary, SynthError> {
+pub fn generate_with(preset: Preset, seed: u64, scale: f64, out: &Path, opts: &GenerateOptions) -> Result<Summary, SynthError> {
     check_scale(scale)?;
     let cfg = config(preset);
     let model = SignalModel::default();
@@ -156,7 +137,8 @@ pub fn generate_with(
         std::fs::create_dir_all(&dir).map_err(|e| SynthError::io(&dir, e))?;
         clinical::write_csv(&table.rows, &dir.join("clinical.csv"))?;
         let parquet = dir.join("clinical.parquet");
-        radpipe_engine::tables::csv_to_parquet(&dir.join("clinical.csv"), &parquet).map_err(|e| SynthError::io(&parquet, std::io::Error::other(e.to_string())))?;
+        radpipe_engine::tables::csv_to_parquet(&dir.join("clinical.csv"), &parquet)
+            .map_err(|e| SynthError::io(&parquet, std::io::Error::other(e.to_string())))?;
         let imaging: Vec<Option<patient::ImagingTruth>> = if opts.images {
             let img_dir = dir.join("images");
             table
@@ -172,16 +154,7 @@ pub fn generate_with(
         } else {
             vec![None; table.rows.len()]
         };
-        let gt = CohortGroundTruth::new(
-            preset,
-            seed,
-            scale,
-            cfg.dims,
-            cfg.inplane_spacing_factor,
-            &table,
-            &model,
-            imaging,
-        );
+        let gt = CohortGroundTruth::new(preset, seed, scale, cfg.dims, cfg.inplane_spacing_factor, &table, &model, imaging);
         gt.write(&dir.join("ground_truth.json"))?;
         summaries.push(CohortSummary {
             name: spec.name.clone(),
@@ -189,21 +162,10 @@ pub fn generate_with(
             n: table.rows.len(),
             n_positive: table.rows.iter().filter(|r| r.label()).count(),
             n_progression: table.rows.iter().filter(|r| r.progression).count(),
-            n_dcb: spec
-                .survival
-                .dcb_target
-                .map(|_| table.rows.iter().filter(|r| r.dcb == Some(true)).count()),
+            n_dcb: spec.survival.dcb_target.map(|_| table.rows.iter().filter(|r| r.dcb == Some(true)).count()),
         });
     }
-    Ok(Summary {
-        preset,
-        seed,
-        scale,
-        out_dir: out.to_path_buf(),
-        images: opts.images,
-        n_patients: summaries.iter().map(|c| c.n).sum(),
-        cohorts: summaries,
-    })
+    Ok(Summary { preset, seed, scale, out_dir: out.to_path_buf(), images: opts.images, n_patients: summaries.iter().map(|c| c.n).sum(), cohorts: summaries })
 }
 
 #[cfg(test)]

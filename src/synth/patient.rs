@@ -7,10 +7,6 @@ use std::path::Path;
 use ndarray::{s, Array3};
 use serde::{Deserialize, Serialize};
 
-use radpipe_imaging::interpolate::Interpolator;
-use radpipe_imaging::resample::{resample_to_grid, Grid};
-use radpipe_imaging::volume::mat_vec;
-use radpipe_imaging::{write_nifti_as, NiftiDtype, Vec3, Volume};
 use crate::synth::anatomy::Anatomy;
 use crate::synth::clinical::ClinicalRow;
 use crate::synth::presets::{CohortSpec, PresetConfig};
@@ -18,6 +14,7 @@ use crate::synth::rng::{stream, uniform};
 use crate::synth::scanner::{GridGeometry, Misregistration, SequenceAcquisition};
 use crate::synth::tumour::{SignalModel, Tumour};
 use crate::synth::SynthError;
+use radpipe_imaging::{mat_vec, resample_to_grid, write_nifti_as, Grid, Interpolator, NiftiDtype, Vec3, Volume};
 
 /// Largest misregistration of T1 / T2 relative to CE-T1.
 pub const MISREG_MAX_DEG: f64 = 4.0;
@@ -72,38 +69,18 @@ pub fn simulate(
 ) -> Result<(ImagingTruth, PatientImages), SynthError> {
     let mut rng = stream(seed, 10 + cohort_index as u64, patient_index as u64);
     let scanner = &spec.scanner;
-    let neck_centre = [
-        uniform(&mut rng, -5.0, 5.0),
-        uniform(&mut rng, 10.0, 30.0),
-        uniform(&mut rng, -80.0, -40.0),
-    ];
-    let grid = GridGeometry::sample(
-        &mut rng,
-        scanner,
-        cfg.dims,
-        cfg.inplane_spacing_factor,
-        neck_centre,
-    );
+    let neck_centre = [uniform(&mut rng, -5.0, 5.0), uniform(&mut rng, 10.0, 30.0), uniform(&mut rng, -80.0, -40.0)];
+    let grid = GridGeometry::sample(&mut rng, scanner, cfg.dims, cfg.inplane_spacing_factor, neck_centre);
     let hf = grid.half_fov_inplane();
     // leave room for the field-of-view jitter and the neck's widening along z
     let anatomy = Anatomy::sample(&mut rng, neck_centre, [hf * 0.78, hf * 0.78]);
     let z_half = 0.5 * (cfg.dims[2] as f64 - 2.0) * grid.spacing[2];
-    let mut tumour = Tumour::sample(
-        &mut rng,
-        model,
-        row.label(),
-        row.t_stage,
-        &anatomy,
-        z_half,
-        scanner.label_effect_factor,
-        scanner.enhancement_factor,
-    );
+    let mut tumour = Tumour::sample(&mut rng, model, row.label(), row.t_stage, &anatomy, z_half, scanner.label_effect_factor, scanner.enhancement_factor);
     // keep the tumour's slab inside the stack: clamp the centre's slice index
     let probe = grid.volume(Array3::zeros((1, 1, 1)));
     let mut ci = probe.physical_to_index(&tumour.centre);
     let nk = cfg.dims[2] as f64;
-    let kr = (tumour.semi_axes.iter().cloned().fold(0.0, f64::max) * 0.9 / grid.spacing[2])
-        .min((nk - 1.0) / 2.0);
+    let kr = (tumour.semi_axes.iter().cloned().fold(0.0, f64::max) * 0.9 / grid.spacing[2]).min((nk - 1.0) / 2.0);
     ci[2] = ci[2].clamp(kr, nk - 1.0 - kr);
     tumour.centre = probe.index_to_physical(&ci);
     let acquisition = Acquisitions {
@@ -112,39 +89,21 @@ pub fn simulate(
         ce_t1: SequenceAcquisition::sample(&mut rng, scanner, 2),
     };
     let grid_centre = probe_center(&grid);
-    let misregistration_t1 =
-        Misregistration::sample(&mut rng, grid_centre, MISREG_MAX_DEG, MISREG_MAX_MM);
-    let misregistration_t2 =
-        Misregistration::sample(&mut rng, grid_centre, MISREG_MAX_DEG, MISREG_MAX_MM);
+    let misregistration_t1 = Misregistration::sample(&mut rng, grid_centre, MISREG_MAX_DEG, MISREG_MAX_MM);
+    let misregistration_t2 = Misregistration::sample(&mut rng, grid_centre, MISREG_MAX_DEG, MISREG_MAX_MM);
 
     // render on the z-padded grid
     let [ni, nj, nkk] = cfg.dims;
     let nke = nkk + 2 * Z_PAD;
-    let shift = mat_vec(
-        &grid.direction,
-        &[0.0, 0.0, -(Z_PAD as f64) * grid.spacing[2]],
-    );
+    let shift = mat_vec(&grid.direction, &[0.0, 0.0, -(Z_PAD as f64) * grid.spacing[2]]);
     let ext_origin = [0, 1, 2].map(|a| grid.origin[a] + shift[a]);
-    let ext = Volume::new(
-        Array3::zeros((1, 1, 1)),
-        grid.spacing,
-        ext_origin,
-        grid.direction,
-    )?;
+    let ext = Volume::new(Array3::zeros((1, 1, 1)), grid.spacing, ext_origin, grid.direction)?;
     let m = ext.index_to_physical_matrix();
-    let mut seq = [
-        Array3::<f32>::zeros((ni, nj, nke)),
-        Array3::<f32>::zeros((ni, nj, nke)),
-        Array3::<f32>::zeros((ni, nj, nke)),
-    ];
+    let mut seq = [Array3::<f32>::zeros((ni, nj, nke)), Array3::<f32>::zeros((ni, nj, nke)), Array3::<f32>::zeros((ni, nj, nke))];
     let mut roi = Array3::<f32>::zeros((ni, nj, nkk));
     let mut roi_voxels = 0usize;
     let [s0, s1, s2] = &mut seq;
-    let (d0, d1, d2) = (
-        s0.as_slice_mut().unwrap(),
-        s1.as_slice_mut().unwrap(),
-        s2.as_slice_mut().unwrap(),
-    );
+    let (d0, d1, d2) = (s0.as_slice_mut().unwrap(), s1.as_slice_mut().unwrap(), s2.as_slice_mut().unwrap());
     let mut flat = 0usize;
     for i in 0..ni {
         for j in 0..nj {
@@ -171,28 +130,11 @@ pub fn simulate(
     }
     let [t1e, t2e, cee] = seq;
     let ce_truth = cee.slice(s![.., .., Z_PAD..Z_PAD + nkk]).to_owned();
-    let out_grid = Grid {
-        size: cfg.dims,
-        spacing: grid.spacing,
-        origin: grid.origin,
-        direction: grid.direction,
-    };
+    let out_grid = Grid { size: cfg.dims, spacing: grid.spacing, origin: grid.origin, direction: grid.direction };
     let t1_ext = Volume::new(t1e, grid.spacing, ext_origin, grid.direction)?;
     let t2_ext = Volume::new(t2e, grid.spacing, ext_origin, grid.direction)?;
-    let mut t1 = resample_to_grid(
-        &t1_ext,
-        &out_grid,
-        Some(&misregistration_t1.applied),
-        Interpolator::Linear,
-        0.0,
-    )?;
-    let mut t2 = resample_to_grid(
-        &t2_ext,
-        &out_grid,
-        Some(&misregistration_t2.applied),
-        Interpolator::Linear,
-        0.0,
-    )?;
+    let mut t1 = resample_to_grid(&t1_ext, &out_grid, Some(&misregistration_t1.applied), Interpolator::Linear, 0.0)?;
+    let mut t2 = resample_to_grid(&t2_ext, &out_grid, Some(&misregistration_t2.applied), Interpolator::Linear, 0.0)?;
     let mut ce_t1 = grid.volume(ce_truth);
     let mut nrng = stream(seed, 500 + cohort_index as u64, patient_index as u64);
     acquisition.t1.acquire(&mut t1, &mut nrng);
@@ -215,8 +157,7 @@ pub fn simulate(
 }
 
 fn probe_center(g: &GridGeometry) -> Vec3 {
-    g.volume(Array3::zeros((1, 1, 1)))
-        .index_to_physical(&[0, 1, 2].map(|a| (g.size[a] as f64 - 1.0) / 2.0))
+    g.volume(Array3::zeros((1, 1, 1))).index_to_physical(&[0, 1, 2].map(|a| (g.size[a] as f64 - 1.0) / 2.0))
 }
 
 /// Write `t1, t2, ce_t1` (int16) and `roi` (uint8) as `.nii.gz` into `dir`.

@@ -46,9 +46,7 @@ impl FromStr for Preset {
             "paper" => Ok(Preset::Paper),
             "demo" => Ok(Preset::Demo),
             "tiny" => Ok(Preset::Tiny),
-            other => Err(SynthError::InvalidParameter(format!(
-                "unknown preset {other:?} (paper, demo, tiny)"
-            ))),
+            other => Err(SynthError::InvalidParameter(format!("unknown preset {other:?} (paper, demo, tiny)"))),
         }
     }
 }
@@ -183,10 +181,7 @@ pub fn institution1_targets() -> ClinicalTargets {
         // pooled SD including the between-group difference
         age_sd: {
             let m: f64 = (267.0 * 61.70 + 115.0 * 59.85) / 382.0;
-            let ss = 266.0 * 8.50f64.powi(2)
-                + 114.0 * 8.16f64.powi(2)
-                + 267.0 * (61.70 - m).powi(2)
-                + 115.0 * (59.85 - m).powi(2);
+            let ss = 266.0 * 8.50f64.powi(2) + 114.0 * 8.16f64.powi(2) + 267.0 * (61.70 - m).powi(2) + 115.0 * (59.85 - m).powi(2);
             (ss / 381.0).sqrt()
         },
         sex: [238 + 109, 29 + 6],
@@ -214,10 +209,7 @@ pub fn external_targets() -> ClinicalTargets {
 }
 
 pub fn ici_targets() -> ClinicalTargets {
-    ClinicalTargets {
-        prevalence: 0.322,
-        ..institution1_targets()
-    }
+    ClinicalTargets { prevalence: 0.322, ..institution1_targets() }
 }
 
 pub fn institution1_scanner() -> ScannerProfile {
@@ -251,23 +243,11 @@ pub fn external_scanner() -> ScannerProfile {
 }
 
 fn survival_standard() -> SurvivalSpec {
-    SurvivalSpec {
-        weibull_shape: 1.2,
-        reference_median_months: 20.0,
-        dcb_target: None,
-        admin_censoring_months: [3.0, 42.0],
-        loss_rate_per_month: 0.008,
-    }
+    SurvivalSpec { weibull_shape: 1.2, reference_median_months: 20.0, dcb_target: None, admin_censoring_months: [3.0, 42.0], loss_rate_per_month: 0.008 }
 }
 
 fn survival_ici() -> SurvivalSpec {
-    SurvivalSpec {
-        weibull_shape: 1.2,
-        reference_median_months: 3.5,
-        dcb_target: Some(0.234),
-        admin_censoring_months: [7.0, 30.0],
-        loss_rate_per_month: 0.0,
-    }
+    SurvivalSpec { weibull_shape: 1.2, reference_median_months: 3.5, dcb_target: Some(0.234), admin_censoring_months: [7.0, 30.0], loss_rate_per_month: 0.0 }
 }
 
 /// The configuration of a preset (scale 1).
@@ -310,20 +290,13 @@ pub fn config(preset: Preset) -> PresetConfig {
             survival: survival_ici(),
         },
     ];
-    PresetConfig {
-        preset,
-        dims,
-        inplane_spacing_factor: factor,
-        cohorts,
-    }
+    PresetConfig { preset, dims, inplane_spacing_factor: factor, cohorts }
 }
 
 /// Patient count and positive count of a cohort at `scale`.
 pub fn cohort_counts(spec: &CohortSpec, scale: f64) -> (usize, usize) {
     let n = ((spec.n as f64 * scale).round() as usize).max(spec.min_n);
-    let pos = ((n as f64 * spec.targets.prevalence).round() as usize)
-        .max(spec.min_per_class)
-        .min(n - spec.min_per_class);
+    let pos = ((n as f64 * spec.targets.prevalence).round() as usize).max(spec.min_per_class).min(n - spec.min_per_class);
     (n, pos)
 }
 
@@ -332,12 +305,7 @@ mod tests {
     use super::*;
 
     /// A stratified split that rounds the held-out share of each class.
-    fn split(
-        pos: usize,
-        neg: usize,
-        frac: f64,
-        round: fn(f64) -> f64,
-    ) -> ((usize, usize), (usize, usize)) {
+    fn split(pos: usize, neg: usize, frac: f64, round: fn(f64) -> f64) -> ((usize, usize), (usize, usize)) {
         let hp = round(pos as f64 * frac) as usize;
         let hn = round(neg as f64 * frac) as usize;
         ((pos - hp, neg - hn), (hp, hn))
@@ -379,16 +347,8 @@ mod tests {
         let e = external_targets();
         assert_eq!(e.differentiation.iter().sum::<u32>(), 134);
         assert_eq!(e.n_stage.iter().sum::<u32>(), 134);
-        let demo: usize = config(Preset::Demo)
-            .cohorts
-            .iter()
-            .map(|c| cohort_counts(c, 1.0).0)
-            .sum();
-        let tiny: usize = config(Preset::Tiny)
-            .cohorts
-            .iter()
-            .map(|c| cohort_counts(c, 1.0).0)
-            .sum();
+        let demo: usize = config(Preset::Demo).cohorts.iter().map(|c| cohort_counts(c, 1.0).0).sum();
+        let tiny: usize = config(Preset::Tiny).cohorts.iter().map(|c| cohort_counts(c, 1.0).0).sum();
         assert_eq!((demo, tiny), (240, 60));
         assert_eq!("Demo".parse::<Preset>().unwrap(), Preset::Demo);
     }

@@ -67,10 +67,7 @@ pub fn apportion(n: usize, weights: &[u32]) -> Vec<usize> {
         }
         return v;
     }
-    let quotas: Vec<f64> = weights
-        .iter()
-        .map(|&w| n as f64 * w as f64 / total as f64)
-        .collect();
+    let quotas: Vec<f64> = weights.iter().map(|&w| n as f64 * w as f64 / total as f64).collect();
     let mut counts: Vec<usize> = quotas.iter().map(|q| q.floor() as usize).collect();
     let mut left = n - counts.iter().sum::<usize>();
     let mut order: Vec<usize> = (0..weights.len()).collect();
@@ -92,11 +89,7 @@ pub fn apportion(n: usize, weights: &[u32]) -> Vec<usize> {
 /// A shuffled vector of category indices with exactly the apportioned counts.
 pub fn exact_categories(rng: &mut SynthRng, n: usize, weights: &[u32]) -> Vec<usize> {
     let counts = apportion(n, weights);
-    let mut v: Vec<usize> = counts
-        .iter()
-        .enumerate()
-        .flat_map(|(i, &c)| std::iter::repeat_n(i, c))
-        .collect();
+    let mut v: Vec<usize> = counts.iter().enumerate().flat_map(|(i, &c)| std::iter::repeat_n(i, c)).collect();
     shuffle(rng, &mut v);
     v
 }

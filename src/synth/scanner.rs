@@ -5,10 +5,9 @@
 use ndarray::Array3;
 use serde::{Deserialize, Serialize};
 
-use radpipe_imaging::transform::euler_matrix;
-use radpipe_imaging::{Mat3, Transform, Vec3, Volume};
 use crate::synth::presets::ScannerProfile;
 use crate::synth::rng::{choose, normal, normal_pair, uniform, SynthRng};
+use radpipe_imaging::{euler_matrix, Mat3, Transform, Vec3, Volume};
 
 /// The CE-T1 grid of a patient (T1 / T2 share it; their content is misregistered).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,50 +22,24 @@ pub struct GridGeometry {
 
 impl GridGeometry {
     /// Draw a grid of `dims` centred near `centre` (field-of-view jitter).
-    pub fn sample(
-        rng: &mut SynthRng,
-        scanner: &ScannerProfile,
-        dims: [usize; 3],
-        inplane_factor: f64,
-        centre: Vec3,
-    ) -> GridGeometry {
+    pub fn sample(rng: &mut SynthRng, scanner: &ScannerProfile, dims: [usize; 3], inplane_factor: f64, centre: Vec3) -> GridGeometry {
         let sp = choose(rng, &scanner.inplane_spacing_mm) * inplane_factor;
         let sz = choose(rng, &scanner.slice_spacing_mm);
         let m = scanner.max_oblique_deg;
-        let oblique_deg = [
-            uniform(rng, -m, m),
-            uniform(rng, -m, m) / 3.0,
-            uniform(rng, -m, m) / 3.0,
-        ];
+        let oblique_deg = [uniform(rng, -m, m), uniform(rng, -m, m) / 3.0, uniform(rng, -m, m) / 3.0];
         let direction = euler_matrix(&oblique_deg.map(f64::to_radians));
         let spacing = [sp, sp, sz];
-        let fov = [
-            dims[0] as f64 * sp,
-            dims[1] as f64 * sp,
-            dims[2] as f64 * sz,
-        ];
-        let jitter = [
-            uniform(rng, -0.04, 0.04) * fov[0],
-            uniform(rng, -0.04, 0.04) * fov[1],
-            uniform(rng, -0.05, 0.05) * fov[2],
-        ];
+        let fov = [dims[0] as f64 * sp, dims[1] as f64 * sp, dims[2] as f64 * sz];
+        let jitter = [uniform(rng, -0.04, 0.04) * fov[0], uniform(rng, -0.04, 0.04) * fov[1], uniform(rng, -0.05, 0.05) * fov[2]];
         // origin = centre - D * (spacing * (dims-1)/2) + jitter
         let half: Vec3 = [0, 1, 2].map(|a| spacing[a] * (dims[a] as f64 - 1.0) / 2.0);
-        let dh = radpipe_imaging::volume::mat_vec(&direction, &half);
-        let origin =
-            [0, 1, 2].map(|a| ((centre[a] - dh[a] + 0.5 * jitter[a]) * 100.0).round() / 100.0);
-        GridGeometry {
-            size: dims,
-            spacing,
-            origin,
-            direction,
-            oblique_deg,
-        }
+        let dh = radpipe_imaging::mat_vec(&direction, &half);
+        let origin = [0, 1, 2].map(|a| ((centre[a] - dh[a] + 0.5 * jitter[a]) * 100.0).round() / 100.0);
+        GridGeometry { size: dims, spacing, origin, direction, oblique_deg }
     }
 
     pub fn volume(&self, data: Array3<f32>) -> Volume {
-        Volume::new(data, self.spacing, self.origin, self.direction)
-            .expect("valid synthetic geometry")
+        Volume::new(data, self.spacing, self.origin, self.direction).expect("valid synthetic geometry")
     }
 
     /// Half the in-plane field of view (mm) - the largest neck semi-axis that fits.
@@ -98,11 +71,7 @@ impl SequenceAcquisition {
             uniform(rng, -a, a) * 0.5,
             uniform(rng, -a, a) * 0.5,
         ];
-        SequenceAcquisition {
-            gain,
-            bias_coefficients,
-            noise_sigma: scanner.noise[seq] * gain,
-        }
+        SequenceAcquisition { gain, bias_coefficients, noise_sigma: scanner.noise[seq] * gain }
     }
 
     /// Multiplicative bias at physical offset `d` (mm) from the grid centre.
@@ -129,11 +98,7 @@ impl SequenceAcquisition {
                     d[r] = o[r] + m[r][0] * i as f64 + m[r][1] * j as f64 - centre[r];
                 }
                 for k in 0..nk {
-                    let dk = [
-                        d[0] + m[0][2] * k as f64,
-                        d[1] + m[1][2] * k as f64,
-                        d[2] + m[2][2] * k as f64,
-                    ];
+                    let dk = [d[0] + m[0][2] * k as f64, d[1] + m[1][2] * k as f64, d[2] + m[2][2] * k as f64];
                     let s = data[n] as f64 * self.gain * self.bias(&dk);
                     let (n1, n2) = normal_pair(rng);
                     let re = s + sigma * n1;
@@ -164,31 +129,9 @@ impl Misregistration {
         let angles_deg = [0, 1, 2].map(|_| (normal(rng) * max_deg / 2.5).clamp(-max_deg, max_deg));
         let translation_mm = [0, 1, 2].map(|_| (normal(rng) * max_mm / 2.5).clamp(-max_mm, max_mm));
         let r = angles_deg.map(f64::to_radians);
-        let applied = Transform::euler(
-            centre,
-            [
-                r[0],
-                r[1],
-                r[2],
-                translation_mm[0],
-                translation_mm[1],
-                translation_mm[2],
-            ],
-        );
-        let inv = applied
-            .to_affine_map()
-            .inverse()
-            .expect("rigid transforms invert");
-        let ce_to_sequence = Transform::Affine {
-            center: [0.0; 3],
-            matrix: inv.matrix,
-            translation: inv.translation,
-        };
-        Misregistration {
-            angles_deg,
-            translation_mm,
-            applied,
-            ce_to_sequence,
-        }
+        let applied = Transform::euler(centre, [r[0], r[1], r[2], translation_mm[0], translation_mm[1], translation_mm[2]]);
+        let inv = applied.to_affine_map().inverse().expect("rigid transforms invert");
+        let ce_to_sequence = Transform::Affine { center: [0.0; 3], matrix: inv.matrix, translation: inv.translation };
+        Misregistration { angles_deg, translation_mm, applied, ce_to_sequence }
     }
 }

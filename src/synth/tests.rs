@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use radpipe_imaging::{read_nifti, Volume};
-use radpipe_stats::auc;
 use crate::synth::measure;
 use crate::synth::*;
+use radpipe_imaging::{read_nifti, Volume};
+use radpipe_stats::auc;
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("radpipe_synth_{name}_{}", std::process::id()));
@@ -18,19 +18,13 @@ fn temp_dir(name: &str) -> PathBuf {
 /// Every file under `dir` (relative path -> bytes).
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(base: &Path, d: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        let mut entries: Vec<_> = std::fs::read_dir(d)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
+        let mut entries: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {
                 walk(base, &p, out);
             } else {
-                out.insert(
-                    p.strip_prefix(base).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
+                out.insert(p.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
             }
         }
     }
@@ -51,17 +45,7 @@ fn tiny_generation_is_deterministic_and_geometrically_sound() {
     let c = temp_dir("det_c");
     let sa = generate(Preset::Tiny, 7, 1.0, &a).unwrap();
     generate(Preset::Tiny, 7, 1.0, &b).unwrap();
-    generate_with(
-        Preset::Tiny,
-        8,
-        1.0,
-        &c,
-        &GenerateOptions {
-            images: true,
-            cohorts: Some(vec![CohortKind::External]),
-        },
-    )
-    .unwrap();
+    generate_with(Preset::Tiny, 8, 1.0, &c, &GenerateOptions { images: true, cohorts: Some(vec![CohortKind::External]) }).unwrap();
     assert_eq!(sa.n_patients, 60);
     let (fa, fb, fc) = (snapshot(&a), snapshot(&b), snapshot(&c));
     // design.txt; per cohort clinical.csv, clinical.parquet, ground_truth.json; 4 volumes per patient
@@ -76,14 +60,9 @@ fn tiny_generation_is_deterministic_and_geometrically_sound() {
     // layout and ids
     let mut ids = HashSet::new();
     for cs in &sa.cohorts {
-        let text =
-            String::from_utf8(fa[&PathBuf::from(format!("{}/clinical.csv", cs.name))].clone())
-                .unwrap();
+        let text = String::from_utf8(fa[&PathBuf::from(format!("{}/clinical.csv", cs.name))].clone()).unwrap();
         for line in text.lines().skip(1) {
-            assert!(
-                ids.insert(line.split(',').next().unwrap().to_string()),
-                "duplicate id"
-            );
+            assert!(ids.insert(line.split(',').next().unwrap().to_string()), "duplicate id");
         }
         assert!(cs.n_positive >= 3 && cs.n - cs.n_positive >= 3);
     }
@@ -95,10 +74,7 @@ fn tiny_generation_is_deterministic_and_geometrically_sound() {
         for p in &gt.patients {
             let im = p.imaging.as_ref().unwrap();
             let d = a.join(cohort).join("images").join(&p.patient_id);
-            let vols: Vec<Volume> = ["t1", "t2", "ce_t1", "roi"]
-                .iter()
-                .map(|s| read_nifti(d.join(format!("{s}.nii.gz"))).unwrap())
-                .collect();
+            let vols: Vec<Volume> = ["t1", "t2", "ce_t1", "roi"].iter().map(|s| read_nifti(d.join(format!("{s}.nii.gz"))).unwrap()).collect();
             for v in &vols {
                 assert_eq!(v.size(), gt.dims);
                 for a in 0..3 {
@@ -118,18 +94,11 @@ fn tiny_generation_is_deterministic_and_geometrically_sound() {
             for ((i, j, k), &m) in roi.data.indexed_iter() {
                 if m > 0.5 {
                     let pt = roi.index_to_physical(&[i as f64, j as f64, k as f64]);
-                    assert!(
-                        im.anatomy.neck_distance(&pt) < -3.0,
-                        "{}: ROI voxel outside the neck",
-                        p.patient_id
-                    );
+                    assert!(im.anatomy.neck_distance(&pt) < -3.0, "{}: ROI voxel outside the neck", p.patient_id);
                 }
             }
             // in-plane the tumour stays inside the field of view with a margin
-            assert!(
-                im.tumour_centre_index[0] > 4.0
-                    && im.tumour_centre_index[0] < gt.dims[0] as f64 - 5.0
-            );
+            assert!(im.tumour_centre_index[0] > 4.0 && im.tumour_centre_index[0] < gt.dims[0] as f64 - 5.0);
             // the tumour enhances: CE-T1 mean in the ROI above the whole-volume mean
             let ce = &vols[2];
             let mean_all = ce.data.iter().map(|&x| x as f64).sum::<f64>() / ce.data.len() as f64;
@@ -144,39 +113,19 @@ fn tiny_generation_is_deterministic_and_geometrically_sound() {
 #[test]
 fn tables_only_generation() {
     let d = temp_dir("tables");
-    let s = generate_with(
-        Preset::Paper,
-        3,
-        1.0,
-        &d,
-        &GenerateOptions {
-            images: false,
-            cohorts: None,
-        },
-    )
-    .unwrap();
+    let s = generate_with(Preset::Paper, 3, 1.0, &d, &GenerateOptions { images: false, cohorts: None }).unwrap();
     assert_eq!(s.n_patients, 610);
-    assert_eq!(
-        s.cohorts.iter().map(|c| c.n_positive).collect::<Vec<_>>(),
-        vec![123, 65, 30]
-    );
+    assert_eq!(s.cohorts.iter().map(|c| c.n_positive).collect::<Vec<_>>(), vec![123, 65, 30]);
     let dcb = s.cohorts[2].n_dcb.unwrap() as f64 / 94.0;
-    assert!(
-        (dcb - 0.234).abs() < 3.0 * (0.234f64 * 0.766 / 94.0).sqrt(),
-        "DCB share {dcb}"
-    );
+    assert!((dcb - 0.234).abs() < 3.0 * (0.234f64 * 0.766 / 94.0).sqrt(), "DCB share {dcb}");
     let gt = read_gt(&d, "ici");
     assert_eq!(gt.patients.len(), 94);
     assert!(gt.patients.iter().all(|p| p.imaging.is_none()));
     assert!(!d.join("ici/images").exists());
     let csv = std::fs::read_to_string(d.join("ici/clinical.csv")).unwrap();
-    assert!(csv.starts_with(
-        "patient_id,age,sex,smoking,drinking,differentiation,t_stage,n_stage,cps,pfs_months,progression,dcb\n"
-    ));
+    assert!(csv.starts_with("patient_id,age,sex,smoking,drinking,differentiation,t_stage,n_stage,cps,pfs_months,progression,dcb\n"));
     let csv = std::fs::read_to_string(d.join("external/clinical.csv")).unwrap();
-    assert!(csv.starts_with(
-        "patient_id,age,sex,smoking,drinking,differentiation,t_stage,n_stage,cps,pfs_months,progression\n"
-    ));
+    assert!(csv.starts_with("patient_id,age,sex,smoking,drinking,differentiation,t_stage,n_stage,cps,pfs_months,progression\n"));
     // the typed rows are the CSV
     let t = tables(Preset::Paper, 3, 1.0).unwrap();
     assert_eq!(clinical::csv_string(&t[1].rows), csv);
@@ -192,14 +141,9 @@ fn misregistration_inverse_and_size() {
     let mut rng = rng::stream(1, 2, 3);
     for _ in 0..50 {
         let m = scanner::Misregistration::sample(&mut rng, [10.0, 20.0, -50.0], 4.0, 4.0);
-        assert!(
-            m.angles_deg.iter().all(|a| a.abs() <= 4.0)
-                && m.translation_mm.iter().all(|t| t.abs() <= 4.0)
-        );
+        assert!(m.angles_deg.iter().all(|a| a.abs() <= 4.0) && m.translation_mm.iter().all(|t| t.abs() <= 4.0));
         let p = [13.0, -7.0, -40.0];
-        let q = m
-            .ce_to_sequence
-            .transform_point(&m.applied.transform_point(&p));
+        let q = m.ce_to_sequence.transform_point(&m.applied.transform_point(&p));
         assert!((0..3).all(|a| (p[a] - q[a]).abs() < 1e-9));
     }
 }
@@ -207,15 +151,7 @@ fn misregistration_inverse_and_size() {
 #[test]
 fn describe_mentions_the_design() {
     let s = describe(Preset::Paper);
-    for w in [
-        "382",
-        "134",
-        "94",
-        "HR 0.55",
-        "Rician",
-        "rim",
-        "ground_truth.json",
-    ] {
+    for w in ["382", "134", "94", "HR 0.55", "Rician", "rim", "ground_truth.json"] {
         assert!(s.contains(w), "describe lacks {w}");
     }
     assert!(describe(Preset::Demo).contains("96x96x16"));
@@ -261,55 +197,24 @@ fn paper_signal_is_learnable_and_does_not_leak() {
             for a in 0..3 {
                 push(["pos_x", "pos_y", "pos_z"][a], c[a]);
                 push(["idx_i", "idx_j", "idx_k"][a], ci[a]);
-                push(
-                    ["hdr_spacing_i", "hdr_spacing_j", "hdr_spacing_k"][a],
-                    ce.spacing[a],
-                );
-                push(
-                    ["hdr_origin_x", "hdr_origin_y", "hdr_origin_z"][a],
-                    ce.origin[a],
-                );
-                push(
-                    ["hdr_dir_0", "hdr_dir_1", "hdr_dir_2"][a],
-                    ce.direction[a][(a + 1) % 3],
-                );
-                push(
-                    ["hdr_diag_0", "hdr_diag_1", "hdr_diag_2"][a],
-                    ce.direction[a][a],
-                );
+                push(["hdr_spacing_i", "hdr_spacing_j", "hdr_spacing_k"][a], ce.spacing[a]);
+                push(["hdr_origin_x", "hdr_origin_y", "hdr_origin_z"][a], ce.origin[a]);
+                push(["hdr_dir_0", "hdr_dir_1", "hdr_dir_2"][a], ce.direction[a][(a + 1) % 3]);
+                push(["hdr_diag_0", "hdr_diag_1", "hdr_diag_2"][a], ce.direction[a][a]);
             }
             labels.push(p.label);
         }
-        let aucs: BTreeMap<&str, f64> = feats
-            .iter()
-            .map(|(k, v)| (*k, auc(v, &labels).unwrap()))
-            .collect();
+        let aucs: BTreeMap<&str, f64> = feats.iter().map(|(k, v)| (*k, auc(v, &labels).unwrap())).collect();
         eprintln!("{cohort} (n={}): {aucs:.3?}", labels.len());
         if cohort == "external" {
-            assert!(
-                (0.75..=0.95).contains(&aucs["rim"]),
-                "external rim AUC {}",
-                aucs["rim"]
-            );
+            assert!((0.75..=0.95).contains(&aucs["rim"]), "external rim AUC {}", aucs["rim"]);
         }
-        assert!(
-            sym_auc(&feats["mean_ce"], &labels) < 0.65,
-            "{cohort}: mean CE-T1 intensity AUC {}",
-            aucs["mean_ce"]
-        );
+        assert!(sym_auc(&feats["mean_ce"], &labels) < 0.65, "{cohort}: mean CE-T1 intensity AUC {}", aucs["mean_ce"]);
         // leak features: pooled over institution 1's cohorts (same scanner, same prevalence)
         for (k, v) in &feats {
-            if k.starts_with("roi_")
-                || k.starts_with("pos_")
-                || k.starts_with("idx_")
-                || k.starts_with("hdr_")
-            {
+            if k.starts_with("roi_") || k.starts_with("pos_") || k.starts_with("idx_") || k.starts_with("hdr_") {
                 if cohort == "external" {
-                    assert!(
-                        sym_auc(v, &labels) < 0.65,
-                        "external: {k} AUC {}",
-                        sym_auc(v, &labels)
-                    );
+                    assert!(sym_auc(v, &labels) < 0.65, "external: {k} AUC {}", sym_auc(v, &labels));
                 } else {
                     let e = leak_pool.entry(k).or_default();
                     e.0.extend(v);

@@ -7,11 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use radpipe_imaging::transform::euler_matrix;
-use radpipe_imaging::volume::{mat_transpose, mat_vec, Mat3};
-use radpipe_imaging::Vec3;
 use crate::synth::anatomy::{inside_weight, Anatomy, Signal};
 use crate::synth::rng::{normal, uniform, SynthRng};
+use radpipe_imaging::{euler_matrix, mat_transpose, mat_vec, Mat3, Vec3};
 
 /// Label-dependent generative parameters (means for [CPS < 20, CPS >= 20]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,47 +126,22 @@ impl Tumour {
         let a = diam / 2.0;
         let mut semi = [a, a * uniform(rng, 0.6, 0.95), a * uniform(rng, 0.6, 0.95)];
         semi[2] = semi[2].min(z_half * 0.8);
-        let angles_deg = [
-            uniform(rng, -25.0, 25.0),
-            uniform(rng, -25.0, 25.0),
-            uniform(rng, -90.0, 90.0),
-        ];
-        let lobulation = [
-            uniform(rng, 0.0, 0.12),
-            uniform(rng, 0.0, 0.10),
-            uniform(rng, -0.1, 0.1),
-            uniform(rng, -0.1, 0.1),
-        ];
-        let lobulation_phase = [
-            uniform(rng, 0.0, std::f64::consts::TAU),
-            uniform(rng, 0.0, std::f64::consts::TAU),
-            uniform(rng, 0.0, std::f64::consts::TAU),
-        ];
+        let angles_deg = [uniform(rng, -25.0, 25.0), uniform(rng, -25.0, 25.0), uniform(rng, -90.0, 90.0)];
+        let lobulation = [uniform(rng, 0.0, 0.12), uniform(rng, 0.0, 0.10), uniform(rng, -0.1, 0.1), uniform(rng, -0.1, 0.1)];
+        let lobulation_phase = [uniform(rng, 0.0, std::f64::consts::TAU), uniform(rng, 0.0, std::f64::consts::TAU), uniform(rng, 0.0, std::f64::consts::TAU)];
         let lab = |mean: [f64; 2], f: f64| mean[0] + f * (mean[1] - mean[0]) * l as f64;
         let rim_strength = (lab(m.rim_mean, label_effect) + m.rim_sd * normal(rng)).max(0.0);
-        let heterogeneity =
-            (lab(m.heterogeneity_mean, label_effect) + m.heterogeneity_sd * normal(rng)).max(0.02);
+        let heterogeneity = (lab(m.heterogeneity_mean, label_effect) + m.heterogeneity_sd * normal(rng)).max(0.02);
         let t2_halo = (lab(m.t2_halo_mean, 1.0) + m.t2_halo_sd * normal(rng)).max(0.0);
         let t1_level = lab(m.t1_level_mean, 1.0) + m.t1_level_sd * normal(rng);
-        let enhancement =
-            (m.enhancement_mean + m.enhancement_sd * normal(rng)).max(0.3) * enhancement_factor;
+        let enhancement = (m.enhancement_mean + m.enhancement_sd * normal(rng)).max(0.3) * enhancement_factor;
         let t2_level = m.t2_level_mean + m.t2_level_sd * normal(rng);
         let rim_width_mm = uniform(rng, m.rim_width_mm[0], m.rim_width_mm[1]);
-        let necrosis_fraction = if t_stage >= 3 && uniform(rng, 0.0, 1.0) < m.necrosis_probability {
-            uniform(rng, 0.25, 0.5)
-        } else {
-            0.0
-        };
-        let texture: Vec<f32> = (0..TEXTURE_N.pow(3))
-            .map(|_| uniform(rng, -1.0, 1.0) as f32)
-            .collect();
+        let necrosis_fraction = if t_stage >= 3 && uniform(rng, 0.0, 1.0) < m.necrosis_probability { uniform(rng, 0.25, 0.5) } else { 0.0 };
+        let texture: Vec<f32> = (0..TEXTURE_N.pow(3)).map(|_| uniform(rng, -1.0, 1.0) as f32).collect();
         // position: off-midline, antero-lateral to the vertebra, inside the neck
         let reach = semi.iter().cloned().fold(0.0, f64::max) * 1.15 + 3.0 * rim_width_mm;
-        let side = if uniform(rng, 0.0, 1.0) < 0.5 {
-            -1.0
-        } else {
-            1.0
-        };
+        let side = if uniform(rng, 0.0, 1.0) < 0.5 { -1.0 } else { 1.0 };
         let [ax, ay] = anatomy.neck_semi;
         let mut centre = anatomy.centre;
         for attempt in 0..200 {
@@ -176,8 +149,7 @@ impl Tumour {
             let c = [
                 anatomy.centre[0] + side * uniform(rng, 0.05, 0.45) * ax * shrink,
                 anatomy.centre[1] + uniform(rng, -0.55, 0.05) * ay * shrink,
-                anatomy.centre[2]
-                    + uniform(rng, -1.0, 1.0) * (z_half - semi[2] - 3.0).max(0.0) * 0.5,
+                anatomy.centre[2] + uniform(rng, -1.0, 1.0) * (z_half - semi[2] - 3.0).max(0.0) * 0.5,
             ];
             // keep the tumour and its rim inside the neck, away from the skin
             let ok_x = (c[0] - anatomy.centre[0]).abs() + reach < ax * 0.92 - 6.0;
@@ -231,9 +203,7 @@ impl Tumour {
     /// Farthest distance (mm) from the centre at which the tumour or its rim/halo
     /// changes the image.
     pub fn influence_radius(&self) -> f64 {
-        self.semi_axes.iter().cloned().fold(0.0, f64::max) * 1.35
-            + 4.0 * self.rim_width_mm.max(3.0)
-            + 2.0
+        self.semi_axes.iter().cloned().fold(0.0, f64::max) * 1.35 + 4.0 * self.rim_width_mm.max(3.0) + 2.0
     }
 
     fn texture_at(&self, q: &Vec3) -> f64 {
@@ -241,8 +211,7 @@ impl Tumour {
         let mut idx = [0usize; 3];
         let mut fr = [0.0; 3];
         for a in 0..3 {
-            let u = ((q[a] + TEXTURE_HALF) / (2.0 * TEXTURE_HALF) * (n - 1) as f64)
-                .clamp(0.0, (n - 1) as f64 - 1e-9);
+            let u = ((q[a] + TEXTURE_HALF) / (2.0 * TEXTURE_HALF) * (n - 1) as f64).clamp(0.0, (n - 1) as f64 - 1e-9);
             idx[a] = u.floor() as usize;
             fr[a] = u - idx[a] as f64;
         }
@@ -260,41 +229,21 @@ impl Tumour {
 
     /// Geometry at `p`, or `None` beyond the influence radius.
     pub fn sample_at(&self, p: &Vec3) -> Option<TumourSample> {
-        let d = [
-            p[0] - self.centre[0],
-            p[1] - self.centre[1],
-            p[2] - self.centre[2],
-        ];
+        let d = [p[0] - self.centre[0], p[1] - self.centre[1], p[2] - self.centre[2]];
         let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
         let infl = self.influence_radius();
         if r2 > infl * infl {
             return None;
         }
         let local = mat_vec(&self.rot_t, &d);
-        let q = [
-            local[0] / self.semi_axes[0],
-            local[1] / self.semi_axes[1],
-            local[2] / self.semi_axes[2],
-        ];
+        let q = [local[0] / self.semi_axes[0], local[1] / self.semi_axes[1], local[2] / self.semi_axes[2]];
         let r = (q[0] * q[0] + q[1] * q[1] + q[2] * q[2]).sqrt();
-        let (az, el) = if r > 1e-9 {
-            (q[1].atan2(q[0]), q[2] / r)
-        } else {
-            (0.0, 0.0)
-        };
+        let (az, el) = if r > 1e-9 { (q[1].atan2(q[0]), q[2] / r) } else { (0.0, 0.0) };
         let lb = &self.lobulation;
         let ph = &self.lobulation_phase;
-        let surf = 1.0
-            + lb[0] * (2.0 * az + ph[0]).cos()
-            + lb[1] * (3.0 * az + ph[1]).cos()
-            + lb[2] * el * (az + ph[2]).cos()
-            + lb[3] * (el * el - 1.0 / 3.0);
+        let surf = 1.0 + lb[0] * (2.0 * az + ph[0]).cos() + lb[1] * (3.0 * az + ph[1]).cos() + lb[2] * el * (az + ph[2]).cos() + lb[3] * (el * el - 1.0 / 3.0);
         let rn = r / surf.max(0.5);
-        Some(TumourSample {
-            d_mm: (rn - 1.0) * self.mean_semi,
-            rn,
-            texture: self.texture_at(&q),
-        })
+        Some(TumourSample { d_mm: (rn - 1.0) * self.mean_semi, rn, texture: self.texture_at(&q) })
     }
 
     /// Is `p` inside the ROI (tumour boundary)?

@@ -28,14 +28,7 @@ pub struct RunResult {
 }
 
 fn ids(v: &Value, field: &str) -> BTreeSet<String> {
-    v[field]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    v[field].as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
 }
 
 pub fn set(items: &[&str]) -> BTreeSet<String> {
@@ -44,9 +37,7 @@ pub fn set(items: &[&str]) -> BTreeSet<String> {
 
 impl Workspace {
     pub fn new() -> Self {
-        Workspace {
-            dir: tempfile::tempdir().expect("temp dir"),
-        }
+        Workspace { dir: tempfile::tempdir().expect("temp dir") }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -79,8 +70,7 @@ impl Workspace {
         all.extend_from_slice(args);
         let out = self.radpipe(&all);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let json: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("run --json printed no JSON ({e}); stderr:\n{stderr}"));
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("run --json printed no JSON ({e}); stderr:\n{stderr}"));
         RunResult {
             executed: ids(&json, "executed"),
             cached: ids(&json, "cached"),
@@ -105,13 +95,7 @@ impl Workspace {
                 if p.is_dir() {
                     stack.push(p);
                 } else {
-                    out.push((
-                        p.strip_prefix(&root)
-                            .unwrap()
-                            .to_string_lossy()
-                            .into_owned(),
-                        std::fs::read(&p).unwrap(),
-                    ));
+                    out.push((p.strip_prefix(&root).unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()));
                 }
             }
         }

@@ -30,11 +30,7 @@ pub fn cell(x: f64) -> String {
 pub fn metrics(ws: &super::Workspace, stage: &str) -> BTreeMap<String, Value> {
     let text = ws.read(&format!("results/{stage}/metrics.json"));
     let v: Value = serde_json::from_str(&text).unwrap();
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|m| (m["id"].as_str().unwrap().to_string(), m.clone()))
-        .collect()
+    v.as_array().unwrap().iter().map(|m| (m["id"].as_str().unwrap().to_string(), m.clone())).collect()
 }
 
 /// The value of a metric, failing with the known ids when it is absent.
@@ -58,13 +54,5 @@ pub fn close(a: f64, b: f64, rel: f64, what: &str) {
 
 /// The error message of a failed node in a `run --json` result.
 pub fn error_of(r: &super::RunResult) -> String {
-    r.json["errors"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["error"].as_str().unwrap_or("").to_string())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default()
+    r.json["errors"].as_array().map(|a| a.iter().map(|e| e["error"].as_str().unwrap_or("").to_string()).collect::<Vec<_>>().join("\n")).unwrap_or_default()
 }

@@ -14,10 +14,18 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub enum Event {
     /// Another process holds the store; this run waits for it.
-    WaitingForLock { holder: String },
+    WaitingForLock {
+        holder: String,
+    },
     /// A run starts: node counts per stage, in pipeline order.
-    Planned { stages: Vec<(String, usize)> },
-    NodeFinished { stage: String, node: String, outcome: Outcome },
+    Planned {
+        stages: Vec<(String, usize)>,
+    },
+    NodeFinished {
+        stage: String,
+        node: String,
+        outcome: Outcome,
+    },
     Note(String),
 }
 

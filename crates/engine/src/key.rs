@@ -116,8 +116,7 @@ mod tests {
         param.params = json!({"a": 2});
         let mut source = base.clone();
         source.sources.insert("x.csv".into(), digest(b"x"));
-        let keys: BTreeMap<String, ()> =
-            [&base, &version, &item, &param, &source].iter().map(|m| (m.key(), ())).collect();
+        let keys: BTreeMap<String, ()> = [&base, &version, &item, &param, &source].iter().map(|m| (m.key(), ())).collect();
         assert_eq!(keys.len(), 5);
     }
 

@@ -12,7 +12,7 @@
 pub mod diagnostics;
 pub mod events;
 pub mod exec;
-pub mod key;
+mod key;
 pub mod lineage;
 pub mod partition;
 pub mod plan;

@@ -222,7 +222,14 @@ pub fn render_text(l: &Lineage) -> String {
     for (i, step) in l.steps.iter().enumerate() {
         let last = i + 1 == l.steps.len();
         let (branch, pad) = if last { ("└─", "   ") } else { ("├─", "│  ") };
-        s.push_str(&format!("{branch} stage `{}` ({} v{}), {} node{}\n", step.stage, step.kind, step.version, step.nodes.len(), if step.nodes.len() == 1 { "" } else { "s" }));
+        s.push_str(&format!(
+            "{branch} stage `{}` ({} v{}), {} node{}\n",
+            step.stage,
+            step.kind,
+            step.version,
+            step.nodes.len(),
+            if step.nodes.len() == 1 { "" } else { "s" }
+        ));
         if step.nodes.len() == 1 {
             s.push_str(&format!("{pad}  key {}\n", step.nodes[0].key));
         }

@@ -106,7 +106,10 @@ mod tests {
 
     #[test]
     fn plain_values_are_written_without_quotes() {
-        let p = Partition { columns: vec!["pdl1_high".into()], rows: vec![Assignment { patient: "P1".into(), cohort: "inst1".into(), partition: "train".into(), values: vec!["1".into()] }] };
+        let p = Partition {
+            columns: vec!["pdl1_high".into()],
+            rows: vec![Assignment { patient: "P1".into(), cohort: "inst1".into(), partition: "train".into(), values: vec!["1".into()] }],
+        };
         assert_eq!(String::from_utf8(p.to_csv().unwrap()).unwrap(), "patient_id,cohort,partition,pdl1_high\nP1,inst1,train,1\n");
     }
 

@@ -39,8 +39,11 @@ impl<'a> PlanContext<'a> {
                     for id in &table.ids {
                         if let Some(other) = owner.insert(id.clone(), name.clone()) {
                             diags.push(
-                                Diagnostic::new(spec.origin(&["cohorts", name, "table"]), format!("patient `{id}` is in both cohort `{other}` and cohort `{name}`"))
-                                    .hint("patient ids must be unique across all cohorts of a pipeline"),
+                                Diagnostic::new(
+                                    spec.origin(&["cohorts", name, "table"]),
+                                    format!("patient `{id}` is in both cohort `{other}` and cohort `{name}`"),
+                                )
+                                .hint("patient ids must be unique across all cohorts of a pipeline"),
                             );
                         }
                     }
@@ -76,14 +79,7 @@ impl<'a> PlanContext<'a> {
 
     /// The stage that defines `partition` (a split), if exactly one does.
     pub fn split_defining(&self, partition: &str) -> Option<String> {
-        let found: Vec<&String> = self
-            .spec
-            .spec
-            .stages
-            .iter()
-            .filter(|(_, s)| s.partitions().iter().any(|p| p == partition))
-            .map(|(n, _)| n)
-            .collect();
+        let found: Vec<&String> = self.spec.spec.stages.iter().filter(|(_, s)| s.partitions().iter().any(|p| p == partition)).map(|(n, _)| n).collect();
         match found.as_slice() {
             [one] => Some((*one).clone()),
             _ => None,
@@ -263,7 +259,10 @@ pub fn build(spec: LoadedSpec, workspace: &Path) -> Result<Plan, Diagnostics> {
         let mut seen = BTreeSet::new();
         for n in &nodes {
             if !seen.insert(&n.id) {
-                diags.push(Diagnostic::new(spec.stage_origin(&stages[n.stage].name, &["foreach"]), format!("node `{}` appears twice", n.id)).hint("foreach items must be unique"));
+                diags.push(
+                    Diagnostic::new(spec.stage_origin(&stages[n.stage].name, &["foreach"]), format!("node `{}` appears twice", n.id))
+                        .hint("foreach items must be unique"),
+                );
             }
         }
     }
@@ -307,7 +306,11 @@ fn input_edges(spec: &LoadedSpec, stages: &[StagePlan], nodes: &mut [Node], diag
         for (k, input) in stage.inputs().into_iter().enumerate() {
             let at = || {
                 let o = spec.stage_origin(name, &["input", &k.to_string()]);
-                if matches!(o, Origin::File { .. }) { o } else { spec.stage_origin(name, &["input"]) }
+                if matches!(o, Origin::File { .. }) {
+                    o
+                } else {
+                    spec.stage_origin(name, &["input"])
+                }
             };
             let Some(&ui) = by_name.get(input.stage.as_str()) else {
                 let d = Diagnostic::new(at(), format!("stage `{name}` takes input from `{}`, which is not a stage", input.stage));
@@ -319,15 +322,19 @@ fn input_edges(spec: &LoadedSpec, stages: &[StagePlan], nodes: &mut [Node], diag
             };
             let candidates: Vec<usize> = stages[ui].nodes.iter().copied().filter(|&n| nodes[n].decl.fit_on.is_none()).collect();
             let singles: Vec<usize> = candidates.iter().copied().filter(|&n| nodes[n].is_single()).collect();
-            let by_item: HashMap<String, usize> =
-                candidates.iter().filter_map(|&n| nodes[n].decl.item.as_ref().map(|i| (i.id.clone(), n))).collect();
+            let by_item: HashMap<String, usize> = candidates.iter().filter_map(|&n| nodes[n].decl.item.as_ref().map(|i| (i.id.clone(), n))).collect();
             for &ni in &stages[si].nodes {
                 let targets: Vec<usize> = match &nodes[ni].decl.item {
                     Some(item) if !by_item.is_empty() => match by_item.get(&item.id) {
                         Some(&u) => vec![u],
                         None => {
-                            diags.push(Diagnostic::new(at(), format!("`{}` needs `{}[{}]`, which `{}` does not have", nodes[ni].id, input.stage, item.id, input.stage))
-                                .hint("per-patient stages pair by patient: run the input stage on the same cohorts"));
+                            diags.push(
+                                Diagnostic::new(
+                                    at(),
+                                    format!("`{}` needs `{}[{}]`, which `{}` does not have", nodes[ni].id, input.stage, item.id, input.stage),
+                                )
+                                .hint("per-patient stages pair by patient: run the input stage on the same cohorts"),
+                            );
                             continue;
                         }
                     },
@@ -352,7 +359,10 @@ fn fit_edges(spec: &LoadedSpec, stages: &[StagePlan], nodes: &mut [Node], diags:
                 nodes[fit].upstream.push(up);
             }
             _ => {
-                let d = Diagnostic::new(spec.stage_origin(&stage.name, &["fit_on"]), format!("`{}` learns on the partitions of `{}`, which is not a split stage", stage.name, on.split));
+                let d = Diagnostic::new(
+                    spec.stage_origin(&stage.name, &["fit_on"]),
+                    format!("`{}` learns on the partitions of `{}`, which is not a split stage", stage.name, on.split),
+                );
                 diags.push(d.hint("name a stage of `kind: split`"));
                 continue;
             }
@@ -373,8 +383,13 @@ fn dep_edges(spec: &LoadedSpec, stages: &[StagePlan], nodes: &mut [Node], diags:
         for out in &n.decl.outs {
             let out = normalize(out);
             if let Some(prev) = producer.insert(out.clone(), i) {
-                diags.push(Diagnostic::new(spec.stage_origin(&stages[n.stage].name, &["outs"]), format!("`{out}` is an output of both `{}` and `{}`", nodes[prev].id, n.id))
-                    .hint("each output path must belong to one node"));
+                diags.push(
+                    Diagnostic::new(
+                        spec.stage_origin(&stages[n.stage].name, &["outs"]),
+                        format!("`{out}` is an output of both `{}` and `{}`", nodes[prev].id, n.id),
+                    )
+                    .hint("each output path must belong to one node"),
+                );
             }
             let mut p = Path::new(&out).parent();
             while let Some(dir) = p.filter(|d| !d.as_os_str().is_empty()) {
@@ -456,11 +471,7 @@ fn stage_cycle(stages: &[StagePlan]) -> Option<Vec<usize>> {
             let mut path = vec![start];
             let mut current = start;
             loop {
-                let next = members
-                    .iter()
-                    .copied()
-                    .find(|&m| stages[m].upstream.contains(&current))
-                    .expect("a strongly connected component has a successor");
+                let next = members.iter().copied().find(|&m| stages[m].upstream.contains(&current)).expect("a strongly connected component has a successor");
                 if let Some(pos) = path.iter().position(|&p| p == next) {
                     return Some(path[pos..].to_vec());
                 }

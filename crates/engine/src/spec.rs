@@ -108,10 +108,7 @@ fn backticked(message: &str) -> Option<&str> {
 }
 
 fn expected_list(message: &str) -> Vec<&str> {
-    message
-        .split_once("expected ")
-        .map(|(_, rest)| rest.split('`').skip(1).step_by(2).collect())
-        .unwrap_or_default()
+    message.split_once("expected ").map(|(_, rest)| rest.split('`').skip(1).step_by(2).collect()).unwrap_or_default()
 }
 
 fn dotted_path(path: &[PathSeg]) -> String {
@@ -153,11 +150,9 @@ fn serde_diagnostic(tree: &YNode, path: &[PathSeg], message: &str) -> Diagnostic
     }
     if message.starts_with("missing field") {
         let field = backticked(message).unwrap_or("?");
-        return Diagnostic::new(tree.origin_at(path, true), format!("`{dotted}` is missing the required key `{field}`"))
-            .hint(format!("add `{field}: ...`"));
+        return Diagnostic::new(tree.origin_at(path, true), format!("`{dotted}` is missing the required key `{field}`")).hint(format!("add `{field}: ...`"));
     }
-    Diagnostic::new(tree.origin_at(path, false), format!("`{dotted}`: {message}"))
-        .hint("see schemas/pipeline.schema.json for the expected type")
+    Diagnostic::new(tree.origin_at(path, false), format!("`{dotted}`: {message}")).hint("see schemas/pipeline.schema.json for the expected type")
 }
 
 /// Read a pipeline file's tree with the overrides applied and `${params.x}`
@@ -228,14 +223,7 @@ pub fn load(file: &Path, overrides: &[String], registry: &dyn Registry) -> Resul
     if !diags.is_empty() {
         return Err(diags);
     }
-    let spec = PipelineSpec {
-        version: raw.version,
-        name: raw.name,
-        params: raw.params,
-        cohorts: raw.cohorts,
-        stages,
-        reference: raw.reference,
-    };
+    let spec = PipelineSpec { version: raw.version, name: raw.name, params: raw.params, cohorts: raw.cohorts, stages, reference: raw.reference };
     Ok(LoadedSpec { file: file.to_path_buf(), spec, tree })
 }
 
@@ -259,10 +247,7 @@ fn allow_references(v: &mut Value) {
             }
             if scalar {
                 let original = Value::Object(std::mem::take(map));
-                map.insert(
-                    "anyOf".into(),
-                    serde_json::json!([original, {"type": "string", "pattern": "^\\$\\{params\\.[^}]+\\}$"}]),
-                );
+                map.insert("anyOf".into(), serde_json::json!([original, {"type": "string", "pattern": "^\\$\\{params\\.[^}]+\\}$"}]));
             }
         }
         Value::Array(items) => items.iter_mut().for_each(allow_references),

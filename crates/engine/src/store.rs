@@ -129,9 +129,7 @@ impl Memo {
     pub fn matches(&self, path: &Path, digest: &str) -> bool {
         let Ok(meta) = fs::metadata(path) else { return false };
         let (size, mtime_ns, inode) = stat_entry(&meta);
-        self.entries
-            .get(path.to_string_lossy().as_ref())
-            .is_some_and(|e| e.size == size && e.mtime_ns == mtime_ns && e.inode == inode && e.digest == digest)
+        self.entries.get(path.to_string_lossy().as_ref()).is_some_and(|e| e.size == size && e.mtime_ns == mtime_ns && e.inode == inode && e.digest == digest)
     }
 
     /// Remember that `path`, as it is now, holds `digest`.

@@ -102,7 +102,15 @@ pub fn run(job: &Job, logs: &mut [&mut dyn Write]) -> Vec<Result<(), String>> {
     };
     outcome
         .into_iter()
-        .map(|o| o.unwrap_or_else(|| Err(format!("the worker `{}` stopped ({how}) before finishing this node{}", exe.display(), if last.is_empty() { String::new() } else { format!(": {last}") }))))
+        .map(|o| {
+            o.unwrap_or_else(|| {
+                Err(format!(
+                    "the worker `{}` stopped ({how}) before finishing this node{}",
+                    exe.display(),
+                    if last.is_empty() { String::new() } else { format!(": {last}") }
+                ))
+            })
+        })
         .collect()
 }
 

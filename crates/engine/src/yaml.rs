@@ -48,8 +48,7 @@ pub fn coerce_scalar(text: &str, plain: bool) -> Value {
     if let Ok(i) = text.parse::<i64>() {
         return Value::from(i);
     }
-    let numeric = text.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
-        && text.bytes().any(|b| b.is_ascii_digit());
+    let numeric = text.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) && text.bytes().any(|b| b.is_ascii_digit());
     if numeric {
         if let Ok(f) = text.parse::<f64>() {
             if let Some(n) = serde_json::Number::from_f64(f) {
@@ -61,27 +60,15 @@ pub fn coerce_scalar(text: &str, plain: bool) -> Value {
 }
 
 fn scalar(file: &Path, s: &MarkedScalarNode) -> YNode {
-    YNode {
-        value: YValue::Scalar(coerce_scalar(s.as_str(), s.may_coerce())),
-        origin: origin_of(file, s.span().start()),
-    }
+    YNode { value: YValue::Scalar(coerce_scalar(s.as_str(), s.may_coerce())), origin: origin_of(file, s.span().start()) }
 }
 
 fn convert(file: &Path, node: &Node) -> YNode {
     match node {
         Node::Scalar(s) => scalar(file, s),
-        Node::Sequence(seq) => YNode {
-            value: YValue::Seq(seq.iter().map(|n| convert(file, n)).collect()),
-            origin: origin_of(file, seq.span().start()),
-        },
+        Node::Sequence(seq) => YNode { value: YValue::Seq(seq.iter().map(|n| convert(file, n)).collect()), origin: origin_of(file, seq.span().start()) },
         Node::Mapping(map) => YNode {
-            value: YValue::Map(
-                map.iter()
-                    .map(|(k, v)| {
-                        (k.as_str().to_string(), (origin_of(file, k.span().start()), convert(file, v)))
-                    })
-                    .collect(),
-            ),
+            value: YValue::Map(map.iter().map(|(k, v)| (k.as_str().to_string(), (origin_of(file, k.span().start()), convert(file, v)))).collect()),
             origin: origin_of(file, map.span().start()),
         },
     }
@@ -100,19 +87,19 @@ pub fn parse(file: &Path, text: &str) -> Result<YNode, Diagnostic> {
 fn load_error(file: &Path, err: LoadError) -> Diagnostic {
     let at = |m: &marked_yaml::Marker| origin_of(file, Some(m));
     match err {
-        LoadError::TopLevelMustBeMapping(m) => Diagnostic::new(at(&m), "the file must be a YAML mapping")
-            .hint("start with `version: 1`, `name: ...` and `stages:`"),
-        LoadError::UnexpectedAnchor(m) => Diagnostic::new(at(&m), "YAML anchors and aliases are not supported")
-            .hint("use `${params.x}` references for shared values"),
-        LoadError::UnexpectedTag(m) => Diagnostic::new(at(&m), "explicit YAML tags are not supported")
-            .hint("remove the `!tag`"),
+        LoadError::TopLevelMustBeMapping(m) => {
+            Diagnostic::new(at(&m), "the file must be a YAML mapping").hint("start with `version: 1`, `name: ...` and `stages:`")
+        }
+        LoadError::UnexpectedAnchor(m) => {
+            Diagnostic::new(at(&m), "YAML anchors and aliases are not supported").hint("use `${params.x}` references for shared values")
+        }
+        LoadError::UnexpectedTag(m) => Diagnostic::new(at(&m), "explicit YAML tags are not supported").hint("remove the `!tag`"),
         LoadError::MappingKeyMustBeScalar(m) => Diagnostic::new(at(&m), "mapping keys must be plain strings"),
         LoadError::ScanError(m, e) => Diagnostic::new(at(&m), format!("YAML syntax error: {}", e.info()))
             .hint("check indentation, colons and unbalanced brackets or quotes on this line or the one before"),
         LoadError::DuplicateKey(inner) => {
             let o = origin_of(file, inner.key.span().start());
-            Diagnostic::new(o, format!("duplicate key `{}`", inner.key.as_str()))
-                .hint("each key may appear once in a mapping; remove or rename one of them")
+            Diagnostic::new(o, format!("duplicate key `{}`", inner.key.as_str())).hint("each key may appear once in a mapping; remove or rename one of them")
         }
         other => Diagnostic::new(Origin::Unknown(file.to_path_buf()), format!("YAML error: {other:?}")),
     }
@@ -121,9 +108,7 @@ fn load_error(file: &Path, err: LoadError) -> Diagnostic {
 impl YNode {
     /// Read a YAML file into a tree.
     pub fn load(path: &Path) -> Result<YNode, Diagnostic> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Diagnostic::new(Origin::Unknown(path.to_path_buf()), format!("cannot read the file: {e}"))
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Diagnostic::new(Origin::Unknown(path.to_path_buf()), format!("cannot read the file: {e}")))?;
         parse(path, &text)
     }
 
@@ -193,8 +178,7 @@ impl PathSeg {
 pub fn apply_override(root: &mut YNode, assignment: &str) -> Result<(), Diagnostic> {
     let origin = Origin::Override(assignment.to_string());
     let Some((path, value)) = assignment.split_once('=') else {
-        return Err(Diagnostic::new(origin, "an override must look like `key.path=value`")
-            .hint("for example --set params.seed=7"));
+        return Err(Diagnostic::new(origin, "an override must look like `key.path=value`").hint("for example --set params.seed=7"));
     };
     let segs: Vec<&str> = path.split('.').collect();
     if segs.iter().any(|s| s.is_empty()) {
@@ -211,15 +195,12 @@ pub fn apply_override(root: &mut YNode, assignment: &str) -> Result<(), Diagnost
                     m.insert(seg.to_string(), (origin.clone(), new));
                 }
                 if !m.contains_key(*seg) {
-                        let known: Vec<&str> = m.keys().map(String::as_str).collect();
-                        let mut d = Diagnostic::new(
-                            origin.clone(),
-                            format!("`{}` has no key `{seg}`", if walked.is_empty() { "the pipeline" } else { &walked }),
-                        );
-                        if let Some(s) = did_you_mean(seg, known.iter().copied()) {
-                            d = d.hint(format!("did you mean `{s}`?"));
-                        }
-                        return Err(d);
+                    let known: Vec<&str> = m.keys().map(String::as_str).collect();
+                    let mut d = Diagnostic::new(origin.clone(), format!("`{}` has no key `{seg}`", if walked.is_empty() { "the pipeline" } else { &walked }));
+                    if let Some(s) = did_you_mean(seg, known.iter().copied()) {
+                        d = d.hint(format!("did you mean `{s}`?"));
+                    }
+                    return Err(d);
                 }
                 &mut m.get_mut(*seg).expect("checked above").1
             }
@@ -227,14 +208,11 @@ pub fn apply_override(root: &mut YNode, assignment: &str) -> Result<(), Diagnost
                 Some(child) => child,
                 None => return Err(Diagnostic::new(origin.clone(), format!("`{walked}` has no item `{seg}`"))),
             },
-            YValue::Scalar(_) => {
-                return Err(Diagnostic::new(origin.clone(), format!("`{walked}` is a scalar, it has no key `{seg}`")))
-            }
+            YValue::Scalar(_) => return Err(Diagnostic::new(origin.clone(), format!("`{walked}` is a scalar, it has no key `{seg}`"))),
         };
     }
     if !matches!(node.value, YValue::Scalar(_)) {
-        return Err(Diagnostic::new(origin, format!("`{path}` is a mapping or list; --set replaces scalars only"))
-            .hint("set its scalar fields one by one"));
+        return Err(Diagnostic::new(origin, format!("`{path}` is a mapping or list; --set replaces scalars only")).hint("set its scalar fields one by one"));
     }
     *node = YNode { value: YValue::Scalar(coerce_scalar(value, true)), origin };
     Ok(())
@@ -245,11 +223,8 @@ pub fn apply_override(root: &mut YNode, assignment: &str) -> Result<(), Diagnost
 /// string is replaced by the parameter's text. Other `${...}` forms (`${item}`,
 /// `${patient}`, `${cohort}`) are left for the stages that define them.
 pub fn resolve_params(root: &mut YNode) -> Diagnostics {
-    let params: IndexMap<String, Value> = root
-        .get("params")
-        .and_then(YNode::as_map)
-        .map(|m| m.iter().map(|(k, (_, v))| (k.clone(), v.to_json())).collect())
-        .unwrap_or_default();
+    let params: IndexMap<String, Value> =
+        root.get("params").and_then(YNode::as_map).map(|m| m.iter().map(|(k, (_, v))| (k.clone(), v.to_json())).collect()).unwrap_or_default();
     let mut diags = Diagnostics::default();
     if let YValue::Map(m) = &mut root.value {
         for (key, (_, child)) in m.iter_mut() {
@@ -273,10 +248,7 @@ fn resolve_node(node: &mut YNode, params: &IndexMap<String, Value>, diags: &mut 
                     let mut d = Diagnostic::new(node.origin.clone(), format!("unknown parameter `{name}` in `{s}`"));
                     d = match did_you_mean(&name, params.keys().map(String::as_str)) {
                         Some(k) => d.hint(format!("did you mean `${{params.{k}}}`?")),
-                        None => d.hint(format!(
-                            "declare it under `params:` (known: {})",
-                            params.keys().cloned().collect::<Vec<_>>().join(", ")
-                        )),
+                        None => d.hint(format!("declare it under `params:` (known: {})", params.keys().cloned().collect::<Vec<_>>().join(", "))),
                     };
                     diags.push(d);
                 }

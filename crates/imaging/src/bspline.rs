@@ -69,19 +69,17 @@ pub fn coefficients(data: &Array3<f32>) -> Array3<f32> {
         // split over an axis other than `axis`, filter the lanes of each sub-view
         let split = if axis == 0 { 1 } else { 0 };
         let lane_axis = if axis < split { axis } else { axis - 1 };
-        out.axis_iter_mut(Axis(split))
-            .into_par_iter()
-            .for_each(|mut sub| {
-                let mut buf: Vec<f64> = Vec::new();
-                for mut lane in sub.lanes_mut(Axis(lane_axis)) {
-                    buf.clear();
-                    buf.extend(lane.iter().map(|&v| v as f64));
-                    prefilter_line(&mut buf);
-                    for (dst, &src) in lane.iter_mut().zip(buf.iter()) {
-                        *dst = src as f32;
-                    }
+        out.axis_iter_mut(Axis(split)).into_par_iter().for_each(|mut sub| {
+            let mut buf: Vec<f64> = Vec::new();
+            for mut lane in sub.lanes_mut(Axis(lane_axis)) {
+                buf.clear();
+                buf.extend(lane.iter().map(|&v| v as f64));
+                prefilter_line(&mut buf);
+                for (dst, &src) in lane.iter_mut().zip(buf.iter()) {
+                    *dst = src as f32;
                 }
-            });
+            }
+        });
     }
     out
 }
@@ -147,16 +145,12 @@ mod tests {
     #[test]
     fn prefilter_interpolates_samples() {
         for n in [2usize, 3, 5, 17, 18, 19, 40] {
-            let data: Vec<f64> = (0..n)
-                .map(|i| ((i * 7919) % 13) as f64 - 3.5 + (i as f64 * 0.3).sin())
-                .collect();
+            let data: Vec<f64> = (0..n).map(|i| ((i * 7919) % 13) as f64 - 3.5 + (i as f64 * 0.3).sin()).collect();
             let mut c = data.clone();
             prefilter_line(&mut c);
             for (i, want) in data.iter().enumerate() {
                 let w = weights(0.0);
-                let v: f64 = (0..4)
-                    .map(|t| w[t] * c[mirror(i as i64 - 1 + t as i64, n)])
-                    .sum();
+                let v: f64 = (0..4).map(|t| w[t] * c[mirror(i as i64 - 1 + t as i64, n)]).sum();
                 let tol = if n > 18 { 1e-8 } else { 1e-10 };
                 assert!((v - want).abs() < tol, "n={n} i={i}: {v} vs {want}");
             }

@@ -164,14 +164,8 @@ mod tests {
 
     #[test]
     fn exact_at_grid_points_and_linear_on_ramps() {
-        let data = Array3::from_shape_fn((6, 5, 4), |(i, j, k)| {
-            (2 * i + 3 * j) as f32 - k as f32 + ((i * j * k) % 5) as f32
-        });
-        for kind in [
-            Interpolator::Nearest,
-            Interpolator::Linear,
-            Interpolator::BSpline,
-        ] {
+        let data = Array3::from_shape_fn((6, 5, 4), |(i, j, k)| (2 * i + 3 * j) as f32 - k as f32 + ((i * j * k) % 5) as f32);
+        for kind in [Interpolator::Nearest, Interpolator::Linear, Interpolator::BSpline] {
             let s = Sampler::new(&data, kind);
             for ((i, j, k), v) in data.indexed_iter() {
                 let got = s.sample(&[i as f64, j as f64, k as f64]).unwrap();
@@ -182,9 +176,7 @@ mod tests {
             assert!(s.sample(&[-0.5, 0.0, 3.49]).is_some());
         }
         // a linear ramp is reproduced exactly by linear and B-spline in the interior
-        let ramp = Array3::from_shape_fn((40, 40, 40), |(i, j, k)| {
-            (i as f32) * 0.5 + j as f32 - 2.0 * k as f32
-        });
+        let ramp = Array3::from_shape_fn((40, 40, 40), |(i, j, k)| (i as f32) * 0.5 + j as f32 - 2.0 * k as f32);
         for kind in [Interpolator::Linear, Interpolator::BSpline] {
             let s = Sampler::new(&ramp, kind);
             let p = [19.3, 20.7, 18.1];

@@ -44,7 +44,7 @@ use super::bspline::{kernel, kernel_derivative};
 use super::error::{ImagingError, Result};
 use super::interpolate::{Interpolator, Sampler};
 use super::resample::{resample_to_grid, Grid};
-use super::transform::{euler_matrix, Transform};
+use super::transform::Transform;
 use super::volume::{mat_mul, mat_transpose, mat_vec, Mat3, Vec3, Volume};
 
 /// Which transform family to optimise.
@@ -105,37 +105,19 @@ pub struct RegistrationResult {
 
 /// ITK `CenteredTransformInitializer(GEOMETRY)`: centre = fixed grid centre,
 /// translation = moving centre - fixed centre, no rotation.
-pub fn centered_geometry_initialization(
-    fixed: &Volume,
-    moving: &Volume,
-    kind: TransformKind,
-) -> Transform {
+pub fn centered_geometry_initialization(fixed: &Volume, moving: &Volume, kind: TransformKind) -> Transform {
     let cf = fixed.center();
     let cm = moving.center();
     let t = [cm[0] - cf[0], cm[1] - cf[1], cm[2] - cf[2]];
     match kind {
-        TransformKind::Euler3d => Transform::Euler3d {
-            center: cf,
-            angles: [0.0; 3],
-            translation: t,
-        },
-        TransformKind::Affine => Transform::Affine {
-            center: cf,
-            matrix: super::volume::IDENTITY3,
-            translation: t,
-        },
+        TransformKind::Euler3d => Transform::Euler3d { center: cf, angles: [0.0; 3], translation: t },
+        TransformKind::Affine => Transform::Affine { center: cf, matrix: super::volume::IDENTITY3, translation: t },
     }
 }
 
 /// Resample a moving image onto the fixed grid through `t` (B-spline, 0 outside).
 pub fn apply_transform_image(moving: &Volume, fixed: &Volume, t: &Transform) -> Result<Volume> {
-    resample_to_grid(
-        moving,
-        &Grid::of(fixed),
-        Some(t),
-        Interpolator::BSpline,
-        0.0,
-    )
+    resample_to_grid(moving, &Grid::of(fixed), Some(t), Interpolator::BSpline, 0.0)
 }
 
 /// Resample a moving-space ROI / label mask onto the fixed grid (nearest neighbour).
@@ -147,9 +129,7 @@ pub fn apply_transform_roi(roi: &Volume, fixed: &Volume, t: &Transform) -> Resul
 
 fn gaussian_kernel(sigma_vox: f64) -> Vec<f64> {
     let r = (4.0 * sigma_vox).ceil().max(1.0) as i64;
-    let mut k: Vec<f64> = (-r..=r)
-        .map(|x| (-(x as f64).powi(2) / (2.0 * sigma_vox * sigma_vox)).exp())
-        .collect();
+    let mut k: Vec<f64> = (-r..=r).map(|x| (-(x as f64).powi(2) / (2.0 * sigma_vox * sigma_vox)).exp()).collect();
     let s: f64 = k.iter().sum();
     k.iter_mut().for_each(|v| *v /= s);
     k
@@ -171,24 +151,21 @@ pub fn smooth(v: &Volume, sigma_mm: f64) -> Volume {
         let r = (k.len() / 2) as i64;
         let split = if axis == 0 { 1 } else { 0 };
         let lane_axis = if axis < split { axis } else { axis - 1 };
-        out.data
-            .axis_iter_mut(Axis(split))
-            .into_par_iter()
-            .for_each(|mut sub| {
-                let mut buf = vec![0.0f64; n];
-                for mut lane in sub.lanes_mut(Axis(lane_axis)) {
-                    for (b, &x) in buf.iter_mut().zip(lane.iter()) {
-                        *b = x as f64;
-                    }
-                    for (i, dst) in lane.iter_mut().enumerate() {
-                        let mut s = 0.0;
-                        for (t, w) in k.iter().enumerate() {
-                            s += w * buf[super::bspline::mirror(i as i64 + t as i64 - r, n)];
-                        }
-                        *dst = s as f32;
-                    }
+        out.data.axis_iter_mut(Axis(split)).into_par_iter().for_each(|mut sub| {
+            let mut buf = vec![0.0f64; n];
+            for mut lane in sub.lanes_mut(Axis(lane_axis)) {
+                for (b, &x) in buf.iter_mut().zip(lane.iter()) {
+                    *b = x as f64;
                 }
-            });
+                for (i, dst) in lane.iter_mut().enumerate() {
+                    let mut s = 0.0;
+                    for (t, w) in k.iter().enumerate() {
+                        s += w * buf[super::bspline::mirror(i as i64 + t as i64 - r, n)];
+                    }
+                    *dst = s as f32;
+                }
+            }
+        });
     }
     out
 }
@@ -212,12 +189,7 @@ pub fn shrink(v: &Volume, f: usize) -> Result<Volume> {
         start[a] = ((n[a] as f64 - 1.0) - (size[a] as f64 - 1.0) * fa) / 2.0;
     }
     let origin = v.index_to_physical(&start);
-    let grid = Grid {
-        size,
-        spacing,
-        origin,
-        direction: v.direction,
-    };
+    let grid = Grid { size, spacing, origin, direction: v.direction };
     resample_to_grid(v, &grid, None, Interpolator::Linear, 0.0)
 }
 
@@ -235,11 +207,7 @@ struct MovingLevel {
 impl MovingLevel {
     fn new(vol: Volume) -> MovingLevel {
         let n = vol.size();
-        let mut g = [
-            Array3::<f32>::zeros((n[0], n[1], n[2])),
-            Array3::zeros((n[0], n[1], n[2])),
-            Array3::zeros((n[0], n[1], n[2])),
-        ];
+        let mut g = [Array3::<f32>::zeros((n[0], n[1], n[2])), Array3::zeros((n[0], n[1], n[2])), Array3::zeros((n[0], n[1], n[2]))];
         for (a, ga) in g.iter_mut().enumerate() {
             let d = &vol.data;
             ga.indexed_iter_mut().for_each(|((i, j, k), out)| {
@@ -257,13 +225,7 @@ impl MovingLevel {
         }
         let p2i = vol.physical_to_index_matrix();
         let sampler = Sampler::new(&vol.data, Interpolator::Linear);
-        MovingLevel {
-            i2p_t_inv: mat_transpose(&p2i),
-            p2i,
-            sampler,
-            grad: g,
-            vol,
-        }
+        MovingLevel { i2p_t_inv: mat_transpose(&p2i), p2i, sampler, grad: g, vol }
     }
 }
 
@@ -286,13 +248,7 @@ impl Histogram {
     fn new(bins: usize, fixed: (f64, f64), moving: (f64, f64)) -> Histogram {
         let usable = (bins - 2 * PADDING) as f64;
         let bs = |(lo, hi): (f64, f64)| if hi > lo { (hi - lo) / usable } else { 1.0 };
-        Histogram {
-            bins,
-            fixed_min: fixed.0,
-            fixed_bin_size: bs(fixed),
-            moving_min: moving.0,
-            moving_bin_size: bs(moving),
-        }
+        Histogram { bins, fixed_min: fixed.0, fixed_bin_size: bs(fixed), moving_min: moving.0, moving_bin_size: bs(moving) }
     }
     fn fixed_bin(&self, v: f64) -> usize {
         let term = (v - self.fixed_min) / self.fixed_bin_size + PADDING as f64;
@@ -366,13 +322,7 @@ fn jacobian(t: &Transform, dr: &[Mat3; 3], x: &Vec3, out: &mut [Vec3]) {
 // weights, joint histogram and its derivative per parameter), kept whole so
 // that the per-sample accumulators stay local.
 #[allow(clippy::too_many_lines)]
-fn metric_and_gradient(
-    samples: &[Sample],
-    hist: &Histogram,
-    moving: &MovingLevel,
-    t: &Transform,
-    want_grad: bool,
-) -> (f64, Vec<f64>, usize) {
+fn metric_and_gradient(samples: &[Sample], hist: &Histogram, moving: &MovingLevel, t: &Transform, want_grad: bool) -> (f64, Vec<f64>, usize) {
     let np = t.parameters().len();
     let b = hist.bins;
     let map = t.to_affine_map();
@@ -381,26 +331,11 @@ fn metric_and_gradient(
     let partials: Vec<Partial> = samples
         .par_chunks(chunk)
         .map(|chunk| {
-            let mut p = Partial {
-                joint: vec![0.0; b * b],
-                djoint: if want_grad {
-                    vec![0.0; b * b * np]
-                } else {
-                    vec![]
-                },
-                count: 0,
-            };
+            let mut p = Partial { joint: vec![0.0; b * b], djoint: if want_grad { vec![0.0; b * b * np] } else { vec![] }, count: 0 };
             let mut jac = vec![[0.0; 3]; np];
             for s in chunk {
                 let y = map.apply(&s.point);
-                let ci = mat_vec(
-                    &moving.p2i,
-                    &[
-                        y[0] - moving.vol.origin[0],
-                        y[1] - moving.vol.origin[1],
-                        y[2] - moving.vol.origin[2],
-                    ],
-                );
+                let ci = mat_vec(&moving.p2i, &[y[0] - moving.vol.origin[0], y[1] - moving.vol.origin[1], y[2] - moving.vol.origin[2]]);
                 let Some((m, gi)) = moving.sampler.linear_with(&[&moving.grad[0], &moving.grad[1], &moving.grad[2]], &ci) else {
                     continue;
                 };
@@ -412,8 +347,7 @@ fn metric_and_gradient(
                     let gp = mat_vec(&moving.i2p_t_inv, &gi);
                     jacobian(t, &dr, &s.point, &mut jac);
                     for q in 0..np {
-                        dterm[q] = (gp[0] * jac[q][0] + gp[1] * jac[q][1] + gp[2] * jac[q][2])
-                            / hist.moving_bin_size;
+                        dterm[q] = (gp[0] * jac[q][0] + gp[1] * jac[q][1] + gp[2] * jac[q][2]) / hist.moving_bin_size;
                     }
                 }
                 for mb in idx - 1..=idx + 2 {
@@ -433,11 +367,7 @@ fn metric_and_gradient(
         })
         .collect();
     let mut joint = vec![0.0; b * b];
-    let mut djoint = if want_grad {
-        vec![0.0; b * b * np]
-    } else {
-        vec![]
-    };
+    let mut djoint = if want_grad { vec![0.0; b * b * np] } else { vec![] };
     let mut count = 0;
     for p in &partials {
         joint.iter_mut().zip(&p.joint).for_each(|(a, v)| *a += v);
@@ -481,12 +411,7 @@ fn metric_and_gradient(
     (-mi, grad.iter().map(|g| -g).collect(), count)
 }
 
-fn draw_samples(
-    fixed: &Volume,
-    fraction: f64,
-    seed: u64,
-    hist_of: impl Fn(f64) -> usize,
-) -> Vec<Sample> {
+fn draw_samples(fixed: &Volume, fraction: f64, seed: u64, hist_of: impl Fn(f64) -> usize) -> Vec<Sample> {
     let n = fixed.size();
     let total = n[0] * n[1] * n[2];
     let std_data = fixed.data.as_standard_layout();
@@ -494,25 +419,18 @@ fn draw_samples(
     let to_sample = |flat: usize| {
         let (i, rem) = (flat / (n[1] * n[2]), flat % (n[1] * n[2]));
         let (j, k) = (rem / n[2], rem % n[2]);
-        Sample {
-            point: fixed.index_to_physical(&[i as f64, j as f64, k as f64]),
-            fixed_bin: hist_of(data[flat] as f64),
-        }
+        Sample { point: fixed.index_to_physical(&[i as f64, j as f64, k as f64]), fixed_bin: hist_of(data[flat] as f64) }
     };
     if fraction >= 1.0 {
         return (0..total).map(to_sample).collect();
     }
     let count = ((total as f64 * fraction).round() as usize).max(1);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..count)
-        .map(|_| to_sample(rng.random_range(0..total)))
-        .collect()
+    (0..count).map(|_| to_sample(rng.random_range(0..total))).collect()
 }
 
 fn range(v: &Volume, what: &str) -> Result<(f64, f64)> {
-    v.min_max()
-        .map(|(a, b)| (a as f64, b as f64))
-        .ok_or_else(|| ImagingError::Registration(format!("{what} image has no finite voxels")))
+    v.min_max().map(|(a, b)| (a as f64, b as f64)).ok_or_else(|| ImagingError::Registration(format!("{what} image has no finite voxels")))
 }
 
 /// Mattes MI metric value (`-MI`, ITK sign) of `moving ∘ t` against `fixed`, every
@@ -520,19 +438,14 @@ fn range(v: &Volume, what: &str) -> Result<(f64, f64)> {
 /// `MetricEvaluate` with sampling `NONE`.
 pub fn mattes_mi(fixed: &Volume, moving: &Volume, t: &Transform, bins: usize) -> Result<f64> {
     if bins < 2 * PADDING + 1 {
-        return Err(ImagingError::InvalidParameter(format!(
-            "need at least {} histogram bins",
-            2 * PADDING + 1
-        )));
+        return Err(ImagingError::InvalidParameter(format!("need at least {} histogram bins", 2 * PADDING + 1)));
     }
     let hist = Histogram::new(bins, range(fixed, "fixed")?, range(moving, "moving")?);
     let samples = draw_samples(fixed, 1.0, 0, |v| hist.fixed_bin(v));
     let ml = MovingLevel::new(moving.clone());
     let (v, _, n) = metric_and_gradient(&samples, &hist, &ml, t, false);
     if n == 0 {
-        return Err(ImagingError::Registration(
-            "no fixed sample maps inside the moving image".into(),
-        ));
+        return Err(ImagingError::Registration("no fixed sample maps inside the moving image".into()));
     }
     Ok(v)
 }
@@ -570,82 +483,43 @@ fn physical_shift_scales(fixed: &Volume, t: &Transform) -> Vec<f64> {
 }
 
 /// Register `moving` to `fixed`; the result maps fixed points into the moving image.
-pub fn register(
-    fixed: &Volume,
-    moving: &Volume,
-    cfg: &RegistrationConfig,
-) -> Result<RegistrationResult> {
-    register_from(
-        fixed,
-        moving,
-        cfg,
-        centered_geometry_initialization(fixed, moving, cfg.transform),
-    )
+pub fn register(fixed: &Volume, moving: &Volume, cfg: &RegistrationConfig) -> Result<RegistrationResult> {
+    register_from(fixed, moving, cfg, centered_geometry_initialization(fixed, moving, cfg.transform))
 }
 
 /// As [`register`] from a given initial transform.
-pub fn register_from(
-    fixed: &Volume,
-    moving: &Volume,
-    cfg: &RegistrationConfig,
-    initial: Transform,
-) -> Result<RegistrationResult> {
+pub fn register_from(fixed: &Volume, moving: &Volume, cfg: &RegistrationConfig, initial: Transform) -> Result<RegistrationResult> {
     if cfg.shrink_factors.len() != cfg.smoothing_sigmas_mm.len() || cfg.shrink_factors.is_empty() {
-        return Err(ImagingError::InvalidParameter(
-            "shrink_factors and smoothing_sigmas_mm must be non-empty and of equal length".into(),
-        ));
+        return Err(ImagingError::InvalidParameter("shrink_factors and smoothing_sigmas_mm must be non-empty and of equal length".into()));
     }
-    if cfg.bins < 2 * PADDING + 1
-        || cfg.sampling_fraction.is_nan()
-        || cfg.sampling_fraction <= 0.0
-        || cfg.shrink_factors.contains(&0)
-    {
-        return Err(ImagingError::InvalidParameter(format!(
-            "invalid registration config {cfg:?}"
-        )));
+    if cfg.bins < 2 * PADDING + 1 || cfg.sampling_fraction.is_nan() || cfg.sampling_fraction <= 0.0 || cfg.shrink_factors.contains(&0) {
+        return Err(ImagingError::InvalidParameter(format!("invalid registration config {cfg:?}")));
     }
     let mut t = initial;
     let mut iterations = Vec::new();
     let mut stop_reason = String::new();
     let mut last_metric = 0.0;
-    for (level, (&f, &sigma)) in cfg
-        .shrink_factors
-        .iter()
-        .zip(&cfg.smoothing_sigmas_mm)
-        .enumerate()
-    {
+    for (level, (&f, &sigma)) in cfg.shrink_factors.iter().zip(&cfg.smoothing_sigmas_mm).enumerate() {
         let fl = shrink(&smooth(fixed, sigma), f)?;
         let ml = MovingLevel::new(shrink(&smooth(moving, sigma), f)?);
         let hist = Histogram::new(cfg.bins, range(&fl, "fixed")?, range(&ml.vol, "moving")?);
-        let samples = draw_samples(
-            &fl,
-            cfg.sampling_fraction,
-            cfg.seed.wrapping_add(level as u64),
-            |v| hist.fixed_bin(v),
-        );
+        let samples = draw_samples(&fl, cfg.sampling_fraction, cfg.seed.wrapping_add(level as u64), |v| hist.fixed_bin(v));
         let scales = physical_shift_scales(&fl, &t);
         let mut step = cfg.learning_rate;
         let mut prev: Option<Vec<f64>> = None;
         let mut it = 0;
-        stop_reason = format!(
-            "maximum number of iterations ({}) reached",
-            cfg.max_iterations
-        );
+        stop_reason = format!("maximum number of iterations ({}) reached", cfg.max_iterations);
         while it < cfg.max_iterations {
             let (value, grad, count) = metric_and_gradient(&samples, &hist, &ml, &t, true);
             if count == 0 {
-                return Err(ImagingError::Registration(format!(
-                    "level {level}: no sample maps inside the moving image"
-                )));
+                return Err(ImagingError::Registration(format!("level {level}: no sample maps inside the moving image")));
             }
             last_metric = value;
             // descent direction, scaled
             let d: Vec<f64> = grad.iter().zip(&scales).map(|(g, s)| -g / s).collect();
             let norm = d.iter().map(|x| x * x).sum::<f64>().sqrt();
             if !norm.is_finite() {
-                return Err(ImagingError::Registration(
-                    "non-finite metric gradient".into(),
-                ));
+                return Err(ImagingError::Registration("non-finite metric gradient".into()));
             }
             if norm < cfg.gradient_tolerance {
                 stop_reason = format!("gradient magnitude below tolerance after {it} iterations");
@@ -670,16 +544,13 @@ pub fn register_from(
         }
         iterations.push(it);
     }
-    Ok(RegistrationResult {
-        transform: t,
-        metric: last_metric,
-        iterations,
-        stop_reason,
-    })
+    Ok(RegistrationResult { transform: t, metric: last_metric, iterations, stop_reason })
 }
 
 /// Rotation angle (degrees) of `R_a^T R_b` — the angular difference of two rotations.
-pub fn rotation_difference_deg(a: &Vec3, b: &Vec3) -> f64 {
+#[cfg(test)]
+fn rotation_difference_deg(a: &Vec3, b: &Vec3) -> f64 {
+    use super::transform::euler_matrix;
     let r = mat_mul(&mat_transpose(&euler_matrix(a)), &euler_matrix(b));
     let tr = r[0][0] + r[1][1] + r[2][2];
     ((tr - 1.0) / 2.0).clamp(-1.0, 1.0).acos().to_degrees()
@@ -694,25 +565,15 @@ mod tests {
 
     /// The registration fixture: its JSON, the true parameters and transform.
     fn expected_truth() -> (serde_json::Value, Vec<f64>, Transform) {
-        let exp: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(fixture("registration_expected.json")).unwrap(),
-        )
-        .unwrap();
+        let exp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("registration_expected.json")).unwrap()).unwrap();
         let center = vec_of(&exp["truth"]["center"]);
         let truth = vec_of(&exp["truth"]["parameters"]);
-        let truth_t = Transform::euler(
-            [center[0], center[1], center[2]],
-            truth.clone().try_into().unwrap(),
-        );
+        let truth_t = Transform::euler([center[0], center[1], center[2]], truth.clone().try_into().unwrap());
         (exp, truth, truth_t)
     }
 
     fn vec_of(v: &serde_json::Value) -> Vec<f64> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect()
+        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
     }
 
     /// Max displacement (mm) between two transforms over the fixed image's corners.
@@ -720,11 +581,7 @@ mod tests {
         let n = fixed.size();
         (0..8)
             .map(|c| {
-                let idx = [
-                    (c & 1) as f64 * (n[0] - 1) as f64,
-                    ((c >> 1) & 1) as f64 * (n[1] - 1) as f64,
-                    ((c >> 2) & 1) as f64 * (n[2] - 1) as f64,
-                ];
+                let idx = [(c & 1) as f64 * (n[0] - 1) as f64, ((c >> 1) & 1) as f64 * (n[1] - 1) as f64, ((c >> 2) & 1) as f64 * (n[2] - 1) as f64];
                 let x = fixed.index_to_physical(&idx);
                 let (p, q) = (a.transform_point(&x), b.transform_point(&x));
                 (0..3).map(|r| (p[r] - q[r]).powi(2)).sum::<f64>().sqrt()
@@ -740,50 +597,27 @@ mod tests {
         let roi_fixed = read_nifti(fixture("reg_roi_fixed.nii.gz")).unwrap();
         // mono: same grid, same intensities; cross: same grid, remapped intensities;
         // grid: remapped intensities on another (oblique, anisotropic, shifted) grid
-        for (name, roi_file) in [
-            ("mono", "reg_roi_moving.nii.gz"),
-            ("cross", "reg_roi_moving.nii.gz"),
-            ("grid", "reg_roi_moving_grid.nii.gz"),
-        ] {
+        for (name, roi_file) in [("mono", "reg_roi_moving.nii.gz"), ("cross", "reg_roi_moving.nii.gz"), ("grid", "reg_roi_moving_grid.nii.gz")] {
             let roi_moving = read_nifti(fixture(roi_file)).unwrap();
             let moving = read_nifti(fixture(&format!("reg_moving_{name}.nii.gz"))).unwrap();
             let res = register(&fixed, &moving, &RegistrationConfig::default()).unwrap();
-            let Transform::Euler3d {
-                center: c,
-                angles,
-                translation,
-            } = res.transform.clone()
-            else {
-                panic!()
-            };
+            let Transform::Euler3d { center: c, angles, translation } = res.transform.clone() else { panic!() };
             // same centre convention as the truth (fixed-grid centre)
             for a in 0..3 {
                 assert!((c[a] - center[a]).abs() < 1e-6);
             }
             let ang_err = rotation_difference_deg(&angles, &[truth[0], truth[1], truth[2]]);
-            let tr_err = (0..3)
-                .map(|a| (translation[a] - truth[3 + a]).powi(2))
-                .sum::<f64>()
-                .sqrt();
+            let tr_err = (0..3).map(|a| (translation[a] - truth[3 + a]).powi(2)).sum::<f64>().sqrt();
             let corner = max_corner_error(&fixed, &res.transform, &truth_t);
             let run = &exp["runs"][name];
             let sitk_p = vec_of(&run["sitk_parameters"]);
-            let sitk_t = Transform::euler(
-                [center[0], center[1], center[2]],
-                sitk_p.clone().try_into().unwrap(),
-            );
+            let sitk_t = Transform::euler([center[0], center[1], center[2]], sitk_p.clone().try_into().unwrap());
             let mi_ours = mattes_mi(&fixed, &moving, &res.transform, 50).unwrap();
             let mi_sitk_params = mattes_mi(&fixed, &moving, &sitk_t, 50).unwrap();
             let mi_truth = mattes_mi(&fixed, &moving, &truth_t, 50).unwrap();
             let sitk_truth = run["sitk_metric_full_at_truth"].as_f64().unwrap();
-            let sitk_ang = rotation_difference_deg(
-                &[sitk_p[0], sitk_p[1], sitk_p[2]],
-                &[truth[0], truth[1], truth[2]],
-            );
-            let sitk_tr = (0..3)
-                .map(|a| (sitk_p[3 + a] - truth[3 + a]).powi(2))
-                .sum::<f64>()
-                .sqrt();
+            let sitk_ang = rotation_difference_deg(&[sitk_p[0], sitk_p[1], sitk_p[2]], &[truth[0], truth[1], truth[2]]);
+            let sitk_tr = (0..3).map(|a| (sitk_p[3 + a] - truth[3 + a]).powi(2)).sum::<f64>().sqrt();
             eprintln!(
                 "{name}: ours angle err {ang_err:.3} deg, translation err {tr_err:.3} mm, max corner err {corner:.3} mm, iterations {:?} ({}); \
                  sitk angle err {sitk_ang:.3} deg, translation err {sitk_tr:.3} mm; \
@@ -796,45 +630,24 @@ mod tests {
             assert!(ang_err < 0.5, "{name}: angle error {ang_err} deg");
             assert!(tr_err < 0.5, "{name}: translation error {tr_err} mm");
             // we reach at least SimpleITK's optimum (full-sampling MI, our metric)
-            assert!(
-                mi_ours <= mi_sitk_params + 0.005,
-                "{name}: our optimum {mi_ours} vs at sitk's {mi_sitk_params}"
-            );
+            assert!(mi_ours <= mi_sitk_params + 0.005, "{name}: our optimum {mi_ours} vs at sitk's {mi_sitk_params}");
             // our Mattes MI agrees with ITK's on the same transform
-            assert!(
-                (mi_truth - sitk_truth).abs() < 0.02 * sitk_truth.abs(),
-                "{name}: MI {mi_truth} vs sitk {sitk_truth}"
-            );
+            assert!((mi_truth - sitk_truth).abs() < 0.02 * sitk_truth.abs(), "{name}: MI {mi_truth} vs sitk {sitk_truth}");
             // ROI carried onto the fixed grid by nearest neighbour
             // (the voxelised ellipsoid itself limits Dice: compare with the truth transform)
             let dice_of = |t: &Transform| {
                 let roi = apply_transform_roi(&roi_moving, &fixed, t).unwrap();
-                let inter = roi
-                    .data
-                    .iter()
-                    .zip(roi_fixed.data.iter())
-                    .filter(|(a, b)| **a > 0.5 && **b > 0.5)
-                    .count() as f64;
-                2.0 * inter
-                    / (roi.data.iter().filter(|a| **a > 0.5).count()
-                        + roi_fixed.data.iter().filter(|a| **a > 0.5).count())
-                        as f64
+                let inter = roi.data.iter().zip(roi_fixed.data.iter()).filter(|(a, b)| **a > 0.5 && **b > 0.5).count() as f64;
+                2.0 * inter / (roi.data.iter().filter(|a| **a > 0.5).count() + roi_fixed.data.iter().filter(|a| **a > 0.5).count()) as f64
             };
             let (dice, dice_truth) = (dice_of(&res.transform), dice_of(&truth_t));
             eprintln!("{name}: ROI Dice {dice:.4} (truth transform {dice_truth:.4})");
-            assert!(
-                dice > dice_truth - 0.03 && dice > 0.75,
-                "{name}: ROI Dice {dice} vs {dice_truth}"
-            );
+            assert!(dice > dice_truth - 0.03 && dice > 0.75, "{name}: ROI Dice {dice} vs {dice_truth}");
             // transform survives JSON
-            let p = std::env::temp_dir()
-                .join(format!("radpipe_reg_{name}_{}.json", std::process::id()));
+            let p = std::env::temp_dir().join(format!("radpipe_reg_{name}_{}.json", std::process::id()));
             res.transform.save_json(&p).unwrap();
             let back = Transform::load_json(&p).unwrap().parameters();
-            assert!(back
-                .iter()
-                .zip(res.transform.parameters())
-                .all(|(a, b)| (a - b).abs() <= 1e-12 * b.abs().max(1.0)));
+            assert!(back.iter().zip(res.transform.parameters()).all(|(a, b)| (a - b).abs() <= 1e-12 * b.abs().max(1.0)));
             std::fs::remove_file(&p).ok();
         }
     }
@@ -843,10 +656,7 @@ mod tests {
     /// SimpleITK `Resample(moving, fixed, euler, sitkBSpline / sitkNearestNeighbor)`.
     #[test]
     fn apply_transform_matches_simpleitk() {
-        let exp: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(fixture("registration_expected.json")).unwrap(),
-        )
-        .unwrap();
+        let exp: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture("registration_expected.json")).unwrap()).unwrap();
         let center = vec_of(&exp["truth"]["center"]);
         let truth = vec_of(&exp["truth"]["parameters"]);
         let t = Transform::euler([center[0], center[1], center[2]], truth.try_into().unwrap());
@@ -857,11 +667,7 @@ mod tests {
         let n = got.size();
         let (mut num, mut den) = (0.0f64, 0.0f64);
         for ((i, j, k), &g) in got.data.indexed_iter() {
-            if [i, j, k]
-                .iter()
-                .zip(n.iter())
-                .all(|(&p, &s)| p >= 3 && p + 3 < s)
-            {
+            if [i, j, k].iter().zip(n.iter()).all(|(&p, &s)| p >= 3 && p + 3 < s) {
                 let w = want.data[[i, j, k]] as f64;
                 num += (g as f64 - w).powi(2);
                 den += w * w;
@@ -873,16 +679,8 @@ mod tests {
         let roi = read_nifti(fixture("reg_roi_moving.nii.gz")).unwrap();
         let want = read_nifti(fixture("reg_roi_to_fixed_nearest.nii.gz")).unwrap();
         let got = apply_transform_roi(&roi, &fixed, &t).unwrap();
-        let diff = got
-            .data
-            .iter()
-            .zip(want.data.iter())
-            .filter(|(a, b)| a != b)
-            .count();
-        eprintln!(
-            "apply_transform_roi vs sitk nearest: {diff} differing voxels of {}",
-            got.data.len()
-        );
+        let diff = got.data.iter().zip(want.data.iter()).filter(|(a, b)| a != b).count();
+        eprintln!("apply_transform_roi vs sitk nearest: {diff} differing voxels of {}", got.data.len());
         assert_eq!(diff, 0);
     }
 
@@ -891,16 +689,10 @@ mod tests {
         let (_, _, truth_t) = expected_truth();
         let fixed = read_nifti(fixture("reg_fixed.nii.gz")).unwrap();
         let moving = read_nifti(fixture("reg_moving_mono.nii.gz")).unwrap();
-        let cfg = RegistrationConfig {
-            transform: TransformKind::Affine,
-            ..Default::default()
-        };
+        let cfg = RegistrationConfig { transform: TransformKind::Affine, ..Default::default() };
         let res = register(&fixed, &moving, &cfg).unwrap();
         let err = max_corner_error(&fixed, &res.transform, &truth_t);
-        eprintln!(
-            "affine: max corner error {err:.3} mm, iterations {:?}",
-            res.iterations
-        );
+        eprintln!("affine: max corner error {err:.3} mm, iterations {:?}", res.iterations);
         assert!(err < 1.5, "affine corner error {err}");
     }
 
@@ -924,14 +716,7 @@ mod tests {
             .collect();
         let t = Transform::euler(fixed.center(), [0.02, -0.01, 0.03, 1.0, -0.5, 0.3]);
         let (_, g, _) = metric_and_gradient(&samples, &hist, &ml, &t, true);
-        for (q, h) in [
-            (0usize, 2e-3),
-            (1, 2e-3),
-            (2, 2e-3),
-            (3, 0.05),
-            (4, 0.05),
-            (5, 0.05),
-        ] {
+        for (q, h) in [(0usize, 2e-3), (1, 2e-3), (2, 2e-3), (3, 0.05), (4, 0.05), (5, 0.05)] {
             let mut p = t.parameters();
             p[q] += h;
             let mut tp = t.clone();
@@ -939,15 +724,9 @@ mod tests {
             p[q] -= 2.0 * h;
             let mut tm = t.clone();
             tm.set_parameters(&p).unwrap();
-            let fd = (metric_and_gradient(&samples, &hist, &ml, &tp, false).0
-                - metric_and_gradient(&samples, &hist, &ml, &tm, false).0)
-                / (2.0 * h);
+            let fd = (metric_and_gradient(&samples, &hist, &ml, &tp, false).0 - metric_and_gradient(&samples, &hist, &ml, &tm, false).0) / (2.0 * h);
             eprintln!("param {q}: analytic {} vs fd {fd}", g[q]);
-            assert!(
-                (fd - g[q]).abs() < 0.1 * fd.abs().max(1e-3),
-                "param {q}: analytic {} vs fd {fd}",
-                g[q]
-            );
+            assert!((fd - g[q]).abs() < 0.1 * fd.abs().max(1e-3), "param {q}: analytic {} vs fd {fd}", g[q]);
         }
     }
 }

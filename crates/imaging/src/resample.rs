@@ -36,37 +36,23 @@ pub struct Grid {
 
 impl Grid {
     pub fn of(v: &Volume) -> Grid {
-        Grid {
-            size: v.size(),
-            spacing: v.spacing,
-            origin: v.origin,
-            direction: v.direction,
-        }
+        Grid { size: v.size(), spacing: v.spacing, origin: v.origin, direction: v.direction }
     }
 
     /// The grid `v` is resampled to for `new_spacing` (see module docs).
     pub fn with_spacing(v: &Volume, new_spacing: Vec3) -> Result<Grid> {
         if new_spacing.iter().any(|s| !s.is_finite() || *s <= 0.0) {
-            return Err(ImagingError::InvalidParameter(format!(
-                "new spacing must be positive, got {new_spacing:?}"
-            )));
+            return Err(ImagingError::InvalidParameter(format!("new spacing must be positive, got {new_spacing:?}")));
         }
         let n = v.size();
         let mut size = [0usize; 3];
         let mut shift = [0.0; 3];
         for a in 0..3 {
-            size[a] = ((n[a] as f64 * v.spacing[a]) / new_spacing[a])
-                .ceil()
-                .max(1.0) as usize;
+            size[a] = ((n[a] as f64 * v.spacing[a]) / new_spacing[a]).ceil().max(1.0) as usize;
             shift[a] = (new_spacing[a] - v.spacing[a]) / 2.0;
         }
         let d = mat_vec(&v.direction, &shift);
-        Ok(Grid {
-            size,
-            spacing: new_spacing,
-            origin: [v.origin[0] + d[0], v.origin[1] + d[1], v.origin[2] + d[2]],
-            direction: v.direction,
-        })
+        Ok(Grid { size, spacing: new_spacing, origin: [v.origin[0] + d[0], v.origin[1] + d[1], v.origin[2] + d[2]], direction: v.direction })
     }
 
     /// The part of this grid covering the voxels of `mask` (value > 0.5, on
@@ -104,7 +90,12 @@ impl Grid {
             size[a] = last - first + 1;
         }
         let shift = mat_vec(&self.index_to_physical_matrix(), &[start[0] as f64, start[1] as f64, start[2] as f64]);
-        Some(Grid { size, spacing: self.spacing, origin: [self.origin[0] + shift[0], self.origin[1] + shift[1], self.origin[2] + shift[2]], direction: self.direction })
+        Some(Grid {
+            size,
+            spacing: self.spacing,
+            origin: [self.origin[0] + shift[0], self.origin[1] + shift[1], self.origin[2] + shift[2]],
+            direction: self.direction,
+        })
     }
 
     fn index_to_physical_matrix(&self) -> Mat3 {
@@ -120,36 +111,15 @@ impl Grid {
 
 /// Resample `src` onto `grid`; `transform` (fixed/output -> moving/input, `None` =
 /// identity) is applied to each output point before sampling `src`.
-pub fn resample_to_grid(
-    src: &Volume,
-    grid: &Grid,
-    transform: Option<&Transform>,
-    interp: Interpolator,
-    default_value: f32,
-) -> Result<Volume> {
+pub fn resample_to_grid(src: &Volume, grid: &Grid, transform: Option<&Transform>, interp: Interpolator, default_value: f32) -> Result<Volume> {
     let sampler = Sampler::new(&src.data, interp);
-    resample_with_sampler(
-        src,
-        &sampler,
-        grid,
-        transform.map(|t| t.to_affine_map()).as_ref(),
-        default_value,
-    )
+    resample_with_sampler(src, &sampler, grid, transform.map(|t| t.to_affine_map()).as_ref(), default_value)
 }
 
 /// As [`resample_to_grid`] with an already prepared sampler for `src`'s data.
-pub fn resample_with_sampler(
-    src: &Volume,
-    sampler: &Sampler,
-    grid: &Grid,
-    map: Option<&AffineMap>,
-    default_value: f32,
-) -> Result<Volume> {
+pub fn resample_with_sampler(src: &Volume, sampler: &Sampler, grid: &Grid, map: Option<&AffineMap>, default_value: f32) -> Result<Volume> {
     if grid.size.contains(&0) {
-        return Err(ImagingError::InvalidParameter(format!(
-            "empty output grid {:?}",
-            grid.size
-        )));
+        return Err(ImagingError::InvalidParameter(format!("empty output grid {:?}", grid.size)));
     }
     let map = map.copied().unwrap_or_else(AffineMap::identity);
     // continuous input index = C · out_idx + c0
@@ -157,41 +127,27 @@ pub fn resample_with_sampler(
     let out_m = grid.index_to_physical_matrix();
     let cm = mat_mul(&p2i, &mat_mul(&map.matrix, &out_m));
     let o = map.apply(&grid.origin);
-    let c0 = mat_vec(
-        &p2i,
-        &[
-            o[0] - src.origin[0],
-            o[1] - src.origin[1],
-            o[2] - src.origin[2],
-        ],
-    );
+    let c0 = mat_vec(&p2i, &[o[0] - src.origin[0], o[1] - src.origin[1], o[2] - src.origin[2]]);
     let mut out = Array3::<f32>::zeros((grid.size[0], grid.size[1], grid.size[2]));
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .enumerate()
-        .for_each(|(i, mut plane)| {
-            for ((j, k), v) in plane.indexed_iter_mut() {
-                let (fi, fj, fk) = (i as f64, j as f64, k as f64);
-                let ci = [
-                    cm[0][0] * fi + cm[0][1] * fj + cm[0][2] * fk + c0[0],
-                    cm[1][0] * fi + cm[1][1] * fj + cm[1][2] * fk + c0[1],
-                    cm[2][0] * fi + cm[2][1] * fj + cm[2][2] * fk + c0[2],
-                ];
-                *v = match sampler.sample(&ci) {
-                    Some(x) => x as f32,
-                    None => default_value,
-                };
-            }
-        });
+    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(i, mut plane)| {
+        for ((j, k), v) in plane.indexed_iter_mut() {
+            let (fi, fj, fk) = (i as f64, j as f64, k as f64);
+            let ci = [
+                cm[0][0] * fi + cm[0][1] * fj + cm[0][2] * fk + c0[0],
+                cm[1][0] * fi + cm[1][1] * fj + cm[1][2] * fk + c0[1],
+                cm[2][0] * fi + cm[2][1] * fj + cm[2][2] * fk + c0[2],
+            ];
+            *v = match sampler.sample(&ci) {
+                Some(x) => x as f32,
+                None => default_value,
+            };
+        }
+    });
     Volume::new(out, grid.spacing, grid.origin, grid.direction)
 }
 
 /// Resample to `new_spacing` with the given interpolator (default value 0).
-pub fn resample_to_spacing(
-    src: &Volume,
-    new_spacing: Vec3,
-    interp: Interpolator,
-) -> Result<Volume> {
+pub fn resample_to_spacing(src: &Volume, new_spacing: Vec3, interp: Interpolator) -> Result<Volume> {
     let grid = Grid::with_spacing(src, new_spacing)?;
     resample_to_grid(src, &grid, None, interp, 0.0)
 }
@@ -214,13 +170,7 @@ pub fn min_max_scale(v: &Volume) -> Volume {
     match v.min_max() {
         Some((lo, hi)) if hi > lo => {
             let (lo, range) = (lo as f64, (hi - lo) as f64);
-            out.data.par_mapv_inplace(|x| {
-                if x.is_finite() {
-                    ((x as f64 - lo) / range) as f32
-                } else {
-                    0.0
-                }
-            });
+            out.data.par_mapv_inplace(|x| if x.is_finite() { ((x as f64 - lo) / range) as f32 } else { 0.0 });
         }
         _ => out.data.fill(0.0),
     }
@@ -235,8 +185,7 @@ mod tests {
     use crate::nifti_io::tests::fixture;
 
     fn expected() -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(fixture("resample_expected.json")).unwrap())
-            .unwrap()
+        serde_json::from_str(&std::fs::read_to_string(fixture("resample_expected.json")).unwrap()).unwrap()
     }
 
     /// Relative L2 error over voxels more than `margin` voxels from the border.
@@ -244,10 +193,7 @@ mod tests {
         let n = a.size();
         let (mut num, mut den) = (0.0f64, 0.0f64);
         for ((i, j, k), &x) in a.data.indexed_iter() {
-            let inner = [i, j, k]
-                .iter()
-                .zip(n.iter())
-                .all(|(&p, &s)| p >= margin && p + margin < s);
+            let inner = [i, j, k].iter().zip(n.iter()).all(|(&p, &s)| p >= margin && p + margin < s);
             if inner {
                 let y = b.data[[i, j, k]] as f64;
                 num += (x as f64 - y).powi(2);
@@ -259,29 +205,15 @@ mod tests {
 
     fn check_case(case: &serde_json::Value) -> (f64, f64) {
         let input = read_nifti(fixture(case["input"].as_str().unwrap())).unwrap();
-        let ns: Vec<f64> = case["new_spacing"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap())
-            .collect();
+        let ns: Vec<f64> = case["new_spacing"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
         let grid = Grid::with_spacing(&input, [ns[0], ns[1], ns[2]]).unwrap();
         let mut results = (0.0, 0.0);
-        for (key, interp) in [
-            ("bspline", Interpolator::BSpline),
-            ("linear", Interpolator::Linear),
-            ("nearest", Interpolator::Nearest),
-        ] {
+        for (key, interp) in [("bspline", Interpolator::BSpline), ("linear", Interpolator::Linear), ("nearest", Interpolator::Nearest)] {
             let want = read_nifti(fixture(case[key].as_str().unwrap())).unwrap();
             // our grid rule reproduces the fixture's grid
             assert_eq!(grid.size, want.size(), "{key}: size");
             for a in 0..3 {
-                assert!(
-                    (grid.origin[a] - want.origin[a]).abs() < 1e-3,
-                    "{key}: origin {:?} vs {:?}",
-                    grid.origin,
-                    want.origin
-                );
+                assert!((grid.origin[a] - want.origin[a]).abs() < 1e-3, "{key}: origin {:?} vs {:?}", grid.origin, want.origin);
                 for c in 0..3 {
                     assert!((grid.direction[a][c] - want.direction[a][c]).abs() < 1e-5);
                 }
@@ -303,12 +235,8 @@ mod tests {
                     // 1e-6 of k + 1/2 on some axis), where float round-off decides.
                     let (mut ties, mut bad) = (0usize, 0usize);
                     for ((i, j, k), &g) in got.data.indexed_iter() {
-                        let ci = input.physical_to_index(
-                            &want.index_to_physical(&[i as f64, j as f64, k as f64]),
-                        );
-                        let tie = ci
-                            .iter()
-                            .any(|c| ((c + 0.5) - (c + 0.5).round()).abs() < 1e-6);
+                        let ci = input.physical_to_index(&want.index_to_physical(&[i as f64, j as f64, k as f64]));
+                        let tie = ci.iter().any(|c| ((c + 0.5) - (c + 0.5).round()).abs() < 1e-6);
                         if tie {
                             ties += 1;
                         } else if g != want.data[[i, j, k]] {
@@ -317,32 +245,18 @@ mod tests {
                     }
                     assert_eq!(bad, 0, "{}: nearest mismatches outside ties", case["name"]);
                     assert!(ties * 10 < got.data.len(), "too many ties");
-                    eprintln!(
-                        "{}: nearest exact on {} voxels ({} rounding-tie voxels skipped)",
-                        case["name"],
-                        got.data.len() - ties,
-                        ties
-                    );
+                    eprintln!("{}: nearest exact on {} voxels ({} rounding-tie voxels skipped)", case["name"], got.data.len() - ties, ties);
                 }
             }
         }
         // a linear kernel must not pass the B-spline check on fine-structure cases
         let want = read_nifti(fixture(case["bspline"].as_str().unwrap())).unwrap();
-        let lin =
-            resample_to_grid(&input, &Grid::of(&want), None, Interpolator::Linear, 0.0).unwrap();
+        let lin = resample_to_grid(&input, &Grid::of(&want), None, Interpolator::Linear, 0.0).unwrap();
         results.1 = rel_l2_interior(&lin, &want, 3);
         if case["fine_structure"].as_bool().unwrap_or(false) {
-            assert!(
-                results.1 > 1e-2,
-                "{}: linear vs sitkBSpline gap only {}",
-                case["name"],
-                results.1
-            );
+            assert!(results.1 > 1e-2, "{}: linear vs sitkBSpline gap only {}", case["name"], results.1);
         }
-        eprintln!(
-            "{}: bspline rel L2 {:.3e}, linear-vs-sitkBSpline {:.3e}",
-            case["name"], results.0, results.1
-        );
+        eprintln!("{}: bspline rel L2 {:.3e}, linear-vs-sitkBSpline {:.3e}", case["name"], results.0, results.1);
         results
     }
 
@@ -359,9 +273,7 @@ mod tests {
 
     #[test]
     fn min_max_scaling_rule() {
-        let v = Volume::from_array(Array3::from_shape_fn((3, 3, 3), |(i, _, _)| {
-            i as f32 * 2.0 - 1.0
-        }));
+        let v = Volume::from_array(Array3::from_shape_fn((3, 3, 3), |(i, _, _)| i as f32 * 2.0 - 1.0));
         let s = min_max_scale(&v);
         assert_eq!(s.min_max(), Some((0.0, 1.0)));
         let c = Volume::from_array(Array3::from_elem((2, 2, 2), 7.0));

@@ -33,49 +33,23 @@ pub fn bilinear_at(img: &ArrayView2<f32>, y: f64, x: f64, pad: f32) -> f32 {
 
 /// Resample the region with pixel edges `rows: [r0-0.5, r1-0.5]`, `cols: [c0-0.5,
 /// c1-0.5]` (continuous, may extend past the image) to `out_h x out_w`.
-pub fn resize_region_bilinear(
-    img: &ArrayView2<f32>,
-    rows: (f64, f64),
-    cols: (f64, f64),
-    out_h: usize,
-    out_w: usize,
-    pad: f32,
-) -> Result<Array2<f32>> {
+pub fn resize_region_bilinear(img: &ArrayView2<f32>, rows: (f64, f64), cols: (f64, f64), out_h: usize, out_w: usize, pad: f32) -> Result<Array2<f32>> {
     if out_h == 0 || out_w == 0 {
-        return Err(ImagingError::InvalidParameter(format!(
-            "output size {out_h}x{out_w} must be positive"
-        )));
+        return Err(ImagingError::InvalidParameter(format!("output size {out_h}x{out_w} must be positive")));
     }
-    if rows.0.is_nan()
-        || rows.1.is_nan()
-        || cols.0.is_nan()
-        || cols.1.is_nan()
-        || rows.1 <= rows.0
-        || cols.1 <= cols.0
-    {
-        return Err(ImagingError::InvalidParameter(format!(
-            "empty region rows {rows:?} cols {cols:?}"
-        )));
+    if rows.0.is_nan() || rows.1.is_nan() || cols.0.is_nan() || cols.1.is_nan() || rows.1 <= rows.0 || cols.1 <= cols.0 {
+        return Err(ImagingError::InvalidParameter(format!("empty region rows {rows:?} cols {cols:?}")));
     }
     let sy = (rows.1 - rows.0) / out_h as f64;
     let sx = (cols.1 - cols.0) / out_w as f64;
-    Ok(Array2::from_shape_fn((out_h, out_w), |(r, c)| {
-        bilinear_at(
-            img,
-            rows.0 + (r as f64 + 0.5) * sy - 0.5,
-            cols.0 + (c as f64 + 0.5) * sx - 0.5,
-            pad,
-        )
-    }))
+    Ok(Array2::from_shape_fn((out_h, out_w), |(r, c)| bilinear_at(img, rows.0 + (r as f64 + 0.5) * sy - 0.5, cols.0 + (c as f64 + 0.5) * sx - 0.5, pad)))
 }
 
 /// Resize a whole image to `out_h x out_w` (bilinear, pixel-centre convention).
 pub fn resize_bilinear(img: &ArrayView2<f32>, out_h: usize, out_w: usize) -> Result<Array2<f32>> {
     let (h, w) = img.dim();
     if h == 0 || w == 0 {
-        return Err(ImagingError::InvalidParameter(
-            "cannot resize an empty image".into(),
-        ));
+        return Err(ImagingError::InvalidParameter("cannot resize an empty image".into()));
     }
     resize_region_bilinear(img, (0.0, h as f64), (0.0, w as f64), out_h, out_w, 0.0)
 }
@@ -97,11 +71,7 @@ mod tests {
             let want = read_nifti(fixture(name)).unwrap();
             let w = want.data.index_axis(ndarray::Axis(2), 0).reversed_axes();
             let got = resize_bilinear(&img, w.dim().0, w.dim().1).unwrap();
-            let max = got
-                .iter()
-                .zip(w.iter())
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let max = got.iter().zip(w.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             assert!(max < 1e-3, "{name}: max abs diff {max}");
         }
     }

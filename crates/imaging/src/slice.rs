@@ -40,11 +40,7 @@ pub struct SliceConfig {
 
 impl Default for SliceConfig {
     fn default() -> Self {
-        SliceConfig {
-            size: 224,
-            margin_mm: 10.0,
-            pad_value: 0.0,
-        }
+        SliceConfig { size: 224, margin_mm: 10.0, pad_value: 0.0 }
     }
 }
 
@@ -90,19 +86,13 @@ pub fn plane_axes(vol: &Volume) -> [usize; 3] {
 /// Build the 2.5D stack; see the module docs for every rule.
 pub fn extract_25d(vol: &Volume, roi: &Volume, cfg: &SliceConfig) -> Result<Slices25D> {
     if vol.size() != roi.size() {
-        return Err(ImagingError::ShapeMismatch {
-            what: format!("image {:?} vs ROI {:?}", vol.size(), roi.size()),
-        });
+        return Err(ImagingError::ShapeMismatch { what: format!("image {:?} vs ROI {:?}", vol.size(), roi.size()) });
     }
     if !vol.same_grid(roi, 1e-3) {
-        return Err(ImagingError::ShapeMismatch {
-            what: "image and ROI have different geometry (origin/spacing/direction)".into(),
-        });
+        return Err(ImagingError::ShapeMismatch { what: "image and ROI have different geometry (origin/spacing/direction)".into() });
     }
     if cfg.size == 0 || cfg.margin_mm.is_nan() || cfg.margin_mm < 0.0 {
-        return Err(ImagingError::InvalidParameter(format!(
-            "invalid slice config {cfg:?}"
-        )));
+        return Err(ImagingError::InvalidParameter(format!("invalid slice config {cfg:?}")));
     }
     let mask = roi.data.mapv(|v| v > 0.5);
     let axes = plane_axes(vol);
@@ -115,20 +105,14 @@ pub fn extract_25d(vol: &Volume, roi: &Volume, cfg: &SliceConfig) -> Result<Slic
         // ROI area per slice, lowest index wins ties
         let (mut best, mut best_area) = (0usize, 0usize);
         for idx in 0..n[ax] {
-            let area = mask
-                .index_axis(Axis(ax), idx)
-                .iter()
-                .filter(|&&b| b)
-                .count();
+            let area = mask.index_axis(Axis(ax), idx).iter().filter(|&&b| b).count();
             if area > best_area {
                 best = idx;
                 best_area = area;
             }
         }
         if best_area == 0 {
-            return Err(ImagingError::EmptyRoi {
-                what: "ROI mask has no voxel > 0.5".into(),
-            });
+            return Err(ImagingError::EmptyRoi { what: "ROI mask has no voxel > 0.5".into() });
         }
         slice_index[ch] = best;
         roi_area[ch] = best_area;
@@ -138,11 +122,7 @@ pub fn extract_25d(vol: &Volume, roi: &Volume, cfg: &SliceConfig) -> Result<Slic
             1 => (0, 2),
             _ => (0, 1),
         };
-        let img2: Array2<f32> = vol
-            .data
-            .index_axis(Axis(ax), best)
-            .to_owned()
-            .reversed_axes(); // [b, a]
+        let img2: Array2<f32> = vol.data.index_axis(Axis(ax), best).to_owned().reversed_axes(); // [b, a]
         let m2 = mask.index_axis(Axis(ax), best).to_owned().reversed_axes();
         let (mut rmin, mut rmax, mut cmin, mut cmax) = (usize::MAX, 0, usize::MAX, 0);
         for ((r, c), &on) in m2.indexed_iter() {
@@ -164,17 +144,11 @@ pub fn extract_25d(vol: &Volume, roi: &Volume, cfg: &SliceConfig) -> Result<Slic
         let rows = ((rc - side / 2.0) / sr, (rc + side / 2.0) / sr);
         let cols = ((cc - side / 2.0) / sc, (cc + side / 2.0) / sc);
         crop[ch] = [rows.0, rows.1, cols.0, cols.1];
-        let mut plane =
-            resize_region_bilinear(&img2.view(), rows, cols, cfg.size, cfg.size, cfg.pad_value)?;
+        let mut plane = resize_region_bilinear(&img2.view(), rows, cols, cfg.size, cfg.size, cfg.pad_value)?;
         // z-score
         let cnt = plane.len() as f64;
         let mean = plane.iter().map(|&v| v as f64).sum::<f64>() / cnt;
-        let std = (plane
-            .iter()
-            .map(|&v| (v as f64 - mean).powi(2))
-            .sum::<f64>()
-            / cnt)
-            .sqrt();
+        let std = (plane.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / cnt).sqrt();
         if std < 1e-6 || !std.is_finite() {
             plane.fill(0.0);
         } else {
@@ -182,13 +156,7 @@ pub fn extract_25d(vol: &Volume, roi: &Volume, cfg: &SliceConfig) -> Result<Slic
         }
         data.slice_mut(s![ch, .., ..]).assign(&plane);
     }
-    Ok(Slices25D {
-        data,
-        normal_axis: axes,
-        slice_index,
-        roi_area,
-        crop,
-    })
+    Ok(Slices25D { data, normal_axis: axes, slice_index, roi_area, crop })
 }
 
 /// Write a `(C, H, W)` stack as one grayscale PNG with the channels side by side
@@ -196,41 +164,26 @@ pub fn extract_25d(vol: &Volume, roi: &Volume, cfg: &SliceConfig) -> Result<Slic
 pub fn write_png_preview(stack: &Array3<f32>, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let (c, h, w) = stack.dim();
-    let err = |reason: String| ImagingError::Png {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let err = |reason: String| ImagingError::Png { path: path.to_path_buf(), reason };
     if c == 0 || h == 0 || w == 0 {
         return Err(err("empty stack".into()));
     }
     let mut pixels = vec![0u8; c * h * w];
     for ch in 0..c {
         let plane = stack.index_axis(Axis(0), ch);
-        let (lo, hi) = plane
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let (lo, hi) = plane.iter().filter(|v| v.is_finite()).fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         let range = if hi > lo { hi - lo } else { 1.0 };
         for ((r, col), &v) in plane.indexed_iter() {
-            let g = if v.is_finite() {
-                ((v - lo) / range * 255.0).round().clamp(0.0, 255.0) as u8
-            } else {
-                0
-            };
+            let g = if v.is_finite() { ((v - lo) / range * 255.0).round().clamp(0.0, 255.0) as u8 } else { 0 };
             pixels[r * c * w + ch * w + col] = g;
         }
     }
-    let file = std::fs::File::create(path).map_err(|source| ImagingError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file = std::fs::File::create(path).map_err(|source| ImagingError::Io { path: path.to_path_buf(), source })?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), (c * w) as u32, h as u32);
     enc.set_color(png::ColorType::Grayscale);
     enc.set_depth(png::BitDepth::Eight);
     let mut writer = enc.write_header().map_err(|e| err(e.to_string()))?;
-    writer
-        .write_image_data(&pixels)
-        .map_err(|e| err(e.to_string()))?;
+    writer.write_image_data(&pixels).map_err(|e| err(e.to_string()))?;
     writer.finish().map_err(|e| err(e.to_string()))
 }
 
@@ -241,8 +194,7 @@ mod tests {
 
     fn phantom() -> (Volume, Volume) {
         let n = (30, 26, 20);
-        let img =
-            Array3::from_shape_fn(n, |(i, j, k)| (i as f32) + 2.0 * j as f32 + 0.5 * k as f32);
+        let img = Array3::from_shape_fn(n, |(i, j, k)| (i as f32) + 2.0 * j as f32 + 0.5 * k as f32);
         let mut roi = Array3::<f32>::zeros(n);
         // a box i 10..=15, j 8..=12, k 5..=9, plus an extra row in slice k=7 and i=12
         for i in 10..=15 {
@@ -266,16 +218,7 @@ mod tests {
     #[test]
     fn picks_largest_slices_and_normalises() {
         let (v, r) = phantom();
-        let out = extract_25d(
-            &v,
-            &r,
-            &SliceConfig {
-                size: 64,
-                margin_mm: 4.0,
-                pad_value: 0.0,
-            },
-        )
-        .unwrap();
+        let out = extract_25d(&v, &r, &SliceConfig { size: 64, margin_mm: 4.0, pad_value: 0.0 }).unwrap();
         assert_eq!(out.data.dim(), (3, 64, 64));
         assert_eq!(out.normal_axis, [2, 0, 1]);
         // axial k=7 (30+6 voxels + 1 from the sagittal column), sagittal i=12, coronal: j=8..12 tie -> 8
@@ -284,10 +227,7 @@ mod tests {
             let p = out.data.index_axis(Axis(0), ch);
             let mean = p.iter().map(|&x| x as f64).sum::<f64>() / p.len() as f64;
             let var = p.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / p.len() as f64;
-            assert!(
-                mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3,
-                "channel {ch}: mean {mean} var {var}"
-            );
+            assert!(mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-3, "channel {ch}: mean {mean} var {var}");
         }
         // square in mm
         for c in out.crop {
@@ -338,21 +278,12 @@ mod tests {
     fn errors_on_empty_roi_and_mismatch() {
         let (v, r) = phantom();
         let empty = r.zeros_like();
-        assert!(matches!(
-            extract_25d(&v, &empty, &SliceConfig::default()),
-            Err(ImagingError::EmptyRoi { .. })
-        ));
+        assert!(matches!(extract_25d(&v, &empty, &SliceConfig::default()), Err(ImagingError::EmptyRoi { .. })));
         let other = Volume::from_array(Array3::zeros((3, 3, 3)));
-        assert!(matches!(
-            extract_25d(&v, &other, &SliceConfig::default()),
-            Err(ImagingError::ShapeMismatch { .. })
-        ));
+        assert!(matches!(extract_25d(&v, &other, &SliceConfig::default()), Err(ImagingError::ShapeMismatch { .. })));
         let mut shifted = r.clone();
         shifted.origin[0] += 5.0;
-        assert!(matches!(
-            extract_25d(&v, &shifted, &SliceConfig::default()),
-            Err(ImagingError::ShapeMismatch { .. })
-        ));
+        assert!(matches!(extract_25d(&v, &shifted, &SliceConfig::default()), Err(ImagingError::ShapeMismatch { .. })));
     }
 
     #[test]
@@ -382,18 +313,11 @@ mod numpy_reference {
     const TENSOR_TOL: f32 = 1e-4;
 
     fn fixture(name: &str) -> String {
-        format!(
-            "{}/tests/fixtures/imaging/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        )
+        format!("{}/tests/fixtures/imaging/{name}", env!("CARGO_MANIFEST_DIR"))
     }
 
     fn f64s(v: &Value) -> Vec<f64> {
-        v.as_array()
-            .expect("array")
-            .iter()
-            .map(|x| x.as_f64().expect("number"))
-            .collect()
+        v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect()
     }
 
     fn vec3(v: &Value) -> [f64; 3] {
@@ -402,12 +326,7 @@ mod numpy_reference {
     }
 
     fn usize3(v: &Value) -> [usize; 3] {
-        let x: Vec<usize> = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as usize)
-            .collect();
+        let x: Vec<usize> = v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
         [x[0], x[1], x[2]]
     }
 
@@ -418,61 +337,32 @@ mod numpy_reference {
 
     #[test]
     fn matches_numpy_reference() {
-        let doc: Value =
-            serde_json::from_str(&std::fs::read_to_string(fixture("slice_ref.json")).unwrap())
-                .unwrap();
+        let doc: Value = serde_json::from_str(&std::fs::read_to_string(fixture("slice_ref.json")).unwrap()).unwrap();
         let cases = doc["cases"].as_array().unwrap();
         assert!(cases.len() >= 3);
         for case in cases {
             let name = case["name"].as_str().unwrap();
             let sh = usize3(&case["shape"]);
             let shape = (sh[0], sh[1], sh[2]);
-            let dir_rows: Vec<[f64; 3]> = case["direction"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(vec3)
-                .collect();
+            let dir_rows: Vec<[f64; 3]> = case["direction"].as_array().unwrap().iter().map(vec3).collect();
             let direction: Mat3 = [dir_rows[0], dir_rows[1], dir_rows[2]];
-            let v = Volume::new(
-                array3(&case["volume"], shape),
-                vec3(&case["spacing"]),
-                vec3(&case["origin"]),
-                direction,
-            )
-            .unwrap();
+            let v = Volume::new(array3(&case["volume"], shape), vec3(&case["spacing"]), vec3(&case["origin"]), direction).unwrap();
             let r = v.with_data(array3(&case["roi"], shape)).unwrap();
             let size = case["size"].as_u64().unwrap() as usize;
-            let cfg = SliceConfig {
-                size,
-                margin_mm: case["margin_mm"].as_f64().unwrap(),
-                pad_value: case["pad_value"].as_f64().unwrap() as f32,
-            };
+            let cfg = SliceConfig { size, margin_mm: case["margin_mm"].as_f64().unwrap(), pad_value: case["pad_value"].as_f64().unwrap() as f32 };
             let out = extract_25d(&v, &r, &cfg).unwrap();
             let exp = &case["expected"];
             assert_eq!(out.normal_axis, usize3(&exp["normal_axis"]), "{name}: axes");
-            assert_eq!(
-                out.slice_index,
-                usize3(&exp["slice_index"]),
-                "{name}: slices"
-            );
+            assert_eq!(out.slice_index, usize3(&exp["slice_index"]), "{name}: slices");
             assert_eq!(out.roi_area, usize3(&exp["roi_area"]), "{name}: areas");
             for (ch, c) in exp["crop"].as_array().unwrap().iter().enumerate() {
                 let want = f64s(c);
                 for q in 0..4 {
-                    assert!(
-                        (out.crop[ch][q] - want[q]).abs() < 1e-9,
-                        "{name}: crop ch {ch}: {:?} vs {want:?}",
-                        out.crop[ch]
-                    );
+                    assert!((out.crop[ch][q] - want[q]).abs() < 1e-9, "{name}: crop ch {ch}: {:?} vs {want:?}", out.crop[ch]);
                 }
             }
             let want: Vec<f32> = if let Some(f) = exp["tensor_f32le"].as_str() {
-                std::fs::read(fixture(f))
-                    .unwrap()
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect()
+                std::fs::read(fixture(f)).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
             } else {
                 f64s(&exp["tensor"]).into_iter().map(|x| x as f32).collect()
             };

@@ -119,29 +119,16 @@ mod tests {
     use super::*;
 
     fn job() -> Job {
-        let model = EmbedModel {
-            backbone: "resnet18".into(),
-            sequences: vec!["t1".into()],
-            dropout: 0.5,
-        };
+        let model = EmbedModel { backbone: "resnet18".into(), sequences: vec!["t1".into()], dropout: 0.5 };
         Job {
-            work: Work::EmbedApply(EmbedParams {
-                model,
-                weights: None,
-                gradcam: true,
-                train: TrainSpec::default(),
-            }),
+            work: Work::EmbedApply(EmbedParams { model, weights: None, gradcam: true, train: TrainSpec::default() }),
             device: "cpu".into(),
             amp: false,
             threads: 2,
             nodes: vec![JobNode {
                 id: "embed[P1]".into(),
                 out_dir: "/tmp/out".into(),
-                samples: vec![Sample {
-                    patient: "P1".into(),
-                    label: None,
-                    file: "/tmp/P1.safetensors".into(),
-                }],
+                samples: vec![Sample { patient: "P1".into(), label: None, file: "/tmp/P1.safetensors".into() }],
                 model: vec!["/tmp/t1.safetensors".into()],
             }],
         }
@@ -150,26 +137,11 @@ mod tests {
     #[test]
     fn a_job_round_trips_with_the_task_and_params_at_the_top() {
         let text = serde_json::to_string(&job()).unwrap();
-        assert!(
-            text.starts_with(r#"{"task":"embed_apply","params":{"model":{"backbone":"resnet18""#),
-            "{text}"
-        );
-        assert!(
-            text.contains(r#""samples":[{"patient":"P1","file":"/tmp/P1.safetensors"}]"#),
-            "{text}"
-        );
+        assert!(text.starts_with(r#"{"task":"embed_apply","params":{"model":{"backbone":"resnet18""#), "{text}");
+        assert!(text.contains(r#""samples":[{"patient":"P1","file":"/tmp/P1.safetensors"}]"#), "{text}");
         let back: Job = serde_json::from_str(&text).unwrap();
-        assert!(
-            matches!(&back.work, Work::EmbedApply(p) if p.model.backbone == "resnet18" && p.gradcam)
-        );
-        assert_eq!(
-            (
-                back.device.as_str(),
-                back.threads,
-                back.nodes[0].model.len()
-            ),
-            ("cpu", 2, 1)
-        );
+        assert!(matches!(&back.work, Work::EmbedApply(p) if p.model.backbone == "resnet18" && p.gradcam));
+        assert_eq!((back.device.as_str(), back.threads, back.nodes[0].model.len()), ("cpu", 2, 1));
     }
 
     #[test]
@@ -177,14 +149,8 @@ mod tests {
         let mut v = serde_json::to_value(job()).unwrap();
         v["task"] = "fuse_fit".into();
         let err = serde_json::from_value::<Job>(v).unwrap_err().to_string();
-        assert!(
-            err.contains("unknown field `backbone`") || err.contains("missing field"),
-            "{err}"
-        );
-        let err =
-            serde_json::from_str::<Job>(r#"{"task": "embed_train", "params": {}, "nodes": []}"#)
-                .unwrap_err()
-                .to_string();
+        assert!(err.contains("unknown field `backbone`") || err.contains("missing field"), "{err}");
+        let err = serde_json::from_str::<Job>(r#"{"task": "embed_train", "params": {}, "nodes": []}"#).unwrap_err().to_string();
         assert!(err.contains("embed_train"), "{err}");
     }
 }

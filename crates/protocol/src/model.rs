@@ -49,15 +49,8 @@ mod tests {
     /// These shapes are part of the nodes' cache keys: a change here re-runs every embed and fuse node.
     #[test]
     fn the_serialised_models_are_those_of_the_cache_keys() {
-        let embed = EmbedModel {
-            backbone: "resnet101".into(),
-            sequences: vec!["t1".into(), "t2".into()],
-            dropout: 0.5,
-        };
-        assert_eq!(
-            serde_json::to_string(&embed).unwrap(),
-            r#"{"backbone":"resnet101","sequences":["t1","t2"],"dropout":0.5}"#
-        );
+        let embed = EmbedModel { backbone: "resnet101".into(), sequences: vec!["t1".into(), "t2".into()], dropout: 0.5 };
+        assert_eq!(serde_json::to_string(&embed).unwrap(), r#"{"backbone":"resnet101","sequences":["t1","t2"],"dropout":0.5}"#);
         let fuse = FuseModel {
             sequences: vec!["t1".into()],
             patch: 16,

@@ -54,26 +54,17 @@ impl<'de> Deserialize<'de> for Done {
 impl ProgressLine {
     /// A line for `node`'s log.
     pub fn message(node: &str, text: impl Into<String>) -> Self {
-        ProgressLine {
-            node: node.into(),
-            event: Event::Message(text.into()),
-        }
+        ProgressLine { node: node.into(), event: Event::Message(text.into()) }
     }
 
     /// `node` is finished.
     pub fn done(node: &str) -> Self {
-        ProgressLine {
-            node: node.into(),
-            event: Event::Done(Done),
-        }
+        ProgressLine { node: node.into(), event: Event::Done(Done) }
     }
 
     /// `node` failed.
     pub fn error(node: &str, text: impl Into<String>) -> Self {
-        ProgressLine {
-            node: node.into(),
-            event: Event::Error(text.into()),
-        }
+        ProgressLine { node: node.into(), event: Event::Error(text.into()) }
     }
 }
 
@@ -84,18 +75,9 @@ mod tests {
     #[test]
     fn the_three_lines_have_their_documented_shape() {
         let lines = [
-            (
-                ProgressLine::message("embed.fit", "t1: epoch 1 (0.4 s)"),
-                r#"{"node":"embed.fit","message":"t1: epoch 1 (0.4 s)"}"#,
-            ),
-            (
-                ProgressLine::done("embed[P1]"),
-                r#"{"node":"embed[P1]","done":true}"#,
-            ),
-            (
-                ProgressLine::error("embed[P2]", "no tensor `t1`"),
-                r#"{"node":"embed[P2]","error":"no tensor `t1`"}"#,
-            ),
+            (ProgressLine::message("embed.fit", "t1: epoch 1 (0.4 s)"), r#"{"node":"embed.fit","message":"t1: epoch 1 (0.4 s)"}"#),
+            (ProgressLine::done("embed[P1]"), r#"{"node":"embed[P1]","done":true}"#),
+            (ProgressLine::error("embed[P2]", "no tensor `t1`"), r#"{"node":"embed[P2]","error":"no tensor `t1`"}"#),
         ];
         for (line, text) in lines {
             assert_eq!(serde_json::to_string(&line).unwrap(), text);
@@ -105,17 +87,8 @@ mod tests {
 
     #[test]
     fn other_json_is_not_a_progress_line() {
-        for text in [
-            r#"{"node":"a","done":false}"#,
-            r#"{"node":"a"}"#,
-            r#"{"message":"x"}"#,
-            r#"[1]"#,
-            "not json",
-        ] {
-            assert!(
-                serde_json::from_str::<ProgressLine>(text).is_err(),
-                "{text}"
-            );
+        for text in [r#"{"node":"a","done":false}"#, r#"{"node":"a"}"#, r#"{"message":"x"}"#, r#"[1]"#, "not json"] {
+            assert!(serde_json::from_str::<ProgressLine>(text).is_err(), "{text}");
         }
     }
 }

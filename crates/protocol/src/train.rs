@@ -85,11 +85,7 @@ impl TrainSpec {
         if self.epochs == 0 || self.batch_size < 2 {
             return Err(TrainSpecError::Size);
         }
-        if self.lr.is_nan()
-            || self.lr <= 0.0
-            || !(0.0..1.0).contains(&self.val_fraction)
-            || self.val_fraction == 0.0
-        {
+        if self.lr.is_nan() || self.lr <= 0.0 || !(0.0..1.0).contains(&self.val_fraction) || self.val_fraction == 0.0 {
             return Err(TrainSpecError::Rate);
         }
         if !(0.0..=1.0).contains(&self.focal_alpha) || self.focal_gamma < 0.0 {
@@ -106,43 +102,17 @@ mod tests {
     #[test]
     fn missing_fields_take_the_defaults_and_unknown_ones_are_refused() {
         let t: TrainSpec = serde_json::from_str(r#"{"epochs": 2, "monitor": "auc"}"#).unwrap();
-        assert_eq!(
-            (t.epochs, t.batch_size, t.monitor, t.crop_pad),
-            (2, 32, Monitor::Auc, 8)
-        );
-        let err = serde_json::from_str::<TrainSpec>(r#"{"epoch": 2}"#)
-            .unwrap_err()
-            .to_string();
+        assert_eq!((t.epochs, t.batch_size, t.monitor, t.crop_pad), (2, 32, Monitor::Auc, 8));
+        let err = serde_json::from_str::<TrainSpec>(r#"{"epoch": 2}"#).unwrap_err().to_string();
         assert!(err.contains("unknown field `epoch`"), "{err}");
     }
 
     #[test]
     fn settings_that_cannot_train_are_named() {
         assert_eq!(TrainSpec::default().check(), Ok(()));
-        assert_eq!(
-            TrainSpec {
-                batch_size: 1,
-                ..TrainSpec::default()
-            }
-            .check(),
-            Err(TrainSpecError::Size)
-        );
-        assert_eq!(
-            TrainSpec {
-                val_fraction: 0.0,
-                ..TrainSpec::default()
-            }
-            .check(),
-            Err(TrainSpecError::Rate)
-        );
-        assert_eq!(
-            TrainSpec {
-                focal_gamma: -1.0,
-                ..TrainSpec::default()
-            }
-            .check(),
-            Err(TrainSpecError::Focal)
-        );
+        assert_eq!(TrainSpec { batch_size: 1, ..TrainSpec::default() }.check(), Err(TrainSpecError::Size));
+        assert_eq!(TrainSpec { val_fraction: 0.0, ..TrainSpec::default() }.check(), Err(TrainSpecError::Rate));
+        assert_eq!(TrainSpec { focal_gamma: -1.0, ..TrainSpec::default() }.check(), Err(TrainSpecError::Focal));
     }
 
     /// The fit nodes' cache keys hold the serialised settings: this is their shape.

@@ -147,7 +147,11 @@ pub(crate) fn logistic_fit(cols: &[Vec<f64>], offset: Option<&[f64]>, y: &[bool]
                 let eta = offset.map_or(0.0, |o| o[i]) + (0..p).map(|j| cols[j][i] * beta[j]).sum::<f64>();
                 // log(1 + e^eta) computed stably
                 let l1pe = if eta > 0.0 { eta + (-eta).exp().ln_1p() } else { eta.exp().ln_1p() };
-                if y[i] { eta - l1pe } else { -l1pe }
+                if y[i] {
+                    eta - l1pe
+                } else {
+                    -l1pe
+                }
             })
             .sum()
     };

@@ -13,16 +13,18 @@
 // `!(x > 0.0)` is used on purpose: it is also true for NaN.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
-pub mod calibration;
-pub mod dca;
-pub mod error;
+mod calibration;
+mod dca;
+mod error;
 pub mod hypothesis;
-pub mod roc;
+mod roc;
 pub mod survival;
-pub mod threshold;
+mod threshold;
 mod util;
 
-pub use calibration::{brier_score, calibration_curve, calibration_intercept_slope, hosmer_lemeshow, BinStrategy, CalibrationBin, CalibrationFit, HosmerLemeshow};
+pub use calibration::{
+    brier_score, calibration_curve, calibration_intercept_slope, hosmer_lemeshow, BinStrategy, CalibrationBin, CalibrationFit, HosmerLemeshow,
+};
 pub use dca::{net_benefit, NetBenefit};
 pub use error::StatsError;
 pub use roc::{auc, bootstrap_auc_ci, delong_auc, delong_paired, delong_unpaired, roc_curve, AucCi, AucComparison, BootstrapCi, RocCurve};

@@ -163,7 +163,13 @@ fn comparison(auc_a: f64, auc_b: f64, var_diff: f64, correlation: f64, level: f6
     let diff = auc_a - auc_b;
     let se = var_diff.max(0.0).sqrt();
     // Identical predictors give se = 0 and diff = 0: report z = 0, p = 1 rather than NaN.
-    let z = if se > 0.0 { diff / se } else if diff == 0.0 { 0.0 } else { diff.signum() * f64::INFINITY };
+    let z = if se > 0.0 {
+        diff / se
+    } else if diff == 0.0 {
+        0.0
+    } else {
+        diff.signum() * f64::INFINITY
+    };
     let zc = z_crit(level);
     AucComparison {
         auc_a,
@@ -244,14 +250,7 @@ pub fn bootstrap_auc_ci(scores: &[f64], labels: &[bool], n_resamples: usize, lev
     }
     aucs.sort_by(|a, b| a.total_cmp(b));
     let alpha = 1.0 - level;
-    Ok(BootstrapCi {
-        estimate,
-        lower: percentile_sorted(&aucs, alpha / 2.0),
-        upper: percentile_sorted(&aucs, 1.0 - alpha / 2.0),
-        level,
-        n_resamples,
-        seed,
-    })
+    Ok(BootstrapCi { estimate, lower: percentile_sorted(&aucs, alpha / 2.0), upper: percentile_sorted(&aucs, 1.0 - alpha / 2.0), level, n_resamples, seed })
 }
 
 #[cfg(test)]

@@ -169,7 +169,9 @@ mod tests {
                 let t = f(&m["threshold"]);
                 let got = metrics_at_threshold(&s, &y, t, 0.95).unwrap();
                 assert_eq!([got.tp, got.fp, got.tn, got.fn_], [0, 1, 2, 3].map(|k| m["counts"][k].as_u64().unwrap()), "{name} counts at {t}");
-                for (key, prop) in [("accuracy", &got.accuracy), ("sensitivity", &got.sensitivity), ("specificity", &got.specificity), ("ppv", &got.ppv), ("npv", &got.npv)] {
+                for (key, prop) in
+                    [("accuracy", &got.accuracy), ("sensitivity", &got.sensitivity), ("specificity", &got.specificity), ("ppv", &got.ppv), ("npv", &got.npv)]
+                {
                     let e = &m[key];
                     match prop {
                         None => assert!(e.is_null(), "{name} {key} should be defined"),

@@ -68,4 +68,3 @@ impl Executor for SubprocessExecutor {
 fn failed(unit: &Unit, why: &str) -> Vec<UnitOutcome> {
     unit.nodes.iter().map(|n| UnitOutcome { node: n.node.clone(), result: Err(why.to_string()) }).collect()
 }
-

@@ -62,11 +62,7 @@ pub(crate) fn active_upstream<'p>(
     if kept.is_empty() {
         return Err(format!("no patient of `{}` is in {}", on.split, on.partitions.join(", ")));
     }
-    Ok(node
-        .upstream
-        .iter()
-        .filter(|u| plan.nodes[u.node].decl.item.as_ref().is_none_or(|i| kept.contains(i.id.as_str())))
-        .collect())
+    Ok(node.upstream.iter().filter(|u| plan.nodes[u.node].decl.item.as_ref().is_none_or(|i| kept.contains(i.id.as_str()))).collect())
 }
 
 /// A node's key material, the upstream actions it reads, and the upstream

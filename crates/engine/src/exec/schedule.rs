@@ -64,11 +64,7 @@ struct Scheduler<'a> {
 
 impl<'a> Scheduler<'a> {
     fn new(plan: &'a Plan, store: &'a Store, options: &'a RunOptions, reporter: &'a dyn Reporter) -> Self {
-        let waiting: Vec<usize> = plan
-            .nodes
-            .iter()
-            .map(|node| node.upstream.iter().map(|u| u.node).collect::<HashSet<_>>().len())
-            .collect();
+        let waiting: Vec<usize> = plan.nodes.iter().map(|node| node.upstream.iter().map(|u| u.node).collect::<HashSet<_>>().len()).collect();
         let ready = plan.order.iter().copied().filter(|&i| waiting[i] == 0).collect();
         Scheduler {
             plan,
@@ -82,7 +78,14 @@ impl<'a> Scheduler<'a> {
             waiting,
             ready,
             to_run: VecDeque::new(),
-            summary: RunSummary { run_id: store.new_run_id(), executed: vec![], cached: vec![], failed: vec![], skipped: vec![], results: plan.workspace.join("results") },
+            summary: RunSummary {
+                run_id: store.new_run_id(),
+                executed: vec![],
+                cached: vec![],
+                failed: vec![],
+                skipped: vec![],
+                results: plan.workspace.join("results"),
+            },
             stop: false,
         }
     }
@@ -161,7 +164,9 @@ impl<'a> Scheduler<'a> {
         }
         let inputs = active
             .iter()
-            .filter_map(|u| done[u.node].as_ref().map(|d| UnitInput { node: plan.nodes[u.node].id.clone(), key: d.key.clone(), files: d.selected(u.select.as_deref()) }))
+            .filter_map(|u| {
+                done[u.node].as_ref().map(|d| UnitInput { node: plan.nodes[u.node].id.clone(), key: d.key.clone(), files: d.selected(u.select.as_deref()) })
+            })
             .collect();
         Ok(Some(Pending { ni: i, unit: UnitNode { node: node.id.clone(), material, reads, dropped, inputs } }))
     }
@@ -233,7 +238,8 @@ fn selected_nodes(plan: &Plan, only: &[String]) -> Vec<bool> {
         return vec![true; plan.nodes.len()];
     }
     let mut keep = vec![false; plan.nodes.len()];
-    let mut stack: Vec<usize> = plan.nodes.iter().enumerate().filter(|(_, n)| only.contains(&plan.stages[n.stage].name) || only.contains(&n.id)).map(|(i, _)| i).collect();
+    let mut stack: Vec<usize> =
+        plan.nodes.iter().enumerate().filter(|(_, n)| only.contains(&plan.stages[n.stage].name) || only.contains(&n.id)).map(|(i, _)| i).collect();
     while let Some(i) = stack.pop() {
         if !keep[i] {
             keep[i] = true;
@@ -250,9 +256,7 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, executor: &dyn Exec
         remove_vanished_outputs(plan, store, reporter);
     }
     let mut s = Scheduler::new(plan, store, options, reporter);
-    reporter.event(Event::Planned {
-        stages: plan.stages.iter().map(|st| (st.name.clone(), st.nodes.iter().filter(|&&n| s.selected[n]).count())).collect(),
-    });
+    reporter.event(Event::Planned { stages: plan.stages.iter().map(|st| (st.name.clone(), st.nodes.iter().filter(|&&n| s.selected[n]).count())).collect() });
     let jobs = options.jobs.max(1);
     let (tx, rx) = mpsc::channel::<(Vec<usize>, Vec<UnitOutcome>)>();
     let mut running = 0usize;

@@ -88,7 +88,11 @@ fn prepare<'p>(plan: &'p Plan, store: &Store, spec: &'p UnitNode) -> Result<Prep
             if !object.is_file() {
                 return Err(format!("the input `{name}` of `{}` (object {}) is not in the store", up.id, f.digest));
             }
-            let linked = link.parent().map(fs::create_dir_all).transpose().and_then(|_| std::path::absolute(&object).and_then(|target| std::os::unix::fs::symlink(target, &link)));
+            let linked = link
+                .parent()
+                .map(fs::create_dir_all)
+                .transpose()
+                .and_then(|_| std::path::absolute(&object).and_then(|target| std::os::unix::fs::symlink(target, &link)));
             linked.map_err(|e| format!("cannot stage the input `{name}` of `{}`: {e}", up.id))?;
             files.push((name.clone(), link));
         }

@@ -73,11 +73,7 @@ impl LabelRule {
         let rule = self.rule.trim();
         for op in [">=", "<=", "==", "!=", ">", "<"] {
             if let Some(rest) = rule.strip_prefix(op) {
-                return rest
-                    .trim()
-                    .parse::<f64>()
-                    .map(|t| (op, t))
-                    .map_err(|_| format!("`{}`: `{}` is not a number", self.rule, rest.trim()));
+                return rest.trim().parse::<f64>().map(|t| (op, t)).map_err(|_| format!("`{}`: `{}` is not a number", self.rule, rest.trim()));
             }
         }
         Err(format!("`{}` does not start with one of >=, <=, ==, !=, >, <", self.rule))
@@ -129,17 +125,12 @@ impl Table {
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
         let df = match ext.as_str() {
             "csv" => read_csv(path),
-            "parquet" | "pq" => std::fs::File::open(path)
-                .map_err(PolarsError::from)
-                .and_then(|f| ParquetReader::new(f).finish()),
-            _ => {
-                return Err(Diagnostic::new(whole, "unsupported table format")
-                    .hint("clinical tables are `.csv` or `.parquet` files")
-                    .into())
-            }
+            "parquet" | "pq" => std::fs::File::open(path).map_err(PolarsError::from).and_then(|f| ParquetReader::new(f).finish()),
+            _ => return Err(Diagnostic::new(whole, "unsupported table format").hint("clinical tables are `.csv` or `.parquet` files").into()),
         };
         let df = df.map_err(|e| {
-            let hint = if path.exists() { "check that it is a valid table with a header row" } else { "check the cohort's `table:` path (relative to the workspace)" };
+            let hint =
+                if path.exists() { "check that it is a valid table with a header row" } else { "check the cohort's `table:` path (relative to the workspace)" };
             Diagnostic::new(whole.clone(), format!("cannot read the table: {e}")).hint(hint)
         })?;
         let mut table = Table { path: path.to_path_buf(), df, id_column: id_column.to_string(), ids: Vec::new() };
@@ -157,18 +148,14 @@ impl Table {
         let mut first_row: std::collections::HashMap<&str, usize> = Default::default();
         for (row, id) in ids.iter().enumerate() {
             match id.as_deref() {
-                None | Some("") => diags.push(
-                    Diagnostic::new(table.origin(row, id_column), format!("row {}: empty patient id", row + 1))
-                        .hint("every row needs a patient id"),
-                ),
+                None | Some("") => {
+                    diags.push(Diagnostic::new(table.origin(row, id_column), format!("row {}: empty patient id", row + 1)).hint("every row needs a patient id"))
+                }
                 Some(id) => {
                     if let Some(prev) = first_row.insert(id, row) {
                         diags.push(
-                            Diagnostic::new(
-                                table.origin(row, id_column),
-                                format!("patient `{id}` appears twice (rows {} and {})", prev + 1, row + 1),
-                            )
-                            .hint("patient ids must be unique; remove or rename one of the rows"),
+                            Diagnostic::new(table.origin(row, id_column), format!("patient `{id}` appears twice (rows {} and {})", prev + 1, row + 1))
+                                .hint("patient ids must be unique; remove or rename one of the rows"),
                         );
                     }
                 }
@@ -196,11 +183,8 @@ impl Table {
                 continue;
             };
             let text = column.cast(&DataType::String).ok();
-            let text: Vec<Option<String>> = text
-                .as_ref()
-                .and_then(|c| c.str().ok())
-                .map(|s| s.iter().map(|v| v.map(str::to_string)).collect())
-                .unwrap_or_default();
+            let text: Vec<Option<String>> =
+                text.as_ref().and_then(|c| c.str().ok()).map(|s| s.iter().map(|v| v.map(str::to_string)).collect()).unwrap_or_default();
             let mut bad = 0usize;
             let mut report = |row: usize, msg: String, hint: &str| {
                 bad += 1;
@@ -253,10 +237,7 @@ impl Table {
             .columns()
             .iter()
             .map(|c| {
-                let target = schema
-                    .and_then(|s| s.columns.get(c.name().as_str()))
-                    .map(|r| r.dtype.polars())
-                    .unwrap_or(DataType::String);
+                let target = schema.and_then(|s| s.columns.get(c.name().as_str())).map(|r| r.dtype.polars()).unwrap_or(DataType::String);
                 c.cast(&target)
             })
             .collect::<PolarsResult<Vec<Column>>>()?;
@@ -278,8 +259,11 @@ impl Table {
             match v {
                 Some(x) if x.is_finite() => out.push(LabelRule::apply(op, x, threshold) as i32),
                 _ => diags.push(
-                    Diagnostic::new(self.origin(row, &rule.from), format!("{}, column `{}`: no numeric value to derive `{}`", self.row_label(row), rule.from, rule.name))
-                        .hint("every patient needs a value for the label's source column"),
+                    Diagnostic::new(
+                        self.origin(row, &rule.from),
+                        format!("{}, column `{}`: no numeric value to derive `{}`", self.row_label(row), rule.from, rule.name),
+                    )
+                    .hint("every patient needs a value for the label's source column"),
                 ),
             }
         }
@@ -293,11 +277,7 @@ impl Table {
 
 /// A CSV table with a header, column types inferred from every row.
 pub fn read_csv(path: &Path) -> PolarsResult<DataFrame> {
-    CsvReadOptions::default()
-        .with_has_header(true)
-        .with_infer_schema_length(None)
-        .try_into_reader_with_file_path(Some(path.to_path_buf()))?
-        .finish()
+    CsvReadOptions::default().with_has_header(true).with_infer_schema_length(None).try_into_reader_with_file_path(Some(path.to_path_buf()))?.finish()
 }
 
 pub fn value_text(v: &Value) -> String {

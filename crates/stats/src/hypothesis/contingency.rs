@@ -280,7 +280,10 @@ pub fn fisher_exact_rxc(table: &[Vec<u64>], max_tables: u64, resamples: u64, see
     }
     // Monte Carlo
     if resamples == 0 {
-        return Err(StatsError::InvalidParameter { name: "resamples", reason: format!("table needs more than {max_tables} tables for exact enumeration and no Monte-Carlo resamples were allowed") });
+        return Err(StatsError::InvalidParameter {
+            name: "resamples",
+            reason: format!("table needs more than {max_tables} tables for exact enumeration and no Monte-Carlo resamples were allowed"),
+        });
     }
     let mut row_label: Vec<usize> = rows.iter().enumerate().flat_map(|(i, &k)| std::iter::repeat_n(i, k as usize)).collect();
     let col_label: Vec<usize> = cols.iter().enumerate().flat_map(|(j, &k)| std::iter::repeat_n(j, k as usize)).collect();

@@ -47,7 +47,11 @@ fn ppnd(p: f64) -> f64 {
     }
     r = (-r.ln()).sqrt();
     let t = (((c3 * r + c2) * r + c1) * r + c0) / ((d2 * r + d1) * r + 1.0);
-    if q < 0.0 { -t } else { t }
+    if q < 0.0 {
+        -t
+    } else {
+        t
+    }
 }
 
 /// AS 66 upper normal tail area as in AS R94.
@@ -69,7 +73,11 @@ fn alnorm(x: f64, mut upper: bool) -> f64 {
     } else {
         b1 * (-y).exp() / (z - b2 + b3 / (z + b4 + b5 / (z - b6 + b7 / (z + b8 - b9 / (z + b10 + b11 / (z + b12))))))
     };
-    if upper { temp } else { 1.0 - temp }
+    if upper {
+        temp
+    } else {
+        1.0 - temp
+    }
 }
 
 /// Shapiro-Wilk test for 3 <= n (p-value approximation validated by Royston to n = 5000).
@@ -122,7 +130,11 @@ pub fn shapiro_wilk(x: &[f64]) -> Result<ShapiroWilk> {
     }
     let coef = |i: usize, j: usize| -> f64 {
         // sign(i - j) * a[min(i, j)] with the Fortran convention sign(0) = +
-        if i < j { -a[i] } else { a[j] }
+        if i < j {
+            -a[i]
+        } else {
+            a[j]
+        }
     };
     let mut sx = y[0] / range;
     let mut sa = -a[0];

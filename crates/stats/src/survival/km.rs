@@ -161,7 +161,11 @@ mod tests {
 
     fn opt(v: &serde_json::Value) -> Option<f64> {
         let x = f(v);
-        if x.is_finite() { Some(x) } else { None }
+        if x.is_finite() {
+            Some(x)
+        } else {
+            None
+        }
     }
 
     #[test]
@@ -216,7 +220,7 @@ mod tests {
 
     #[test]
     fn km_textbook_and_errors() {
-        // Hand check: times 1,2,2,3+,4 with events at 1 and both 2s: S = .8, .4, .4, .4*... 
+        // Hand check: times 1,2,2,3+,4 with events at 1 and both 2s: S = .8, .4, .4, .4*...
         let km = kaplan_meier(&[1.0, 2.0, 2.0, 3.0, 4.0], &[true, true, true, false, true], 0.95).unwrap();
         let s: Vec<f64> = km.steps.iter().map(|x| x.survival).collect();
         assert_eq!(s, vec![0.8, 0.8 * 0.5, 0.8 * 0.5, 0.0]);
