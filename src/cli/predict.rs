@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use super::progress::Progress;
 use super::{Ctx, EXIT_FAILED, EXIT_INVALID};
 use radpipe_engine::exec::{self, RunOptions};
-use radpipe_engine::spec;
 use radpipe_engine::store::Store;
+use radpipe_engine::{spec, Plan};
 
 #[derive(Debug, Parser)]
 pub struct Args {
@@ -74,21 +74,9 @@ fn invalid(msg: impl Into<String>) -> Failure {
     (EXIT_INVALID, msg.into())
 }
 
-fn predict(ctx: &Ctx, args: &Args) -> Result<Option<Value>, Failure> {
-    let dir = std::fs::canonicalize(&args.patient).map_err(|e| invalid(format!("{}: {e}", args.patient.display())))?;
-    if !dir.is_dir() {
-        return Err(invalid(format!("{}: not a folder (give the patient's folder holding the image files)", args.patient.display())));
-    }
-    let patient = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let images = dir.parent().unwrap_or(Path::new("/")).to_string_lossy().into_owned();
-
-    // A patient the pipeline already has is scored by `run`.
-    let original = ctx.plan(&args.pipeline, &args.sets).map_err(|_| invalid(format!("{} does not plan (above)", args.pipeline.display())))?;
-    if let Some(cohort) = original.nodes.iter().filter_map(|n| n.decl.item.as_ref()).find(|i| i.id == patient).map(|i| i.cohort.clone().unwrap_or_default()) {
-        return Err(invalid(format!("patient {patient} is already in cohort `{cohort}` of {}: `radpipe run` scores it (results/<fuse stage>/{patient}/scores.json); predict is for patients the pipeline does not have", args.pipeline.display())));
-    }
-
-    // The pipeline as the models were trained, plus a one-patient cohort.
+/// The pipeline as the models were trained, plus a one-patient cohort holding
+/// `patient` (its images in `dir`), planned.
+fn derived_plan(ctx: &Ctx, args: &Args, dir: &Path, patient: &str, images: &str) -> Result<Plan, Failure> {
     let mut doc = spec::load_tree(&args.pipeline, &args.sets).map_err(|d| invalid(d.to_string()))?.to_json();
     if doc["cohorts"].get(COHORT).is_some() {
         return Err(invalid(format!("the pipeline already has a cohort named `{COHORT}`")));
@@ -120,18 +108,12 @@ fn predict(ctx: &Ctx, args: &Args) -> Result<Option<Value>, Failure> {
     // JSON is YAML: the derived pipeline is planned like any other file.
     let derived = work.join(format!("{patient}.pipeline.yaml"));
     std::fs::write(&derived, serde_json::to_string_pretty(&doc).unwrap_or_default()).map_err(|e| (EXIT_FAILED, format!("{}: {e}", derived.display())))?;
-    let plan = ctx.plan(&derived, &[]).map_err(|_| invalid(format!("the pipeline with patient {patient} added does not plan (above)")))?;
+    ctx.plan(&derived, &[]).map_err(|_| invalid(format!("the pipeline with patient {patient} added does not plan (above)")))
+}
 
-    // The apply nodes of the stages that learn (they have a fit node) score the patient.
-    let learns: Vec<bool> = plan.stages.iter().map(|s| s.nodes.iter().any(|&n| plan.nodes[n].decl.fit_on.is_some())).collect();
-    let targets: Vec<String> =
-        plan.nodes.iter().filter(|n| n.decl.item.as_ref().is_some_and(|i| i.id == patient) && learns[n.stage]).map(|n| n.id.clone()).collect();
-    let Some(fuse_stage) = plan.spec.spec.stages.iter().find(|(_, s)| s.scores().iter().any(|n| n == "dls")).map(|(n, _)| n.clone()) else {
-        return Err(invalid(format!("{}: no stage writes a `dls` score (a fuse stage): there is no DLS to compute", args.pipeline.display())));
-    };
-    let store = Store::existing(&ctx.workspace)
-        .ok_or_else(|| (EXIT_FAILED, format!("no store in {}: run the pipeline first, so that its models are trained", ctx.workspace.display())))?;
-    let status = radpipe_engine::status::status(&plan, Some(&store));
+/// Predict never trains: every fit node must be cached.
+fn check_models(plan: &Plan, store: &Store, args: &Args) -> Result<(), Failure> {
+    let status = radpipe_engine::status::status(plan, Some(store));
     let refit: Vec<String> = status
         .stale
         .iter()
@@ -148,6 +130,35 @@ fn predict(ctx: &Ctx, args: &Args) -> Result<Option<Value>, Failure> {
             ),
         ));
     }
+    Ok(())
+}
+
+fn predict(ctx: &Ctx, args: &Args) -> Result<Option<Value>, Failure> {
+    let dir = std::fs::canonicalize(&args.patient).map_err(|e| invalid(format!("{}: {e}", args.patient.display())))?;
+    if !dir.is_dir() {
+        return Err(invalid(format!("{}: not a folder (give the patient's folder holding the image files)", args.patient.display())));
+    }
+    let patient = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let images = dir.parent().unwrap_or(Path::new("/")).to_string_lossy().into_owned();
+
+    // A patient the pipeline already has is scored by `run`.
+    let original = ctx.plan(&args.pipeline, &args.sets).map_err(|_| invalid(format!("{} does not plan (above)", args.pipeline.display())))?;
+    if let Some(cohort) = original.nodes.iter().filter_map(|n| n.decl.item.as_ref()).find(|i| i.id == patient).map(|i| i.cohort.clone().unwrap_or_default()) {
+        return Err(invalid(format!("patient {patient} is already in cohort `{cohort}` of {}: `radpipe run` scores it (results/<fuse stage>/{patient}/scores.json); predict is for patients the pipeline does not have", args.pipeline.display())));
+    }
+
+    let plan = derived_plan(ctx, args, &dir, &patient, &images)?;
+
+    // The apply nodes of the stages that learn (they have a fit node) score the patient.
+    let learns: Vec<bool> = plan.stages.iter().map(|s| s.nodes.iter().any(|&n| plan.nodes[n].decl.fit_on.is_some())).collect();
+    let targets: Vec<String> =
+        plan.nodes.iter().filter(|n| n.decl.item.as_ref().is_some_and(|i| i.id == patient) && learns[n.stage]).map(|n| n.id.clone()).collect();
+    let Some(fuse_stage) = plan.spec.spec.stages.iter().find(|(_, s)| s.scores().iter().any(|n| n == "dls")).map(|(n, _)| n.clone()) else {
+        return Err(invalid(format!("{}: no stage writes a `dls` score (a fuse stage): there is no DLS to compute", args.pipeline.display())));
+    };
+    let store = Store::existing(&ctx.workspace)
+        .ok_or_else(|| (EXIT_FAILED, format!("no store in {}: run the pipeline first, so that its models are trained", ctx.workspace.display())))?;
+    check_models(&plan, &store, args)?;
 
     let reporter = Progress::new();
     let _lock =
