@@ -334,7 +334,7 @@ pub(crate) mod tests {
     use ndarray::Array3;
 
     pub(crate) fn fixture(name: &str) -> String {
-        format!("{}/tests/fixtures/imaging/{}", env!("CARGO_MANIFEST_DIR"), name)
+        format!("{}/../../tests/fixtures/imaging/{}", env!("CARGO_MANIFEST_DIR"), name)
     }
 
     fn load_json(name: &str) -> serde_json::Value {

@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn documented_flow_end_to_end() {
         use crate::*;
-        let f = |n: &str| format!("{}/tests/fixtures/imaging/{n}", env!("CARGO_MANIFEST_DIR"));
+        let f = |n: &str| format!("{}/../../tests/fixtures/imaging/{n}", env!("CARGO_MANIFEST_DIR"));
         let fixed = read_nifti(f("reg_fixed.nii.gz")).unwrap();
         let moving = read_nifti(f("reg_moving_grid.nii.gz")).unwrap();
         let roi = read_nifti(f("reg_roi_fixed.nii.gz")).unwrap();
@@ -313,7 +313,7 @@ mod numpy_reference {
     const TENSOR_TOL: f32 = 1e-4;
 
     fn fixture(name: &str) -> String {
-        format!("{}/tests/fixtures/imaging/{name}", env!("CARGO_MANIFEST_DIR"))
+        format!("{}/../../tests/fixtures/imaging/{name}", env!("CARGO_MANIFEST_DIR"))
     }
 
     fn f64s(v: &Value) -> Vec<f64> {

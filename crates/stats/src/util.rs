@@ -173,7 +173,7 @@ impl SplitMix64 {
 /// Loads a fixture JSON committed under tests/fixtures/stats/.
 #[cfg(test)]
 pub(crate) fn load_fixture(name: &str) -> serde_json::Value {
-    let path = format!("{}/tests/fixtures/stats/{}", env!("CARGO_MANIFEST_DIR"), name);
+    let path = format!("{}/../../tests/fixtures/stats/{}", env!("CARGO_MANIFEST_DIR"), name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON in {path}: {e}"))
 }
