@@ -687,14 +687,7 @@ impl Evaluate {
             doc.push(Block::Table(compare));
         }
         if dropped > 0 {
-            doc.paragraph(
-                Rich::new()
-                    .text(format!(
-                        "{dropped} patient(s) left out for missing values ("
-                    ))
-                    .code("dropped.csv")
-                    .text(")."),
-            );
+            doc.paragraph(study::dropped_note(dropped));
         }
         for note in notes {
             doc.paragraph(format!("Note: {note}."));

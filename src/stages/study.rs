@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::{InputArtifact, StageError};
-use crate::report::table::Document;
+use crate::report::table::{Document, Rich};
 use radpipe_engine::diagnostics::{did_you_mean, Diagnostic, Diagnostics};
 use radpipe_engine::partition::{self, Partition};
 use radpipe_engine::plan::PlanContext;
@@ -545,6 +545,11 @@ pub fn write_dropped(dir: &Path, dropped: &[(String, String, String)]) -> Result
         csv.row([g, id, c])?;
     }
     csv.write(dir)
+}
+
+/// The note under a table whose stage left patients out (`missing: drop`).
+pub fn dropped_note(dropped: usize) -> Rich {
+    Rich::new().text(format!("{dropped} patient(s) left out for missing values (")).code("dropped.csv").text(").")
 }
 
 /// A file-name-safe form of a cohort or score name.

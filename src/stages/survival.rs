@@ -734,14 +734,7 @@ impl Survival {
         }
         doc.push(Block::Paragraph(lines));
         if dropped > 0 {
-            doc.paragraph(
-                Rich::new()
-                    .text(format!(
-                        "{dropped} patient(s) left out for missing values ("
-                    ))
-                    .code("dropped.csv")
-                    .text(")."),
-            );
+            doc.paragraph(study::dropped_note(dropped));
         }
         for note in notes {
             doc.paragraph(Rich::new().text("Note: ").then(note).text("."));

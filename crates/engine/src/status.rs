@@ -181,15 +181,7 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
                 Err(e) => unreadable.push(format!("input file `{s}` cannot be read: {e}")),
             }
         }
-        let st = plan.stage(node);
-        let material = KeyMaterial {
-            kind: st.kind().to_string(),
-            version: st.version(),
-            item: node.decl.item.as_ref().map(|i| i.id.clone()),
-            params: node.decl.params.clone(),
-            sources,
-            inputs,
-        };
+        let material = super::exec::key_material(plan, node, sources, inputs);
         let key = material.key();
         if unreadable.is_empty() {
             if let Some(action) = store.and_then(|s| s.read_action(&key)) {

@@ -75,7 +75,6 @@ pub(super) struct Material {
 
 /// The material of a node's key, given its finished upstream nodes.
 pub(super) fn material(plan: &Plan, node: &Node, active: &[&Upstream], done: &[Option<Done>], memo: &mut Memo) -> Result<Material, String> {
-    let stage = plan.stage(node);
     let mut sources = BTreeMap::new();
     for s in &node.sources {
         let path = plan.workspace.join(s);
@@ -99,15 +98,20 @@ pub(super) fn material(plan: &Plan, node: &Node, active: &[&Upstream], done: &[O
     inputs.sort();
     records.sort_by(|a, b| a.node.cmp(&b.node));
     records.dedup();
-    let material = KeyMaterial {
+    Ok(Material { material: key_material(plan, node, sources, inputs), inputs: records, dropped })
+}
+
+/// A node's key material from the digests of its sources and inputs.
+pub(crate) fn key_material(plan: &Plan, node: &Node, sources: BTreeMap<String, String>, inputs: Vec<InputDigest>) -> KeyMaterial {
+    let stage = plan.stage(node);
+    KeyMaterial {
         kind: stage.kind().to_string(),
         version: stage.version(),
         item: node.decl.item.as_ref().map(|i| i.id.clone()),
         params: node.decl.params.clone(),
         sources,
         inputs,
-    };
-    Ok(Material { material, inputs: records, dropped })
+    }
 }
 
 /// A source's digest: a file's content hash, or a folder's over its files.
