@@ -1,11 +1,16 @@
 //! The engine: pipeline file -> plan -> cached, parallel execution, with status
-//! and lineage read from the store.
+//! and lineage read from the store. It names no stage kind: kinds implement
+//! [`stage::Stage`] in the crates above and come in through a
+//! [`stage::Registry`], so Cargo keeps the dependency pointing down.
 //!
 //! - `yaml`: the span-keeping YAML tree, `--set` overrides, `${params.x}`.
-//! - `spec`: the typed pipeline file and its JSON Schema.
+//! - `spec`: the typed pipeline file (stages typed by the registry) and its JSON Schema.
+//! - `stage`: the Stage and Registry traits, node declarations, the run context.
 //! - `plan`: nodes, edges, cycles, topological order.
-//! - `key`: cache keys. `store`: objects, actions, runs, lock, memo.
-//! - `exec`: the scheduler. `status`: why-stale. `lineage`: number -> sources.
+//! - `key` (private): cache keys. `store`: objects, actions, runs, lock, memo.
+//! - `exec`: the scheduler, units of work named by digest, executors (local
+//!   threads, `exec-node` child processes). `status`: why-stale. `lineage`: number -> sources.
+//! - `partition`: the fit/apply partition file. `tables`: cohort tables and the clinical schema.
 //! - `diagnostics`: problems with file:line:col. `events`: what the CLI shows.
 //! - `worker`: spawns `radpipe-nn` for deep-learning nodes (libtorch stays out).
 
