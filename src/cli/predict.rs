@@ -100,7 +100,13 @@ fn derived_plan(ctx: &Ctx, args: &Args, dir: &Path, patient: &str, images: &str)
     let work = ctx.workspace.join(".radpipe").join("predict");
     std::fs::create_dir_all(&work).map_err(|e| (EXIT_FAILED, format!("{}: {e}", work.display())))?;
     let table = work.join(format!("{patient}.csv"));
-    std::fs::write(&table, format!("patient_id\n{patient}\n")).map_err(|e| (EXIT_FAILED, format!("{}: {e}", table.display())))?;
+    // A folder name may hold a comma or a quote: the one-row table is written by the csv crate.
+    let written = csv::Writer::from_path(&table).and_then(|mut w| {
+        w.write_record(["patient_id"])?;
+        w.write_record([patient])?;
+        w.flush().map_err(csv::Error::from)
+    });
+    written.map_err(|e| (EXIT_FAILED, format!("{}: {e}", table.display())))?;
     doc["cohorts"][COHORT] = json!({ "table": format!(".radpipe/predict/{patient}.csv"), "images": images, "unlabelled": true });
     if let Some(list) = doc["stages"][&ingest]["cohorts"].as_array_mut() {
         list.push(json!(COHORT));

@@ -229,35 +229,36 @@ fn fmt_num(x: f64) -> String {
     s.to_string()
 }
 
-/// The CSV text of a cohort table.
+/// The CSV text of a cohort table (written by the `csv` crate).
 pub fn csv_string(rows: &[ClinicalRow]) -> String {
     let with_dcb = rows.iter().any(|r| r.dcb.is_some());
-    let mut s = String::from("patient_id,age,sex,smoking,drinking,differentiation,t_stage,n_stage,cps,pfs_months,progression");
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["patient_id", "age", "sex", "smoking", "drinking", "differentiation", "t_stage", "n_stage", "cps", "pfs_months", "progression"];
     if with_dcb {
-        s.push_str(",dcb");
+        header.push("dcb");
     }
-    s.push('\n');
+    // Writing into a Vec cannot fail.
+    w.write_record(&header).expect("CSV into memory");
     for r in rows {
-        s.push_str(&format!(
-            "{},{},{},{},{},{},T{},N{},{},{},{}",
-            r.patient_id,
-            r.age,
-            r.sex.as_str(),
-            yes_no(r.smoking),
-            yes_no(r.drinking),
-            r.differentiation.as_str(),
-            r.t_stage,
-            r.n_stage,
+        let mut record = vec![
+            r.patient_id.clone(),
+            r.age.to_string(),
+            r.sex.as_str().to_string(),
+            yes_no(r.smoking).to_string(),
+            yes_no(r.drinking).to_string(),
+            r.differentiation.as_str().to_string(),
+            format!("T{}", r.t_stage),
+            format!("N{}", r.n_stage),
             fmt_num(r.cps),
             fmt_num(r.pfs_months),
-            r.progression as u8
-        ));
+            (r.progression as u8).to_string(),
+        ];
         if with_dcb {
-            s.push_str(&format!(",{}", r.dcb.unwrap_or(false) as u8));
+            record.push((r.dcb.unwrap_or(false) as u8).to_string());
         }
-        s.push('\n');
+        w.write_record(&record).expect("CSV into memory");
     }
-    s
+    String::from_utf8(w.into_inner().expect("CSV into memory")).expect("CSV of UTF-8 fields")
 }
 
 pub fn write_csv(rows: &[ClinicalRow], path: &Path) -> Result<(), SynthError> {
