@@ -2,8 +2,8 @@
 //! geometry, NIfTI I/O, interpolation (nearest / linear / cubic B-spline),
 //! physical-space resampling, rigid/affine registration by Mattes mutual
 //! information, 2.5D slice extraction and 2D resizing.  Conventions (axis order,
-//! LPS vs RAS, transform direction) are documented in [`volume`], [`nifti_io`]
-//! and [`transform`].
+//! LPS vs RAS, transform direction) are documented in the module docs of `volume.rs`, `nifti_io.rs`
+//! and `transform.rs`.
 //!
 //! Typical per-patient flow (T1WI / contrast T1WI registered to T2WI, on which the
 //! ROI was drawn):
