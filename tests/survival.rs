@@ -3,7 +3,7 @@
 //! `survdiff(Surv(week, arrest) ~ fin, data = Rossi)` prints the same
 //! Chisq = 3.8 on 1 df, p = 0.05), Kaplan-Meier median and reverse-KM median
 //! follow-up against lifelines, the Cox HR and C-index against the `stats`
-//! library called directly (itself checked against lifelines in src/stats).
+//! library called directly (itself checked against lifelines in crates/stats).
 
 mod common;
 use common::stats::*;
