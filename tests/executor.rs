@@ -22,8 +22,8 @@ fn workspace() -> Workspace {
 fn actions(ws: &Workspace) -> (BTreeMap<String, (String, String)>, BTreeSet<String>) {
     let mut nodes = BTreeMap::new();
     let mut objects = BTreeSet::new();
-    for entry in walk(&ws.path(".radpipe/actions")) {
-        let record: Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+    for (_, bytes) in ws.snapshot(".radpipe/actions") {
+        let record: Value = serde_json::from_slice(&bytes).unwrap();
         let node = record["node"].as_str().unwrap().to_string();
         let key = record["key"].as_str().unwrap().to_string();
         let digest = record["output_digest"].as_str().unwrap().to_string();
@@ -35,18 +35,6 @@ fn actions(ws: &Workspace) -> (BTreeMap<String, (String, String)>, BTreeSet<Stri
         assert!(nodes.insert(node.clone(), (key, digest)).is_none(), "{node} has two action records");
     }
     (nodes, objects)
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.file_type().unwrap().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }
 
 #[test]

@@ -857,12 +857,7 @@ impl CohortResult<'_> {
             (0.0, 1.0),
             roc_series,
         );
-        roc_chart.series.push(Series {
-            name: "chance".into(),
-            points: vec![(0.0, 0.0), (1.0, 1.0)],
-            step: false,
-            dashed: true,
-        });
+        roc_chart.series.push(dashed("chance", vec![(0.0, 0.0), (1.0, 1.0)]));
         figures.push((format!("roc_{slug}.svg"), roc_chart.render()));
         figures.extend(self.probability_figures(&slug));
         figures
@@ -900,12 +895,7 @@ impl CohortResult<'_> {
             (0.0, 1.0),
             cal_series,
         );
-        cal.series.push(Series {
-            name: "ideal".into(),
-            points: vec![(0.0, 0.0), (1.0, 1.0)],
-            step: false,
-            dashed: true,
-        });
+        cal.series.push(dashed("ideal", vec![(0.0, 0.0), (1.0, 1.0)]));
         figures.push((format!("calibration_{slug}.svg"), cal.render()));
         let prevalence = self.positives as f64 / n as f64;
         let mut series: Vec<Series> = probs
@@ -917,22 +907,8 @@ impl CohortResult<'_> {
                 )
             })
             .collect();
-        series.push(Series {
-            name: "treat all".into(),
-            points: first
-                .decision
-                .iter()
-                .map(|d| (d.threshold, d.treat_all))
-                .collect(),
-            step: false,
-            dashed: true,
-        });
-        series.push(Series {
-            name: "treat none".into(),
-            points: vec![(0.0, 0.0), (1.0, 0.0)],
-            step: false,
-            dashed: true,
-        });
+        series.push(dashed("treat all", first.decision.iter().map(|d| (d.threshold, d.treat_all)).collect()));
+        series.push(dashed("treat none", vec![(0.0, 0.0), (1.0, 0.0)]));
         let top = (prevalence * 1.1).max(0.05);
         figures.push((
             format!("decision_curve_{slug}.svg"),
@@ -1066,12 +1042,12 @@ fn write_curves(out: &std::path::Path, results: &[CohortResult]) -> Result<(), S
 
 /// A solid line.
 fn line(name: String, points: Vec<(f64, f64)>) -> Series {
-    Series {
-        name,
-        points,
-        step: false,
-        dashed: false,
-    }
+    Series { name, points, step: false, dashed: false }
+}
+
+/// A dashed reference line (chance, ideal calibration, treat all / none).
+fn dashed(name: &str, points: Vec<(f64, f64)>) -> Series {
+    Series { name: name.into(), points, step: false, dashed: true }
 }
 
 fn chart(
