@@ -11,6 +11,7 @@
 mod cli;
 mod report;
 pub mod stages;
+mod sweep;
 pub mod synth;
 
 pub use cli::main;

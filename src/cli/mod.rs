@@ -14,6 +14,7 @@ mod resample;
 mod run;
 mod schema;
 mod status;
+mod sweep;
 mod synth;
 mod validate;
 mod verify;
@@ -40,6 +41,9 @@ pub struct Cli {
 enum Command {
     /// Run a pipeline: execute what is stale, reuse what is cached.
     Run(run::Args),
+    /// Run a pipeline once per combination of varied values (e.g. training
+    /// seeds), sharing cached work, and summarise every metric over the members.
+    Sweep(sweep::Args),
     /// Which nodes a run would execute, and why.
     Status(status::Args),
     /// Show the pipeline's graph (text, dot or mermaid).
@@ -116,6 +120,7 @@ pub fn main() -> ExitCode {
     let ctx = Ctx { workspace };
     match cli.command {
         Command::Run(a) => run::run(&ctx, a),
+        Command::Sweep(a) => sweep::run(&ctx, a),
         Command::Status(a) => status::run(&ctx, a),
         Command::Dag(a) => dag::run(&ctx, a),
         Command::Lineage(a) => lineage::run(&ctx, a),

@@ -7,7 +7,7 @@
 mod fit_apply;
 mod learn;
 mod registry;
-mod study;
+pub(crate) mod study;
 mod tensors;
 mod volumes;
 

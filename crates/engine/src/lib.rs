@@ -10,6 +10,7 @@
 //! - `key` (private): cache keys. `store`: objects, actions, runs, lock, memo.
 //! - `exec`: the scheduler, units of work named by digest, executors (local
 //!   threads, `exec-node` child processes). `status`: why-stale. `lineage`: number -> sources.
+//! - `sweep`: the members of a sweep (`--vary`), their names and folders.
 //! - `partition`: the fit/apply partition file. `tables`: cohort tables and the clinical schema.
 //! - `diagnostics`: problems with file:line:col. `events`: what the CLI shows.
 //! - `worker`: spawns `radpipe-nn` for deep-learning nodes (libtorch stays out).
@@ -25,6 +26,7 @@ pub mod spec;
 pub mod stage;
 pub mod status;
 pub mod store;
+pub mod sweep;
 pub mod tables;
 pub mod worker;
 pub mod yaml;

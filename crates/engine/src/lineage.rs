@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
+use super::plan::RESULTS;
 use super::store::{ActionRecord, RunRecord, Store};
 
 #[derive(Debug, Clone, Serialize)]
@@ -111,6 +112,11 @@ fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<Resolved, Lin
         }
     }
     let path = target.trim_start_matches("./");
+    // A sweep member's outputs appear under its own folder; actions record
+    // where a plain run shows them.
+    let canonical =
+        path.strip_prefix(run.results.as_str()).filter(|_| run.results != RESULTS).and_then(|r| r.strip_prefix('/')).map(|r| format!("{RESULTS}/{r}"));
+    let path = canonical.as_deref().unwrap_or(path);
     for key in run.nodes.values() {
         let action = read(key)?;
         let inside = action.results_dir.as_ref().and_then(|d| path.strip_prefix(&format!("{d}/")));
@@ -125,11 +131,12 @@ fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<Resolved, Lin
     Err(LineageError::UnknownTarget { target: target.into(), run: run.id.clone(), hint })
 }
 
-/// The lineage of `target` in run `run_id` (default: the latest run).
+/// The lineage of `target` in run `run_id` (default: the latest run into the
+/// plain `results/`, else the latest run, a sweep member's).
 pub fn lineage(store: &Store, target: &str, run_id: Option<&str>) -> Result<Lineage, LineageError> {
     let run = match run_id {
         Some(id) => store.read_run(id).ok_or_else(|| LineageError::UnknownRun(id.into()))?,
-        None => store.run_ids().first().and_then(|id| store.read_run(id)).ok_or(LineageError::NoRun)?,
+        None => store.latest_run(RESULTS).or_else(|| store.run_ids().first().and_then(|id| store.read_run(id))).ok_or(LineageError::NoRun)?,
     };
     let (start, value, file, patients) = resolve(store, &run, target)?;
     let steps = steps_from(store, start, patients.as_ref())?;

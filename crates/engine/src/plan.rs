@@ -182,10 +182,16 @@ pub struct StagePlan {
     pub upstream: BTreeSet<usize>,
 }
 
+/// The folder of a plain run's outputs, inside the workspace.
+pub const RESULTS: &str = "results";
+
 /// A validated pipeline: nodes, edges, a topological order.
 pub struct Plan {
     pub spec: LoadedSpec,
     pub workspace: PathBuf,
+    /// Where the nodes' outputs appear: `<workspace>/results`, or a sweep
+    /// member's folder `results/sweeps/<sweep>/<member>`.
+    pub results: PathBuf,
     pub stages: Vec<StagePlan>,
     pub nodes: Vec<Node>,
     pub order: Vec<usize>,
@@ -291,7 +297,7 @@ pub fn build(spec: LoadedSpec, workspace: &Path) -> Result<Plan, Diagnostics> {
             .into());
     }
     let order = stable_order(&nodes);
-    Ok(Plan { spec, workspace: workspace.to_path_buf(), stages, nodes, order, node_index })
+    Ok(Plan { spec, workspace: workspace.to_path_buf(), results: workspace.join(RESULTS), stages, nodes, order, node_index })
 }
 
 /// Edges from `input:`. A per-item node pairs with the upstream stage's node of

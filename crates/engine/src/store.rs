@@ -77,6 +77,10 @@ pub struct RunRecord {
     pub id: String,
     pub pipeline: String,
     pub overrides: Vec<String>,
+    /// The workspace folder its outputs appear in: `results`, or a sweep
+    /// member's `results/sweeps/<sweep>/<member>`.
+    #[serde(default = "plain_results")]
+    pub results: String,
     pub started_unix: u64,
     pub finished_unix: u64,
     /// Node id -> action key, for every node that has a result in this run.
@@ -85,6 +89,10 @@ pub struct RunRecord {
     pub cached: Vec<String>,
     pub failed: Vec<String>,
     pub skipped: Vec<String>,
+}
+
+fn plain_results() -> String {
+    crate::plan::RESULTS.into()
 }
 
 /// The source-hash memo: (path, size, mtime, inode) -> digest. It saves rehashing
@@ -344,6 +352,12 @@ impl Store {
     pub fn read_run(&self, id: &str) -> Option<RunRecord> {
         let text = fs::read(self.root.join("runs").join(format!("{id}.json"))).ok()?;
         serde_json::from_slice(&text).ok()
+    }
+
+    /// The latest run whose outputs appear in `results` (workspace-relative):
+    /// the plain `results`, or a sweep member's folder.
+    pub fn latest_run(&self, results: &str) -> Option<RunRecord> {
+        self.run_ids().iter().filter_map(|id| self.read_run(id)).find(|r| r.results == results)
     }
 
     /// The latest action recorded for a node id, searching runs newest first.

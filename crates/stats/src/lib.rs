@@ -7,6 +7,7 @@
 //! - [`calibration`]: Brier, calibration curve, Hosmer-Lemeshow, recalibration.
 //! - [`dca`]: decision-curve net benefit.
 //! - [`survival`]: Kaplan-Meier, log-rank, Cox PH, C-index.
+//! - [`spread`]: mean, SD and the t CI of the mean over repeated runs (sweep members).
 //! - [`hypothesis`]: Table-1 tests (t, ANOVA, Mann-Whitney, Kruskal-Wallis, chi-square,
 //!   Fisher, Shapiro-Wilk).
 
@@ -18,6 +19,7 @@ mod dca;
 mod error;
 pub mod hypothesis;
 mod roc;
+mod spread;
 pub mod survival;
 mod threshold;
 mod util;
@@ -28,5 +30,6 @@ pub use calibration::{
 pub use dca::{net_benefit, NetBenefit};
 pub use error::StatsError;
 pub use roc::{auc, bootstrap_auc_ci, delong_auc, delong_paired, delong_unpaired, roc_curve, AucCi, AucComparison, BootstrapCi, RocCurve};
+pub use spread::{spread, Spread};
 pub use threshold::{metrics_at_threshold, wilson, youden, Proportion, ThresholdMetrics, YoudenPoint};
 pub use util::SplitMix64;

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::material::{output_digest, walk};
-use super::outputs::results_dir;
+use super::outputs::recorded_results_dir;
 use crate::key::KeyMaterial;
 use crate::plan::{Node, Plan};
 use crate::stage::{InputArtifact, Records, RunContext, StageError};
@@ -177,10 +177,7 @@ fn commit(plan: &Plan, store: &Store, p: Prepared<'_>, result: Result<(), StageE
             material: spec.material.clone(),
             inputs: spec.reads.clone(),
             outputs,
-            results_dir: node.decl.outs.is_empty().then(|| {
-                let dir = results_dir(plan, node);
-                dir.strip_prefix(&plan.workspace).unwrap_or(&dir).to_string_lossy().into_owned()
-            }),
+            results_dir: node.decl.outs.is_empty().then(|| recorded_results_dir(plan, node)),
             dropped: spec.dropped.clone(),
             log: log_rec.digest,
             duration_s,
