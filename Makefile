@@ -11,7 +11,7 @@ RADPIPE := $(TARGET_DIR)/debug/radpipe
 TORCH_VENV := $(RADPIPE_CACHE)/torch
 WITH_LIBTORCH = LIBTORCH="$$(sh nn/libtorch.sh $(TORCH_VENV))"
 
-.PHONY: build test clippy demo example schema venv fixtures nn-fixtures bench-venv bench bench-imaging bench-stats bench-synth bench-nn bench-learning bench-imaging-512 bench-register-512 gpu-carry clean-demo
+.PHONY: build test clippy demo example schema venv fixtures nn-fixtures bench-venv bench bench-imaging bench-stats bench-synth bench-nn bench-determinism bench-learning bench-sweep bench-imaging-512 bench-register-512 gpu-carry clean-demo
 
 # Both binaries: radpipe (never links libtorch) and the radpipe-nn worker.
 # With the test targets: features are then resolved once for binaries and
@@ -90,6 +90,10 @@ bench-synth:
 
 # Does the DLS learn? The demo pipeline's DLS on internal + external validation
 # patients, and the same with permuted training labels (after `make demo`).
+# A 3-seed sweep of the demo against three clean runs of it (issue 13).
+bench-sweep: build
+	bash benches/sweep.sh $(RADPIPE) /tmp/radpipe-sweep-bench
+
 bench-learning: build
 	python3 benches/learning.py --radpipe $(RADPIPE) --pipeline pipelines/demo.yaml --data data/demo
 
@@ -104,6 +108,11 @@ gpu-carry: build
 bench-nn: build
 	$(TORCH_VENV)/bin/pip install -q -r tests/fixtures/generate/requirements-nn.txt
 	$(TORCH_VENV)/bin/python benches/nn_bench.py --worker $(TARGET_DIR)/debug/radpipe-nn --threads 2
+
+# The cost of deterministic mode: backbone images/s on and off (CPU, 2 threads;
+# ResNet-18 at 64x64, ResNet-101 at 224x224), a Markdown table.
+bench-determinism: build
+	bash benches/determinism.sh $(TARGET_DIR)/debug/radpipe-nn
 
 clean-demo:
 	rm -rf data/demo results .radpipe

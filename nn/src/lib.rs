@@ -4,6 +4,7 @@
 
 pub mod backbone;
 pub mod bench;
+pub mod determinism;
 pub mod device;
 pub mod fusion;
 pub mod gradcam;

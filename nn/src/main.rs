@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use radpipe_nn::fusion::FusionConfig;
 use radpipe_nn::job::{self, Progress};
 use radpipe_nn::resnet::Arch;
-use radpipe_nn::{weights, LIBTORCH_VERSION};
+use radpipe_nn::{determinism, weights, LIBTORCH_VERSION};
 use radpipe_protocol::Job;
 
 /// The radpipe deep-learning worker (libtorch). The engine starts it; you
@@ -40,7 +40,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// libtorch's version and whether CUDA works, as JSON.
+    /// libtorch's version, whether CUDA works, the threads and the level of
+    /// the CPU kernels (`ATEN_CPU_CAPABILITY` lowers it), as JSON.
     Doctor,
     /// Throughput of a backbone (images/s), as JSON: inference (features and
     /// logits, no gradients) or training (forward, focal loss, backward, SGD step).
@@ -56,9 +57,13 @@ enum Command {
         iters: usize,
         #[arg(long, default_value = "cpu")]
         device: String,
-        /// libtorch threads (0: default).
+        /// libtorch threads (0: default; 2 with --deterministic).
         #[arg(long, default_value_t = 0)]
         threads: i32,
+        /// Deterministic mode, as a deterministic job runs (threads pinned,
+        /// CPU kernels capped at AVX2, deterministic algorithms).
+        #[arg(long)]
+        deterministic: bool,
         #[arg(long)]
         train: bool,
         /// Half-precision autocast (CUDA only), or `bf16` weights and inputs.
@@ -110,11 +115,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench { arch, size, batch, iters, device, threads, train, precision } => {
-            if threads > 0 {
-                tch::set_num_threads(threads);
-            }
-            match radpipe_nn::bench::throughput(&arch, size, batch, iters, &device, train, &precision) {
+        Command::Bench { arch, size, batch, iters, device, threads, deterministic, train, precision } => {
+            let run = determinism::settle(threads, deterministic).and_then(|pinned| {
+                let mut report = radpipe_nn::bench::throughput(&arch, size, batch, iters, &device, train, &precision)?;
+                report["deterministic"] = pinned.deterministic.into();
+                report["cpu_capability"] = pinned.cpu_capability.into();
+                Ok(report)
+            });
+            match run {
                 Ok(report) => {
                     println!("{report}");
                     ExitCode::SUCCESS
@@ -133,6 +141,7 @@ fn main() -> ExitCode {
                 "cuda_devices": if cuda { tch::Cuda::device_count() } else { 0 },
                 "cudnn": tch::Cuda::cudnn_is_available(),
                 "threads": tch::get_num_threads(),
+                "cpu_capability": determinism::cpu_capability(),
             });
             println!("{report}");
             ExitCode::SUCCESS

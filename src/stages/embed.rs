@@ -32,8 +32,9 @@ use radpipe_engine::plan::PlanContext;
 use radpipe_protocol::{EmbedModel, EmbedParams, TrainSpec, Work};
 
 /// Part of every key. 3: no per-epoch wall-clock seconds in `fit.json` and
-/// `curves.<sequence>.csv` (the fit's bytes changed).
-pub const VERSION: u32 = 3;
+/// `curves.<sequence>.csv` (the fit's bytes changed). 4: deterministic mode
+/// (pinned threads and kernels change the bytes; `fit.json` records it).
+pub const VERSION: u32 = 4;
 
 /// Fine-tune a ResNet per sequence on the training partition; features, scores and Grad-CAM per patient.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -32,8 +32,9 @@ use radpipe_engine::plan::PlanContext;
 use radpipe_protocol::{FuseModel, FuseParams, TrainSpec, Work};
 
 /// Part of every key. 2: no per-epoch wall-clock seconds in `fit.json` and
-/// `curves.csv` (the fit's bytes changed).
-pub const VERSION: u32 = 2;
+/// `curves.csv` (the fit's bytes changed). 3: deterministic mode (pinned
+/// threads and kernels change the bytes; `fit.json` records it).
+pub const VERSION: u32 = 3;
 
 /// Transformer fusion of the sequences' features into the DLS; fit on the training partition, applied per patient.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

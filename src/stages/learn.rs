@@ -23,7 +23,7 @@ use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::partition::{self, Partition};
 use radpipe_engine::plan::PlanContext;
 use radpipe_engine::worker;
-use radpipe_protocol::{Job, JobNode, Sample, TrainSpec, Work};
+use radpipe_protocol::{effective_threads, Job, JobNode, Sample, TrainSpec, Work};
 
 /// What `embed` and `fuse` share: where the per-patient inputs are, which
 /// tensors to learn from, the training partition, the label, the device.
@@ -52,9 +52,28 @@ pub struct Learner {
     /// Half-precision autocast for inference on CUDA (part of the apply nodes' keys).
     #[serde(default)]
     pub amp: bool,
-    /// libtorch threads (0: libtorch's default).
+    /// libtorch intra-op threads. 0: in deterministic mode a fixed
+    /// `DETERMINISTIC_THREADS` (2), so that the machine's core count never
+    /// changes results; otherwise libtorch's default. Part of the keys in
+    /// deterministic mode (the thread count changes the sums' order).
     #[serde(default)]
     pub threads: i32,
+    /// Reproducible learning (part of the keys). On the CPU the worker fixes
+    /// the thread count, caps libtorch's and oneDNN's kernels at AVX2, puts
+    /// MKL in its compatible (CNR) mode, whatever the environment says, and
+    /// asks for deterministic algorithms, so that training and inference do
+    /// not depend on the machine's cores or vector units: byte-identical
+    /// outputs for the same libtorch and radpipe versions (measured on one
+    /// machine across core counts and kernel levels; README, "What is
+    /// reproducible"). On CUDA it turns on cuDNN's deterministic algorithms
+    /// and switches its benchmark off: results are then reproducible only
+    /// statistically. `false` lets libtorch pick the machine's fastest kernels.
+    #[serde(default = "default_deterministic")]
+    pub deterministic: bool,
+}
+
+fn default_deterministic() -> bool {
+    true
 }
 
 /// A stage's (fit, apply) tasks for the worker, each made from the stage's parameters.
@@ -83,11 +102,34 @@ impl Learner {
         self.input.refs()
     }
 
-    /// The fit node (its parameters gain the label) and the apply nodes.
-    pub fn nodes(&self, ctx: &PlanContext, stage: &str, mut fit: Value, apply: Value) -> Result<Vec<NodeDecl>, Diagnostics> {
+    /// The fit node (its parameters gain the label) and the apply nodes; the
+    /// parameters of both gain what of the determinism setting enters the keys.
+    pub fn nodes(&self, ctx: &PlanContext, stage: &str, mut fit: Value, mut apply: Value) -> Result<Vec<NodeDecl>, Diagnostics> {
         fit["label"] = json!(self.label_column(ctx, stage)?);
         fit["positive"] = json!(self.positive);
+        for params in [&mut fit, &mut apply] {
+            for (name, value) in self.determinism() {
+                params[name] = value;
+            }
+        }
         fit_apply_nodes(ctx, stage, &self.input, &self.fit_on, self.split.as_deref(), fit, apply)
+    }
+
+    /// What of the determinism setting enters the keys: `deterministic` and,
+    /// when it is on, the thread count it runs with (which then changes the
+    /// outputs); off, the outputs depend on the machine anyway and the
+    /// thread count stays out.
+    fn determinism(&self) -> Vec<(&'static str, Value)> {
+        if self.deterministic {
+            vec![("deterministic", json!(true)), ("threads", json!(self.job_threads()))]
+        } else {
+            vec![("deterministic", json!(false))]
+        }
+    }
+
+    /// The thread count the worker is given.
+    fn job_threads(&self) -> i32 {
+        effective_threads(self.threads, self.deterministic)
     }
 
     /// The label column: given, or the ingest label (else the stratification
@@ -134,7 +176,14 @@ impl Learner {
                 Err(e) => prepared.push(Err(e)),
             }
         }
-        let job = Job { work: if fit { tasks.0(params) } else { tasks.1(params) }, device: self.device.clone(), amp: self.amp, threads: self.threads, nodes };
+        let job = Job {
+            work: if fit { tasks.0(params) } else { tasks.1(params) },
+            device: self.device.clone(),
+            amp: self.amp,
+            threads: self.job_threads(),
+            deterministic: self.deterministic,
+            nodes,
+        };
         let mut outcomes = if job.nodes.is_empty() {
             Vec::new().into_iter()
         } else {
@@ -193,5 +242,34 @@ fn apply_node(ctx: &RunContext<'_>, input_stage: &str, input_file: &str) -> Resu
         }),
         Some(_) => Err(StageError::new(format!("patient {me}: the fitted model of `{stage}` is missing"))),
         None => Err(StageError::new(format!("patient {me}: `{input_stage}` wrote no {input_file}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn learner(extra: Value) -> Learner {
+        let mut v = json!({ "input": "slice", "sequences": ["t1"], "fit_on": "train" });
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn deterministic_mode_is_the_default_and_keys_its_thread_count() {
+        let l = learner(json!({}));
+        assert_eq!(l.determinism(), vec![("deterministic", json!(true)), ("threads", json!(2))]);
+        assert_eq!(l.job_threads(), 2);
+        let l = learner(json!({ "threads": 4 }));
+        assert_eq!(l.determinism(), vec![("deterministic", json!(true)), ("threads", json!(4))]);
+    }
+
+    #[test]
+    fn without_deterministic_mode_the_thread_count_stays_out_of_the_keys() {
+        for threads in [0, 3] {
+            let l = learner(json!({ "deterministic": false, "threads": threads }));
+            assert_eq!(l.determinism(), vec![("deterministic", json!(false))]);
+            assert_eq!(l.job_threads(), threads);
+        }
     }
 }

@@ -2,8 +2,8 @@
 //! batch (all ready fit nodes, or all ready apply nodes, of one stage).
 //!
 //! ```json
-//! {"task": "embed_fit", "params": {...}, "device": "auto", "amp": false, "threads": 0,
-//!  "nodes": [{"id": "embed.fit", "out_dir": "...", "samples": [{"patient": "P1", "label": 1, "file": "..."}]}]}
+//! {"task": "embed_fit", "params": {...}, "device": "cpu", "amp": false, "threads": 2,
+//!  "deterministic": true, "nodes": [{"id": "embed.fit", "out_dir": "...", "samples": [{"patient": "P1", "label": 1, "file": "..."}]}]}
 //! ```
 //!
 //! Tasks ([`Work`]) and what the worker writes into each node's `out_dir`:
@@ -40,11 +40,32 @@ pub struct Job {
     /// Half-precision autocast for inference on CUDA (ignored on the CPU).
     #[serde(default)]
     pub amp: bool,
-    /// libtorch intra-op threads (0: libtorch's default).
+    /// libtorch intra-op threads (0: libtorch's default, or
+    /// [`DETERMINISTIC_THREADS`] in a deterministic job; see [`effective_threads`]).
     #[serde(default)]
     pub threads: i32,
+    /// Pin what changes results besides the inputs, before any tensor
+    /// operation: the thread count, the CPU kernels (libtorch's and oneDNN's
+    /// capped at AVX2, MKL's reproducible; whatever the environment says) and deterministic
+    /// algorithms (cuDNN's too, benchmark off). Absent: nothing is pinned.
+    #[serde(default)]
+    pub deterministic: bool,
     /// The nodes of the batch; the worker answers for each, in this order.
     pub nodes: Vec<JobNode>,
+}
+
+/// The intra-op threads of a deterministic job that names none: a stated
+/// number, so that the machine's core count never changes results.
+pub const DETERMINISTIC_THREADS: i32 = 2;
+
+/// The intra-op threads a job runs with: `threads` when positive, else
+/// [`DETERMINISTIC_THREADS`] in deterministic mode, else 0 (libtorch's default).
+pub fn effective_threads(threads: i32, deterministic: bool) -> i32 {
+    match (threads, deterministic) {
+        (n, _) if n > 0 => n,
+        (_, true) => DETERMINISTIC_THREADS,
+        _ => 0,
+    }
 }
 
 fn auto() -> String {
@@ -125,6 +146,7 @@ mod tests {
             device: "cpu".into(),
             amp: false,
             threads: 2,
+            deterministic: true,
             nodes: vec![JobNode {
                 id: "embed[P1]".into(),
                 out_dir: "/tmp/out".into(),
@@ -141,7 +163,21 @@ mod tests {
         assert!(text.contains(r#""samples":[{"patient":"P1","file":"/tmp/P1.safetensors"}]"#), "{text}");
         let back: Job = serde_json::from_str(&text).unwrap();
         assert!(matches!(&back.work, Work::EmbedApply(p) if p.model.backbone == "resnet18" && p.gradcam));
-        assert_eq!((back.device.as_str(), back.threads, back.nodes[0].model.len()), ("cpu", 2, 1));
+        assert_eq!((back.device.as_str(), back.threads, back.deterministic, back.nodes[0].model.len()), ("cpu", 2, true, 1));
+    }
+
+    #[test]
+    fn a_deterministic_job_always_has_a_thread_count() {
+        assert_eq!([effective_threads(0, true), effective_threads(-1, true), effective_threads(4, true)], [DETERMINISTIC_THREADS, DETERMINISTIC_THREADS, 4]);
+        assert_eq!([effective_threads(0, false), effective_threads(3, false)], [0, 3]);
+    }
+
+    #[test]
+    fn a_job_without_the_setting_is_not_deterministic() {
+        let mut v = serde_json::to_value(job()).unwrap();
+        assert_eq!(v["deterministic"], true);
+        v.as_object_mut().unwrap().remove("deterministic");
+        assert!(!serde_json::from_value::<Job>(v).unwrap().deterministic);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! stdin and answers with [`ProgressLine`]s on its stdout. Plain serde types;
 //! nothing here links libtorch.
 //!
-//! - [`job`]: the job (task, parameters, device, nodes with their samples).
+//! - [`job`]: the job (task, parameters, device, determinism, nodes with their samples).
 //! - [`model`]: the model configurations of `embed` and `fuse`.
 //! - [`train`]: the training settings shared by both.
 //! - [`progress`]: the JSON lines the worker prints.
@@ -14,7 +14,7 @@ pub mod model;
 pub mod progress;
 pub mod train;
 
-pub use job::{EmbedParams, FuseParams, Job, JobNode, Sample, Work};
+pub use job::{effective_threads, EmbedParams, FuseParams, Job, JobNode, Sample, Work, DETERMINISTIC_THREADS};
 pub use model::{EmbedModel, FuseModel};
 pub use progress::{Done, Event, ProgressLine};
 pub use train::{Monitor, TrainSpec, TrainSpecError};

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
-use super::files::{environment, model_file, write};
+use super::files::{model_file, write};
 use super::inputs::{labels, Inputs};
 use super::progress::{class_balance, epoch_line, Progress};
 use crate::train;
@@ -38,7 +38,7 @@ fn embed_rows(model: &dyn backbone::Backbone, x: &Tensor, dev: Device, amp: bool
     (Tensor::cat(&feats, 0), probs)
 }
 
-pub(super) fn embed_fit<W: Write>(p: &EmbedParams, dev: Device, node: &JobNode, progress: &mut Progress<W>) -> Result<(), Error> {
+pub(super) fn embed_fit<W: Write>(p: &EmbedParams, dev: Device, env: &Value, node: &JobNode, progress: &mut Progress<W>) -> Result<(), Error> {
     let y = labels(&node.samples)?;
     let inputs = Inputs::read(&node.samples)?;
     let mut summary = serde_json::Map::new();
@@ -58,7 +58,7 @@ pub(super) fn embed_fit<W: Write>(p: &EmbedParams, dev: Device, node: &JobNode, 
         write(&node.out_dir.join(format!("curves.{seq}.csv")), &train::curves_csv(&report.curves))?;
         summary.insert(seq.clone(), serde_json::to_value(&report).map_err(|e| Error::new(e.to_string()))?);
     }
-    let info = json!({ "backbone": p.model.backbone, "sequences": summary, "patients": node.samples.iter().map(|s| &s.patient).collect::<Vec<_>>(), "environment": environment(dev) });
+    let info = json!({ "backbone": p.model.backbone, "sequences": summary, "patients": node.samples.iter().map(|s| &s.patient).collect::<Vec<_>>(), "environment": env });
     write(&node.out_dir.join("fit.json"), &(serde_json::to_string_pretty(&info).unwrap_or_default() + "\n"))
 }
 

@@ -1,6 +1,7 @@
 //! The files a task writes and reads back: writing one output file (the
 //! error names the path), the environment a fit records in its `fit.json`
-//! (the worker's version, libtorch's, the device) for the report, and
+//! (the worker's version, libtorch's, the device, the determinism settings)
+//! for the report, and
 //! finding a named file among the files of a fitted model that an apply
 //! node is given.
 
@@ -10,11 +11,17 @@ use radpipe_protocol::JobNode;
 use serde_json::{json, Value};
 use tch::Device;
 
+use crate::determinism::Pinned;
 use crate::Error;
 
-/// What trained a model: the worker's version, libtorch's, the device (in `fit.json`, for the report).
-pub(super) fn environment(dev: Device) -> Value {
-    json!({ "radpipe_nn": env!("CARGO_PKG_VERSION"), "libtorch": env!("RADPIPE_LIBTORCH_VERSION"), "device": format!("{dev:?}") })
+/// What trained a model: the worker's version, libtorch's, the device and
+/// the settings that change results (in `fit.json`, for the report; in
+/// deterministic mode the same on every machine).
+pub(super) fn environment(dev: Device, pinned: &Pinned) -> Value {
+    json!({
+        "radpipe_nn": env!("CARGO_PKG_VERSION"), "libtorch": env!("RADPIPE_LIBTORCH_VERSION"), "device": format!("{dev:?}"),
+        "deterministic": pinned.deterministic, "threads": pinned.threads, "cpu_capability": pinned.cpu_capability,
+    })
 }
 
 pub(super) fn write(path: &Path, text: &str) -> Result<(), Error> {

@@ -9,11 +9,11 @@
 use std::io::Write;
 
 use radpipe_protocol::{FuseParams, Job, JobNode};
-use serde_json::json;
+use serde_json::{json, Value};
 use tch::nn::VarStore;
 use tch::Device;
 
-use super::files::{environment, model_file, write};
+use super::files::{model_file, write};
 use super::inputs::{labels, Inputs};
 use super::progress::{class_balance, epoch_line, Progress};
 use crate::fusion::{Fusion, FusionConfig};
@@ -38,7 +38,7 @@ fn fusion_config(p: &FuseParams, features: i64) -> Result<FusionConfig, Error> {
     Ok(c)
 }
 
-pub(super) fn fuse_fit<W: Write>(p: &FuseParams, dev: Device, node: &JobNode, progress: &mut Progress<W>) -> Result<(), Error> {
+pub(super) fn fuse_fit<W: Write>(p: &FuseParams, dev: Device, env: &Value, node: &JobNode, progress: &mut Progress<W>) -> Result<(), Error> {
     let y = labels(&node.samples)?;
     let x = Inputs::read(&node.samples)?.concat(&node.samples, &p.model.sequences)?;
     let config = fusion_config(p, x.size()[1])?;
@@ -52,7 +52,7 @@ pub(super) fn fuse_fit<W: Write>(p: &FuseParams, dev: Device, node: &JobNode, pr
     weights::save(&vs, &node.out_dir.join("fusion.safetensors"))?;
     write(&node.out_dir.join("fusion.json"), &(serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"))?;
     write(&node.out_dir.join("curves.csv"), &train::curves_csv(&report.curves))?;
-    let info = json!({ "report": report, "patients": node.samples.iter().map(|s| &s.patient).collect::<Vec<_>>(), "environment": environment(dev) });
+    let info = json!({ "report": report, "patients": node.samples.iter().map(|s| &s.patient).collect::<Vec<_>>(), "environment": env });
     write(&node.out_dir.join("fit.json"), &(serde_json::to_string_pretty(&info).unwrap_or_default() + "\n"))
 }
 
