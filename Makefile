@@ -88,12 +88,12 @@ bench-stats: venv
 bench-synth:
 	$(CARGO) run -q --example synth_time -- tiny demo paper
 
-# Does the DLS learn? The demo pipeline's DLS on internal + external validation
-# patients, and the same with permuted training labels (after `make demo`).
 # A 3-seed sweep of the demo against three clean runs of it (issue 13).
 bench-sweep: build
 	bash benches/sweep.sh $(RADPIPE) /tmp/radpipe-sweep-bench
 
+# Does the DLS learn? The demo pipeline's DLS on internal + external validation
+# patients, and the same with permuted training labels (after `make demo`).
 bench-learning: build
 	python3 benches/learning.py --radpipe $(RADPIPE) --pipeline pipelines/demo.yaml --data data/demo
 

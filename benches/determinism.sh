@@ -16,7 +16,7 @@ worker="${1:-${CARGO_TARGET_DIR:-target}/debug/radpipe-nn}"
 
 # images/s of one bench run; $@ are the bench's arguments.
 rate() {
-    env -u ATEN_CPU_CAPABILITY -u DNNL_MAX_CPU_ISA -u MKL_CBWR -u MKL_ENABLE_INSTRUCTIONS -u OMP_NUM_THREADS -u MKL_NUM_THREADS \
+    env -u ATEN_CPU_CAPABILITY -u ONEDNN_MAX_CPU_ISA -u DNNL_MAX_CPU_ISA -u MKL_CBWR -u MKL_ENABLE_INSTRUCTIONS -u OMP_NUM_THREADS -u MKL_NUM_THREADS \
         "$worker" bench --batch 16 --threads 2 "$@" | sed -n 's/.*"images_per_s":\([0-9.e+-]*\).*/\1/p'
 }
 

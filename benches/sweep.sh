@@ -14,6 +14,8 @@ pipeline=$(realpath pipelines/demo.yaml)
 rm -rf "$work" && mkdir -p "$work"
 "$radpipe" synth --preset demo --out "$work/data" > /dev/null
 now() { date +%s%3N; }   # milliseconds
+# Each workspace sees the repository's clinical schema at the path the pipeline names.
+for ws in clean1 clean2 clean3 sweep; do mkdir -p "$work/$ws" && ln -s "$(realpath schemas)" "$work/$ws/schemas"; done
 declare -A clean
 for s in "${seeds[@]}"; do
     t0=$(now)

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::report::table::{Block, Cell, Document, Rich, Table};
 use crate::stages::study::num;
+use radpipe_engine::plan::RESULTS;
 use radpipe_engine::store::{RunRecord, Store};
 use radpipe_engine::sweep::{Member, Sweep};
 
@@ -36,12 +37,24 @@ pub struct MetricRow {
     pub spread: Option<radpipe_stats::Spread>,
 }
 
+/// How a member ended: only complete members enter the metrics.
+#[derive(Debug, Clone)]
+pub enum MemberOutcome {
+    Complete(Box<RunRecord>),
+    /// A node failed; the run's id.
+    Failed(String),
+    /// The sweep stopped before it (a failure without `--keep-going`).
+    NotRun,
+}
+
 /// A member as the summary lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemberEntry {
     pub name: String,
     pub overrides: Vec<String>,
-    pub run: String,
+    /// `complete`, `failed` or `not run`.
+    pub status: &'static str,
+    pub run: Option<String>,
     pub results: String,
 }
 
@@ -75,11 +88,13 @@ fn run_metrics(store: &Store, run: &RunRecord) -> Vec<(String, f64, String, Stri
     out
 }
 
-/// The summary of the members that completed (`runs`, in member order).
-pub fn summarize(store: &Store, sweep: &Sweep, pipeline: &Path, fixed: &[String], runs: &[(&Member, RunRecord)]) -> Summary {
+/// The summary of a sweep's members (in member order); the metrics come
+/// from the complete ones.
+pub fn summarize(store: &Store, sweep: &Sweep, pipeline: &Path, fixed: &[String], outcomes: &[(&Member, MemberOutcome)]) -> Summary {
     let mut metrics: Vec<MetricRow> = Vec::new();
     let mut index = std::collections::HashMap::new();
-    for (member, run) in runs {
+    for (member, outcome) in outcomes {
+        let MemberOutcome::Complete(run) = outcome else { continue };
         for (id, value, node, key) in run_metrics(store, run) {
             let i = *index.entry(id.clone()).or_insert_with(|| {
                 metrics.push(MetricRow { id, values: Vec::new(), spread: None });
@@ -91,15 +106,24 @@ pub fn summarize(store: &Store, sweep: &Sweep, pipeline: &Path, fixed: &[String]
     for m in &mut metrics {
         m.spread = radpipe_stats::spread(&m.values.iter().map(|v| v.value).collect::<Vec<_>>());
     }
+    let members = outcomes
+        .iter()
+        .map(|(m, outcome)| {
+            let (status, run) = match outcome {
+                MemberOutcome::Complete(r) => ("complete", Some(r.id.clone())),
+                MemberOutcome::Failed(id) => ("failed", Some(id.clone())),
+                MemberOutcome::NotRun => ("not run", None),
+            };
+            let results = Path::new(RESULTS).join("sweeps").join(&sweep.name).join(&m.name).to_string_lossy().into_owned();
+            MemberEntry { name: m.name.clone(), overrides: m.overrides.clone(), status, run, results }
+        })
+        .collect();
     Summary {
         sweep: sweep.name.clone(),
         pipeline: pipeline.display().to_string(),
         fixed: fixed.to_vec(),
         varied: sweep.varied.iter().map(|v| (v.path.clone(), v.values.clone())).collect(),
-        members: runs
-            .iter()
-            .map(|(m, r)| MemberEntry { name: m.name.clone(), overrides: m.overrides.clone(), run: r.id.clone(), results: r.results.clone() })
-            .collect(),
+        members,
         ci: CI_METHOD,
         metrics,
     }
@@ -132,10 +156,13 @@ fn csv_bytes(s: &Summary) -> Result<Vec<u8>, csv::Error> {
     w.into_inner().map_err(|e| e.into_error().into())
 }
 
-/// A number for reading: integers as such, else four decimals.
+/// A number for reading: integers as such, else four decimals, or four
+/// significant digits below 0.01 (p-values, small SDs).
 fn show(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e9 {
         format!("{x:.0}")
+    } else if x.abs() < 0.01 {
+        format!("{x:.3e}")
     } else {
         format!("{x:.4}")
     }
@@ -154,32 +181,38 @@ fn markdown(s: &Summary) -> String {
     )));
     let mut columns: Vec<Cell> = vec!["metric".into()];
     columns.extend(s.members.iter().map(|m| Cell::from(m.name.clone())));
-    columns.extend(["mean +- SD", "min - max", "95% CI of the mean"].map(Cell::from));
+    columns.extend(["k", "mean +- SD", "min - max", "95% CI of the mean"].map(Cell::from));
     let mut table = Table::new("Metrics over the members", columns);
     for row in &s.metrics {
         let mut cells: Vec<Cell> = vec![Rich::new().code(row.id.clone()).into()];
         cells.extend(s.members.iter().map(|m| value_of(row, &m.name).map_or_else(Cell::blank, |v| show(v.value).into())));
         match &row.spread {
             Some(sp) => {
+                cells.push(sp.k.to_string().into());
                 cells.push(sp.sd.map_or_else(|| show(sp.mean), |sd| format!("{} +- {}", show(sp.mean), show(sd))).into());
                 cells.push(format!("{} - {}", show(sp.min), show(sp.max)).into());
                 cells.push(sp.ci95.map_or_else(Cell::blank, |(lo, hi)| format!("{} - {}", show(lo), show(hi)).into()));
             }
-            None => cells.extend([Cell::blank(), Cell::blank(), Cell::blank()]),
+            None => cells.extend([Cell::blank(), Cell::blank(), Cell::blank(), Cell::blank()]),
         }
         table.rows.push(cells);
     }
     doc.push(Block::Table(table));
-    let mut members = Table::new("Members", ["member", "overrides", "run", "results"].map(Cell::from).to_vec());
+    let mut members = Table::new("Members", ["member", "overrides", "status", "run", "results"].map(Cell::from).to_vec());
     for m in &s.members {
-        members.rows.push(vec![
-            m.name.clone().into(),
-            Rich::new().code(m.overrides.join(" ")).into(),
-            Rich::new().code(m.run.clone()).into(),
-            m.results.clone().into(),
-        ]);
+        let run = m.run.as_ref().map_or_else(Cell::blank, |r| Rich::new().code(r.clone()).into());
+        members.rows.push(vec![m.name.clone().into(), Rich::new().code(m.overrides.join(" ")).into(), m.status.into(), run, m.results.clone().into()]);
     }
     doc.push(Block::Table(members));
+    // The actions behind the values: one per node and member.
+    let mut sources = Table::new("Where the values come from", ["node", "member", "action key"].map(Cell::from).to_vec());
+    let mut seen = std::collections::BTreeSet::new();
+    for v in s.metrics.iter().flat_map(|r| &r.values) {
+        if seen.insert((v.node.as_str(), v.member.as_str())) {
+            sources.rows.push(vec![Rich::new().code(v.node.clone()).into(), v.member.clone().into(), Rich::new().code(v.key.clone()).into()]);
+        }
+    }
+    doc.push(Block::Table(sources));
     doc.paragraph(
         Rich::new()
             .text("The lineage of a member's value: ")

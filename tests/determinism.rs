@@ -21,7 +21,6 @@ const STAGES: [&str; 2] = ["embed", "fuse"];
 /// The fitted weights, which differ without deterministic mode.
 const WEIGHTS: [&str; 4] = ["embed/fit/t1.safetensors", "embed/fit/t2.safetensors", "embed/fit/ce_t1.safetensors", "fuse/fit/fusion.safetensors"];
 
-/// The fitted weights, which differ without deterministic mode.
 /// Settings of this process's environment that would decide the thread
 /// count or the kernels of the runs without deterministic mode, removed so
 /// that only what each run sets counts.
@@ -104,7 +103,7 @@ fn run(ws: &Workspace, c: &Condition<'_>) -> BTreeMap<String, Vec<u8>> {
     for name in INHERITED {
         cmd.env_remove(name);
     }
-    cmd.env("ATEN_CPU_CAPABILITY", c.level.aten).env("DNNL_MAX_CPU_ISA", c.level.dnnl).env("MKL_CBWR", c.level.mkl);
+    cmd.env("ATEN_CPU_CAPABILITY", c.level.aten).env("ONEDNN_MAX_CPU_ISA", c.level.dnnl).env("DNNL_MAX_CPU_ISA", c.level.dnnl).env("MKL_CBWR", c.level.mkl);
     let out = cmd.output().expect("taskset runs");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{}: no JSON ({e}): {}", c.describe(), stderr(&out)));
     assert_eq!(out.status.code(), Some(0), "{}: {}", c.describe(), json["errors"]);

@@ -114,8 +114,10 @@ fn a_seed_sweep_shares_preprocessing_and_summarises_each_metric_over_its_members
     let lineage: Value = serde_json::from_str(&stdout(&l)).unwrap();
     assert_eq!(lineage["value"]["value"].as_f64().unwrap(), per_member[1][auc].0);
     let file = format!("results/sweeps/{SWEEP}/seed=2/table2/metrics.json");
-    let l = ws.radpipe(&["lineage", "p.yaml", &file, "--run", &run2]);
-    assert!(l.status.success(), "lineage of a member's file: {}", stderr(&l));
+    let l = ws.radpipe(&["lineage", "p.yaml", &file, "--json"]);
+    assert!(l.status.success(), "lineage of a member's file, its run found from the folder: {}", stderr(&l));
+    let lineage: Value = serde_json::from_str(&stdout(&l)).unwrap();
+    assert_eq!((lineage["run"].as_str().unwrap(), lineage["file"].as_str().unwrap()), (run2.as_str(), file.as_str()));
     let status = ws.radpipe(&["status", "p.yaml", "--set", "stages.embed.train.seed=2"]);
     assert!(stdout(&status).contains("up to date"), "status of a member: {}", stdout(&status));
 

@@ -118,3 +118,8 @@ fn a_valid_pipeline_passes_and_references_keep_their_type() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("ok (1 stages, 2 nodes)"), "{err}");
 }
+
+#[test]
+fn the_stage_name_sweeps_is_reserved_for_the_sweeps_folder() {
+    expect_error(&format!("{HEAD}  sweeps:\n    kind: command\n    cmd: echo\n"), "5:3", "the stage name `sweeps` is reserved", "rename the stage");
+}

@@ -7,7 +7,7 @@
 //!   core count must not);
 //! - on x86-64, the CPU kernels: ATen's capped at AVX2
 //!   (`ATEN_CPU_CAPABILITY`), oneDNN's (the convolutions) at AVX2
-//!   (`DNNL_MAX_CPU_ISA`), and MKL's BLAS in conditional numerical
+//!   (`ONEDNN_MAX_CPU_ISA` and `DNNL_MAX_CPU_ISA`), and MKL's BLAS in conditional numerical
 //!   reproducibility (`MKL_CBWR`). MKL's mode is `COMPATIBLE` (SSE2 code
 //!   paths, the same on every x86-64 CPU): the MKL inside libtorch 2.11
 //!   supports no ISA branch (`mkl_cbwr_set` refuses `AVX2` as an unsupported
@@ -42,12 +42,19 @@ pub struct Pinned {
 }
 
 /// The x86-64 kernel cap of deterministic mode, as each library names it.
-const X86_KERNEL_CAP: [(&str, &str); 3] = [("ATEN_CPU_CAPABILITY", "avx2"), ("DNNL_MAX_CPU_ISA", "AVX2"), ("MKL_CBWR", "COMPATIBLE")];
+/// ATen trusts its variable without asking the CPU (one without AVX2 would
+/// run AVX2 code and die), so it gets `default` there; oneDNN's cap is a
+/// maximum, and oneDNN reads `ONEDNN_MAX_CPU_ISA` before
+/// `DNNL_MAX_CPU_ISA`, so both are set.
+fn x86_kernel_cap() -> [(&'static str, &'static str); 4] {
+    let aten = if has_avx2() { "avx2" } else { "default" };
+    [("ATEN_CPU_CAPABILITY", aten), ("ONEDNN_MAX_CPU_ISA", "AVX2"), ("DNNL_MAX_CPU_ISA", "AVX2"), ("MKL_CBWR", "COMPATIBLE")]
+}
 
 mod shim {
     extern "C" {
         /// `src/determinism.cpp`.
-        pub fn radpipe_set_deterministic(on: bool);
+        pub fn radpipe_set_deterministic();
         pub fn radpipe_cpu_capability() -> *const std::os::raw::c_char;
     }
 }
@@ -58,14 +65,14 @@ mod shim {
 /// the kernels were fixed already, above the cap.
 pub fn pin(threads: i32) -> Result<Pinned, Error> {
     if cfg!(target_arch = "x86_64") {
-        for (name, value) in X86_KERNEL_CAP {
+        for (name, value) in x86_kernel_cap() {
             std::env::set_var(name, value);
         }
     }
     std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
     tch::set_num_threads(threads);
     // SAFETY: a plain setter of libtorch's global context, no pointers.
-    unsafe { shim::radpipe_set_deterministic(true) };
+    unsafe { shim::radpipe_set_deterministic() };
     let pinned = Pinned { deterministic: true, threads: tch::get_num_threads(), cpu_capability: cpu_capability() };
     if has_avx2() && pinned.cpu_capability != "avx2" {
         return Err(Error::new(format!(
@@ -105,5 +112,11 @@ fn has_avx2() -> bool {
 /// `default`, `avx2`, `avx512` on x86-64.
 pub fn cpu_capability() -> String {
     // SAFETY: the shim returns a NUL-terminated text that lives as long as the process.
-    unsafe { std::ffi::CStr::from_ptr(shim::radpipe_cpu_capability()) }.to_string_lossy().to_lowercase()
+    let level = unsafe { std::ffi::CStr::from_ptr(shim::radpipe_cpu_capability()) }.to_string_lossy().to_lowercase();
+    // libtorch names x86's lowest level `NO AVX`.
+    if level == "no avx" {
+        "default".into()
+    } else {
+        level
+    }
 }

@@ -16,7 +16,9 @@ pub struct Args {
     /// Print one JSON document with every node, parameter and source digest.
     #[arg(long)]
     json: bool,
-    /// Read this run instead of the latest one (ids are the file names in `.radpipe/runs/`).
+    /// Read this run (ids are the file names in `.radpipe/runs/`; a sweep's are
+    /// in its summary). Default: for a file in a sweep member's folder the
+    /// latest run into it, else the latest run into `results/`.
     #[arg(long, value_name = "ID")]
     run: Option<String>,
 }

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use super::progress::Progress;
 use super::run::{execute, open_locked, outcome_json, ExecArgs};
 use super::{Ctx, EXIT_FAILED, EXIT_INVALID};
-use radpipe_engine::sweep::{Sweep, Vary};
+use crate::sweep::MemberOutcome;
+use radpipe_engine::sweep::{Member, Sweep, Vary};
 
 #[derive(Debug, Parser)]
 pub struct Args {
@@ -69,8 +70,14 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         Ok(e) => e,
         Err(code) => return code,
     };
+    for stale in sweep.stale_member_dirs(&ctx.workspace) {
+        match std::fs::remove_dir_all(&stale) {
+            Ok(()) => eprintln!("removed `{}`: not a member of this sweep (its results stay in the store)", stale.display()),
+            Err(e) => eprintln!("warning: cannot remove `{}`, not a member of this sweep: {e}", stale.display()),
+        }
+    }
     let mut outcomes = Vec::new();
-    let mut completed = Vec::new();
+    let mut members: Vec<(&Member, MemberOutcome)> = sweep.members.iter().map(|m| (m, MemberOutcome::NotRun)).collect();
     let mut failed = false;
     let count = plans.len();
     for (i, (member, plan, sets)) in plans.into_iter().enumerate() {
@@ -86,13 +93,14 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         outcomes.push(outcome);
         if summary.failed.is_empty() {
             match store.read_run(&summary.run_id) {
-                Some(record) => completed.push((member, record)),
+                Some(record) => members[i].1 = MemberOutcome::Complete(Box::new(record)),
                 None => {
                     eprintln!("error: the record of run {} cannot be read back", summary.run_id);
                     return ExitCode::from(EXIT_FAILED);
                 }
             }
         } else {
+            members[i].1 = MemberOutcome::Failed(summary.run_id.clone());
             failed = true;
             if !args.exec.keep_going {
                 eprintln!("sweep {}: stopped after member `{member}` failed (--keep-going runs the others)", sweep.name);
@@ -100,13 +108,14 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
             }
         }
     }
+    let complete = members.iter().filter(|(_, o)| matches!(o, MemberOutcome::Complete(_))).count();
     let dir = sweep.dir(&ctx.workspace);
-    let summary = crate::sweep::summarize(&store, &sweep, &args.pipeline, &args.sets, &completed);
+    let summary = crate::sweep::summarize(&store, &sweep, &args.pipeline, &args.sets, &members);
     if let Err(e) = crate::sweep::write(&store, &summary, &dir) {
         eprintln!("error: cannot write the summary in {}: {e}", dir.display());
         return ExitCode::from(EXIT_FAILED);
     }
-    eprintln!("sweep {}: {} of {count} members complete; summary in {}", sweep.name, completed.len(), dir.join("summary.md").display());
+    eprintln!("sweep {}: {complete} of {count} members complete; summary in {}", sweep.name, dir.join("summary.md").display());
     if args.json {
         super::print_json(&json!({
             "sweep": sweep.name,

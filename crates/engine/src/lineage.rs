@@ -116,12 +116,13 @@ fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<Resolved, Lin
     // where a plain run shows them.
     let canonical =
         path.strip_prefix(run.results.as_str()).filter(|_| run.results != RESULTS).and_then(|r| r.strip_prefix('/')).map(|r| format!("{RESULTS}/{r}"));
+    let shown = path;
     let path = canonical.as_deref().unwrap_or(path);
     for key in run.nodes.values() {
         let action = read(key)?;
         let inside = action.results_dir.as_ref().and_then(|d| path.strip_prefix(&format!("{d}/")));
         if action.outputs.contains_key(path) || inside.is_some_and(|r| action.outputs.contains_key(r)) {
-            return Ok((action, None, Some(path.to_string()), None));
+            return Ok((action, None, Some(shown.to_string()), None));
         }
     }
     let hint = match super::diagnostics::did_you_mean(target, run.nodes.keys().map(String::as_str)) {
@@ -131,12 +132,23 @@ fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<Resolved, Lin
     Err(LineageError::UnknownTarget { target: target.into(), run: run.id.clone(), hint })
 }
 
-/// The lineage of `target` in run `run_id` (default: the latest run into the
-/// plain `results/`, else the latest run, a sweep member's).
+/// The run a target means without `--run`: for a file in a sweep member's
+/// folder the latest run into that folder, else the latest run into the plain
+/// `results/`, else the latest run.
+fn default_run(store: &Store, target: &str) -> Option<RunRecord> {
+    let runs = || store.run_ids().into_iter().filter_map(|id| store.read_run(&id));
+    let path = target.trim_start_matches("./");
+    runs()
+        .find(|r| r.results != RESULTS && path.strip_prefix(r.results.as_str()).is_some_and(|rest| rest.starts_with('/')))
+        .or_else(|| store.latest_run(RESULTS))
+        .or_else(|| runs().next())
+}
+
+/// The lineage of `target` in run `run_id` (default: [`default_run`]).
 pub fn lineage(store: &Store, target: &str, run_id: Option<&str>) -> Result<Lineage, LineageError> {
     let run = match run_id {
         Some(id) => store.read_run(id).ok_or_else(|| LineageError::UnknownRun(id.into()))?,
-        None => store.latest_run(RESULTS).or_else(|| store.run_ids().first().and_then(|id| store.read_run(id))).ok_or(LineageError::NoRun)?,
+        None => default_run(store, target).ok_or(LineageError::NoRun)?,
     };
     let (start, value, file, patients) = resolve(store, &run, target)?;
     let steps = steps_from(store, start, patients.as_ref())?;

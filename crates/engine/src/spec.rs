@@ -195,6 +195,13 @@ pub fn load(file: &Path, overrides: &[String], registry: &dyn Registry) -> Resul
             );
             continue;
         }
+        if name == "sweeps" {
+            diags.push(
+                Diagnostic::new(tree.origin_at(&base, true), "the stage name `sweeps` is reserved: `results/sweeps/` holds the sweeps' results")
+                    .hint("rename the stage"),
+            );
+            continue;
+        }
         let mut value = value;
         let kind = value.as_object_mut().and_then(|m| m.shift_remove("kind"));
         let Some(Value::String(kind)) = kind else {

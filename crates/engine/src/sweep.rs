@@ -4,8 +4,9 @@
 //! members are planned and executed by the scheduler like any run, so every
 //! node whose key does not depend on a varied value is a cache hit after the
 //! first member. A sweep's outputs live in `results/sweeps/<sweep>/<member>/`;
-//! its name comes from the pipeline file and the varied paths, a member's
-//! from its values, so the same sweep lands in the same folders again.
+//! its name comes from the pipeline file and the varied paths (and a digest
+//! of the fixed `--set` values, if any), a member's from its values, so the
+//! same sweep lands in the same folders again.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -45,14 +46,11 @@ impl FromStr for Vary {
         if path.is_empty() || spec.trim().is_empty() {
             return Err(syntax());
         }
-        let values: Vec<String> = match spec.split_once("..") {
-            Some((a, b)) => {
-                let (a, b) = (a.trim().parse::<i64>().map_err(|_| syntax())?, b.trim().parse::<i64>().map_err(|_| syntax())?);
-                if a > b {
-                    return Err(syntax());
-                }
-                (a..=b).map(|v| v.to_string()).collect()
-            }
+        // A range is two integers around `..`; anything else (`../a.csv`) is a list.
+        let range = spec.split_once("..").and_then(|(a, b)| Some((a.trim().parse::<i64>().ok()?, b.trim().parse::<i64>().ok()?)));
+        let values: Vec<String> = match range {
+            Some((a, b)) if a > b => return Err(syntax()),
+            Some((a, b)) => (a..=b).map(|v| v.to_string()).collect(),
             None => spec.split(',').map(|v| v.trim().to_string()).collect(),
         };
         if values.iter().any(String::is_empty) {
@@ -137,7 +135,14 @@ impl Sweep {
             }
         }
         let stem = pipeline.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pipeline".into());
-        let name = file_safe(&format!("{stem}--{}", varied.iter().map(|v| v.path.as_str()).collect::<Vec<_>>().join("+")));
+        let mut name = format!("{stem}--{}", varied.iter().map(|v| v.path.as_str()).collect::<Vec<_>>().join("+"));
+        // Sweeps of the same paths under other fixed values get folders of their own.
+        if !sets.is_empty() {
+            let mut fixed: Vec<&str> = sets.iter().map(|s| s.trim()).collect();
+            fixed.sort_unstable();
+            name = format!("{name}--set-{}", &blake3::hash(fixed.join("\n").as_bytes()).to_hex()[..8]);
+        }
+        let name = file_safe(&name);
         Ok(Sweep { name, varied, members })
     }
 
@@ -149,6 +154,19 @@ impl Sweep {
     /// Where a member's outputs appear.
     pub fn member_dir(&self, workspace: &Path, member: &Member) -> PathBuf {
         self.dir(workspace).join(&member.name)
+    }
+
+    /// Folders in the sweep's folder that are no member of this sweep (left
+    /// by an earlier run over more values); their results stay in the store.
+    pub fn stale_member_dirs(&self, workspace: &Path) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.dir(workspace)) else { return Vec::new() };
+        let mut stale: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().is_dir() && !self.members.iter().any(|m| e.file_name().to_str() == Some(m.name.as_str())))
+            .map(|e| e.path())
+            .collect();
+        stale.sort();
+        stale
     }
 }
 
@@ -170,7 +188,8 @@ mod tests {
         assert_eq!(vary("stages.embed.train.seed=1..3").values, ["1", "2", "3"]);
         assert_eq!(vary("params.lr = 0.01, 0.02").values, ["0.01", "0.02"]);
         assert_eq!(vary("params.seed=-1..1").values, ["-1", "0", "1"]);
-        for bad in ["seed", "=1,2", "seed=", "seed=1,,2", "seed=3..1", "seed=a..b"] {
+        assert_eq!(vary("cohorts.external.table=../a.csv,../b.csv").values, ["../a.csv", "../b.csv"]);
+        for bad in ["seed", "=1,2", "seed=", "seed=1,,2", "seed=3..1"] {
             assert!(matches!(bad.parse::<Vary>(), Err(VaryError::Syntax(_))), "{bad}");
         }
         assert!(matches!("seed=1,1".parse::<Vary>(), Err(VaryError::Repeated { .. })));
@@ -184,6 +203,21 @@ mod tests {
         assert_eq!(names, ["seed=1_lr=0.1", "seed=1_lr=0.2", "seed=2_lr=0.1", "seed=2_lr=0.2"]);
         assert_eq!(s.members[1].overrides, ["params.seed=1", "stages.embed.train.lr=0.2"]);
         assert_eq!(s.member_dir(Path::new("ws"), &s.members[0]), Path::new("ws/results/sweeps/demo--params.seed+stages.embed.train.lr/seed=1_lr=0.1"));
+        let fixed = Sweep::new(Path::new("pipelines/demo.yaml"), vec![vary("params.seed=1..2")], &["params.lr=0.1".into()]).unwrap();
+        let other = Sweep::new(Path::new("pipelines/demo.yaml"), vec![vary("params.seed=1..2")], &["params.lr=0.2".into()]).unwrap();
+        assert!(fixed.name.starts_with("demo--params.seed--set-") && fixed.name != other.name, "{} {}", fixed.name, other.name);
+    }
+
+    #[test]
+    fn folders_of_values_no_longer_swept_are_stale() {
+        let ws = tempfile::tempdir().unwrap();
+        let long = Sweep::new(Path::new("p.yaml"), vec![vary("params.seed=1..3")], &[]).unwrap();
+        for m in &long.members {
+            std::fs::create_dir_all(long.member_dir(ws.path(), m)).unwrap();
+        }
+        std::fs::write(long.dir(ws.path()).join("summary.md"), "").unwrap();
+        let short = Sweep::new(Path::new("p.yaml"), vec![vary("params.seed=1..2")], &[]).unwrap();
+        assert_eq!(short.stale_member_dirs(ws.path()), [long.dir(ws.path()).join("seed=3")]);
     }
 
     #[test]
