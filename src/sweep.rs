@@ -198,14 +198,14 @@ fn markdown(s: &Summary) -> String {
         table.rows.push(cells);
     }
     doc.push(Block::Table(table));
-    let mut members = Table::new("Members", ["member", "overrides", "status", "run", "results"].map(Cell::from).to_vec());
+    let mut members = Table::with_headers("Members", &["member", "overrides", "status", "run", "results"]);
     for m in &s.members {
         let run = m.run.as_ref().map_or_else(Cell::blank, |r| Rich::new().code(r.clone()).into());
         members.rows.push(vec![m.name.clone().into(), Rich::new().code(m.overrides.join(" ")).into(), m.status.into(), run, m.results.clone().into()]);
     }
     doc.push(Block::Table(members));
     // The actions behind the values: one per node and member.
-    let mut sources = Table::new("Where the values come from", ["node", "member", "action key"].map(Cell::from).to_vec());
+    let mut sources = Table::with_headers("Where the values come from", &["node", "member", "action key"]);
     let mut seen = std::collections::BTreeSet::new();
     for v in s.metrics.iter().flat_map(|r| &r.values) {
         if seen.insert((v.node.as_str(), v.member.as_str())) {

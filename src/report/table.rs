@@ -191,6 +191,11 @@ impl Table {
         Table { title: title.into(), columns, rows: Vec::new() }
     }
 
+    /// A table with plain-text headers and no rows yet.
+    pub fn with_headers(title: impl Into<String>, headers: &[&str]) -> Table {
+        Table::new(title, headers.iter().map(|&h| Cell::from(h)).collect())
+    }
+
     fn markdown(&self, linked: bool) -> String {
         let row = |cells: &[Cell]| -> String {
             let mut s = String::from("|");

@@ -641,7 +641,9 @@ impl Evaluate {
         dropped: usize,
         notes: &[String],
     ) -> Document {
-        let headers = [
+        let mut table = Table::with_headers(
+            "Diagnostic performance by cohort and score",
+            &[
             "Cohort",
             "Score",
             "n",
@@ -651,21 +653,17 @@ impl Evaluate {
             "Specificity",
             "PPV",
             "NPV",
-        ];
-        let mut table = Table::new(
-            "Diagnostic performance by cohort and score",
-            headers.into_iter().map(Cell::from).collect(),
+        ],
         );
-        let headers = [
+        let mut compare = Table::with_headers(
+            "Paired DeLong comparison of AUCs",
+            &[
             "Cohort",
             "Comparison",
             "AUC difference (95% CI)",
             "Z",
             "P (paired DeLong)",
-        ];
-        let mut compare = Table::new(
-            "Paired DeLong comparison of AUCs",
-            headers.into_iter().map(Cell::from).collect(),
+        ],
         );
         for r in results {
             table

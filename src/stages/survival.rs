@@ -702,7 +702,9 @@ impl Survival {
         dropped: usize,
         notes: Vec<Rich>,
     ) -> Document {
-        let headers = [
+        let mut table = Table::with_headers(
+            "Survival by cohort and group",
+            &[
             "Cohort",
             "Group",
             "n",
@@ -711,10 +713,7 @@ impl Survival {
             "HR (95% CI)",
             "Cox p",
             "Log-rank p",
-        ];
-        let mut table = Table::new(
-            "Survival by cohort and group",
-            headers.into_iter().map(Cell::from).collect(),
+        ],
         );
         for r in results {
             table.rows.extend(r.groups.iter().map(|g| r.row(stage, g)));

@@ -208,6 +208,12 @@ impl Plan {
         self.node_index.get(id).map(|&i| &self.nodes[i])
     }
 
+    /// The results folder relative to the workspace, as run records name it
+    /// (`results`, or `results/sweeps/<sweep>/<member>`).
+    pub fn results_in_workspace(&self) -> String {
+        self.results.strip_prefix(&self.workspace).unwrap_or(&self.results).to_string_lossy().into_owned()
+    }
+
     pub fn stage_name(&self, node: &Node) -> &str {
         &self.stages[node.stage].name
     }

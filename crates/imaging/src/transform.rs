@@ -58,14 +58,24 @@ pub enum Transform {
     },
 }
 
-/// ITK Euler3D rotation matrix `Rz · Rx · Ry`.
-pub fn euler_matrix(angles: &Vec3) -> Mat3 {
+/// The rotations about x, y and z by `angles` (radians), and each one's
+/// derivative by its angle: `([rx, ry, rz], [drx, dry, drz])`.
+pub(crate) fn axis_rotations(angles: &Vec3) -> ([Mat3; 3], [Mat3; 3]) {
     let (sx, cx) = angles[0].sin_cos();
     let (sy, cy) = angles[1].sin_cos();
     let (sz, cz) = angles[2].sin_cos();
     let rx = [[1.0, 0.0, 0.0], [0.0, cx, -sx], [0.0, sx, cx]];
     let ry = [[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]];
     let rz = [[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]];
+    let drx = [[0.0, 0.0, 0.0], [0.0, -sx, -cx], [0.0, cx, -sx]];
+    let dry = [[-sy, 0.0, cy], [0.0, 0.0, 0.0], [-cy, 0.0, -sy]];
+    let drz = [[-sz, -cz, 0.0], [cz, -sz, 0.0], [0.0, 0.0, 0.0]];
+    ([rx, ry, rz], [drx, dry, drz])
+}
+
+/// ITK Euler3D rotation matrix `Rz · Rx · Ry`.
+pub fn euler_matrix(angles: &Vec3) -> Mat3 {
+    let ([rx, ry, rz], _) = axis_rotations(angles);
     mat_mul(&rz, &mat_mul(&rx, &ry))
 }
 

@@ -78,8 +78,7 @@ pub(super) fn restore(plan: &Plan, node: &Node, action: &ActionRecord, store: &S
 /// deps do not read them. They stay in the store, and come back from it if
 /// the node returns.
 pub(super) fn remove_vanished_outputs(plan: &Plan, store: &Store, reporter: &dyn Reporter) {
-    let results = plan.results.strip_prefix(&plan.workspace).unwrap_or(&plan.results).to_string_lossy();
-    let Some(last) = store.latest_run(&results) else { return };
+    let Some(last) = store.latest_run(&plan.results_in_workspace()) else { return };
     for (node, key) in &last.nodes {
         if plan.node_index.contains_key(node) {
             continue;

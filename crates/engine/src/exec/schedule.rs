@@ -221,7 +221,7 @@ impl<'a> Scheduler<'a> {
             id: s.run_id.clone(),
             pipeline: self.plan.spec.file.to_string_lossy().into_owned(),
             overrides: self.options.overrides.clone(),
-            results: self.plan.results.strip_prefix(&self.plan.workspace).unwrap_or(&self.plan.results).to_string_lossy().into_owned(),
+            results: self.plan.results_in_workspace(),
             started_unix,
             finished_unix: now_unix(),
             nodes: self.plan.nodes.iter().zip(&self.done).filter_map(|(node, d)| d.as_ref().map(|d| (node.id.clone(), d.key.clone()))).collect(),

@@ -3,7 +3,7 @@
 //! d(mapped point)/d(parameter) at a fixed-image point, for Euler 3D (3 angles,
 //! 3 translations) and affine (9 matrix entries, 3 translations) transforms.
 
-use crate::transform::Transform;
+use crate::transform::{axis_rotations, Transform};
 use crate::volume::{mat_mul, mat_vec, Mat3, Vec3};
 
 /// The parts of the transform's Jacobian that do not depend on the point:
@@ -11,15 +11,7 @@ use crate::volume::{mat_mul, mat_vec, Mat3, Vec3};
 pub(super) fn rotation_derivatives(t: &Transform) -> [Mat3; 3] {
     match t {
         Transform::Euler3d { angles, .. } => {
-            let (sx, cx) = angles[0].sin_cos();
-            let (sy, cy) = angles[1].sin_cos();
-            let (sz, cz) = angles[2].sin_cos();
-            let rx = [[1.0, 0.0, 0.0], [0.0, cx, -sx], [0.0, sx, cx]];
-            let ry = [[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]];
-            let rz = [[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]];
-            let drx = [[0.0, 0.0, 0.0], [0.0, -sx, -cx], [0.0, cx, -sx]];
-            let dry = [[-sy, 0.0, cy], [0.0, 0.0, 0.0], [-cy, 0.0, -sy]];
-            let drz = [[-sz, -cz, 0.0], [cz, -sz, 0.0], [0.0, 0.0, 0.0]];
+            let ([rx, ry, rz], [drx, dry, drz]) = axis_rotations(angles);
             [mat_mul(&rz, &mat_mul(&drx, &ry)), mat_mul(&rz, &mat_mul(&rx, &dry)), mat_mul(&drz, &mat_mul(&rx, &ry))]
         }
         _ => [[[0.0; 3]; 3]; 3],
