@@ -56,6 +56,12 @@ $(VENV)/.done: tests/fixtures/generate/requirements.txt tests/fixtures/generate/
 fixtures: venv nn-fixtures
 	for s in tests/fixtures/generate/*.py; do case $$s in *nn.py) ;; *) $(VENV)/bin/python $$s;; esac; done
 
+# R references (tests/fixtures/stats/r_reference.json): R 4.2 with survival 3.5 and pROC 1.18
+# (Debian 12: apt-get install r-base-core r-cran-survival r-cran-proc r-cran-jsonlite).
+.PHONY: r-fixtures
+r-fixtures:
+	Rscript tests/fixtures/generate/reference.R
+
 # PyTorch references for the worker (torch 2.11.0 + torchvision 0.26.0 in the libtorch venv).
 nn-fixtures: build
 	$(TORCH_VENV)/bin/pip install -q -r tests/fixtures/generate/requirements-nn.txt

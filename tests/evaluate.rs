@@ -86,20 +86,25 @@ fn auc_delong_and_threshold_metrics_match_the_fixtures() {
     // Scores outside [0, 1] are not probabilities: no Brier score, said in the table.
     assert!(!m.contains_key("ev/c1/A/brier"));
     let md = ws.read("results/ev/table.md");
-    assert!(md.contains("| c1 | A | 300 | 0.791 (0.735–0.847) | 0.753 | 0.433 | 0.906 | 0.689 | 0.770 |"), "{md}");
-    assert!(md.contains("not a probability"), "{md}");
+    assert!(
+        md.contains("| c1 | A | 300 | 0.323 (0.273–0.378) | 0.791 (0.735–0.847) | 1.309 | 0.753 (0.702–0.799) | 0.433 (0.339–0.532) | 0.906 (0.858–0.939) | 0.689 (0.564–0.791) | 0.770 (0.712–0.819) |"),
+        "{md}"
+    );
+    assert!(md.contains("| c1 | A | 42 | 19 | 184 | 55 | – | – | – |"), "the 2x2 counts: {md}");
+    assert!(md.contains("not declared a probability of `y`"), "{md}");
     assert!(md.contains("| c1 | A vs B | 0.052 (0.005–0.099) | 2.18 | 0.029 |"), "the DeLong comparison: {md}");
+    assert!(md.contains("P (paired DeLong, unadjusted)"), "{md}");
     let csv = ws.read("results/ev/table.csv");
-    assert!(csv.starts_with("cohort,score,n,positives,auc,auc_lower,auc_upper,threshold,accuracy"), "{csv}");
+    assert!(csv.starts_with("cohort,score,in_sample,n,positives,auc,auc_lower,auc_upper,threshold,tp,fp,tn,fn,prevalence"), "{csv}");
     // The typed tables the report reads: the same cells, each number citing its metric.
     let doc: Value = serde_json::from_str(&ws.read("results/ev/table.json")).unwrap();
     let table = &doc["blocks"][0]["table"];
-    assert_eq!(table["columns"][3]["content"][0]["text"], "AUC (95% CI)", "{doc}");
-    let auc = &table["rows"][0][3]["content"];
+    assert_eq!(table["columns"][4]["content"][0]["text"], "AUC (95% CI, DeLong)", "{doc}");
+    let auc = &table["rows"][0][4]["content"];
     assert_eq!(auc[0]["cited"], serde_json::json!({ "text": "0.791", "metric": "ev/c1/A/auc" }), "{doc}");
     assert!(ws
         .read("results/ev/table.linked.md")
-        .contains("| c1 | A | [[m:ev/c1/A/auc|300]] | [[m:ev/c1/A/auc|0.791]] ([[m:ev/c1/A/auc|0.735]]–[[m:ev/c1/A/auc|0.847]]) |"));
+        .contains("| [[m:ev/c1/A/auc|0.791]] ([[m:ev/c1/A/auc|0.735]]–[[m:ev/c1/A/auc|0.847]]) | [[m:ev/c1/A/threshold|1.309]] |"));
     // ROC data: the fixture's sklearn roc_curve (drop_intermediate=False) points.
     let roc = ws.read("results/ev/roc.csv");
     let rows: Vec<&str> = roc.lines().filter(|l| l.starts_with("c1,A,")).collect();
@@ -194,7 +199,7 @@ fn brier_calibration_and_decision_curve_match_the_fixtures() {
     ws.write("c1.csv", &t);
     ws.write(
         "p.yaml",
-        "version: 1\nname: cal\ncohorts:\n  c1: { table: c1.csv }\nstages:\n  ingest: { kind: ingest, cohorts: [c1] }\n  ev: { kind: evaluate, input: ingest, label: y, scores: [p], cohorts: [c1], threshold: { rule: fixed, value: 0.5 }, calibration: { bins: 10 } }\n",
+        "version: 1\nname: cal\ncohorts:\n  c1: { table: c1.csv }\nstages:\n  ingest: { kind: ingest, cohorts: [c1] }\n  ev: { kind: evaluate, input: ingest, label: y, scores: [p], probabilities: [p], cohorts: [c1], threshold: { rule: fixed, value: 0.5 }, calibration: { bins: 10 } }\n",
     );
     let r = ws.run(&["p.yaml"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stderr, error_of(&r));
@@ -280,4 +285,110 @@ fn an_unknown_threshold_cohort_is_refused_before_running() {
     let err = stderr(&out);
     assert!(err.contains("stage `ev`: cohort `trian` is neither a cohort of the ingest stage nor a partition of a split stage among its inputs"), "{err}");
     assert!(err.contains("p.yaml:7:"), "the position in the pipeline file: {err}");
+}
+
+fn r_case<'a>(fx: &'a Value, section: &str, pick: impl Fn(&Value) -> bool) -> &'a Value {
+    fx[section].as_array().unwrap().iter().find(|c| pick(c)).unwrap_or_else(|| panic!("no such case in r_reference.json/{section}"))
+}
+
+#[test]
+fn table2_is_complete_with_clopper_pearson_cis_counts_and_in_sample_rows() {
+    // 17 positives (3 at or above the cut-off) and 50 negatives (1 above): the
+    // sensitivity is 3/17 and the specificity 49/50, both cases of R's binom.test.
+    let mut t = String::from("patient_id,y,a,split\n");
+    for i in 0..17 {
+        t.push_str(&format!("P{i:02},1,{},{}\n", if i < 3 { 0.9 } else { 0.2 + 0.01 * i as f64 }, if i % 2 == 0 { "fit" } else { "check" }));
+    }
+    for i in 0..50 {
+        t.push_str(&format!("N{i:02},0,{},{}\n", if i == 0 { 0.8 } else { 0.1 + 0.001 * i as f64 }, if i % 2 == 0 { "fit" } else { "check" }));
+    }
+    let ws = Workspace::new();
+    ws.write("c1.csv", &t);
+    ws.write(
+        "p.yaml",
+        "version: 1\nname: cp\ncohorts:\n  c1: { table: c1.csv }\nstages:\n  ingest: { kind: ingest, cohorts: [c1] }\n  ev: { kind: evaluate, input: ingest, label: y, scores: [a], probabilities: [a], cohorts: [c1], threshold: { rule: fixed, value: 0.5 }, proportion_ci: clopper_pearson }\n",
+    );
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}", error_of(&r));
+    let m = metrics(&ws, "ev");
+    let fx = fixture("r_reference.json");
+    for (metric, k, n) in [("sensitivity", 3, 17), ("specificity", 49, 50)] {
+        let want = r_case(&fx, "binom_test", |c| c["k"] == k && c["n"] == n && c["level"] == 0.95);
+        let id = format!("ev/c1/a/{metric}");
+        close(value(&m, &id), f(&want["estimate"]), 1e-12, &id);
+        let (lo, hi) = ci(&m, &id);
+        close(lo, f(&want["lower"]), 1e-9, &format!("{id} lower (R binom.test)"));
+        close(hi, f(&want["upper"]), 1e-9, &format!("{id} upper (R binom.test)"));
+        assert_eq!(m[&id]["method"], "Clopper-Pearson", "the method is recorded");
+    }
+    for (metric, want) in [("tp", 3.0), ("fp", 1.0), ("tn", 49.0), ("fn", 14.0), ("positives", 17.0)] {
+        assert_eq!(value(&m, &format!("ev/c1/a/{metric}")), want, "{metric}");
+    }
+    close(value(&m, "ev/c1/a/prevalence"), 17.0 / 67.0, 1e-12, "prevalence");
+    let md = ws.read("results/ev/table.md");
+    assert!(md.contains("| Sensitivity (95% CI, Clopper-Pearson) |"), "the method is named in the table: {md}");
+    assert!(md.contains("| c1 | a | 67 | 0.254 ("), "n and prevalence: {md}");
+    assert!(md.contains("| 0.500 | "), "the threshold: {md}");
+    assert!(md.contains("| c1 | a | 3 | 1 | 49 | 14 | "), "the 2x2 counts: {md}");
+    assert!(!md.contains("in-sample"), "a fixed threshold and a column score: nothing fitted here: {md}");
+    let csv = ws.read("results/ev/table.csv");
+    assert!(csv.lines().next().unwrap().contains("sensitivity,sensitivity_lower,sensitivity_upper"), "{csv}");
+    // The same cohort with a threshold fitted on part of it: the `fit` rows are in-sample.
+    ws.write("c1.csv", &t);
+    ws.write(
+        "p.yaml",
+        "version: 1\nname: cp\ncohorts:\n  fit: { table: fit.csv }\n  check: { table: check.csv }\nstages:\n  ingest: { kind: ingest, cohorts: [fit, check] }\n  ev: { kind: evaluate, input: ingest, label: y, scores: [a], cohorts: [fit, check], threshold: { rule: youden, fit_on: fit } }\n",
+    );
+    let part = |name: &str| -> String {
+        let mut lines = t.lines();
+        let mut out = format!("{}\n", lines.next().unwrap());
+        for l in lines.filter(|l| l.ends_with(&format!(",{name}"))) {
+            out.push_str(l);
+            out.push('\n');
+        }
+        out
+    };
+    ws.write("fit.csv", &part("fit"));
+    ws.write("check.csv", &part("check"));
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}", error_of(&r));
+    let md = ws.read("results/ev/table.md");
+    assert!(md.contains("| fit (in-sample) | a |") && md.contains("| check | a |"), "{md}");
+    assert!(md.contains("not declared a probability of `y`"), "a column not declared a probability gets no Brier score, and the note says why: {md}");
+    assert!(!metrics(&ws, "ev").contains_key("ev/fit/a/brier"));
+}
+
+#[test]
+fn the_class_test_is_r_wilcox_and_a_threshold_can_be_fitted_for_another_label() {
+    let fx = fixture("r_reference.json");
+    for (case, exact) in [("no_ties_small", true), ("ties_60_45", false)] {
+        let want = r_case(&fx, "wilcox_test", |c| c["name"] == case && c["exact"] == exact);
+        let (a, b) = (vf(&want["a"]), vf(&want["b"]));
+        // `z` is a second label: the threshold is fitted for it on cohort c0.
+        let mut t = String::from("patient_id,y,z,s\n");
+        for (i, x) in a.iter().enumerate() {
+            t.push_str(&format!("A{i:03},1,{},{x}\n", (i % 2 == 0) as u8));
+        }
+        for (i, x) in b.iter().enumerate() {
+            t.push_str(&format!("B{i:03},0,{},{x}\n", (i % 3 == 0) as u8));
+        }
+        let ws = Workspace::new();
+        ws.write("c1.csv", &t);
+        ws.write("c0.csv", &t.replace(",1,0,", ",1,1,").replace("A0", "X0").replace("B0", "Y0"));
+        ws.write(
+            "p.yaml",
+            "version: 1\nname: mw\ncohorts:\n  c0: { table: c0.csv }\n  c1: { table: c1.csv }\nstages:\n  ingest: { kind: ingest, cohorts: [c0, c1] }\n  ev: { kind: evaluate, input: ingest, label: y, scores: [s], cohorts: [c1], class_test: mann_whitney, threshold: { rule: youden, fit_on: c0, label: z } }\n  own: { kind: evaluate, input: ingest, label: z, scores: [s], cohorts: [c0] }\n",
+        );
+        let r = ws.run(&["p.yaml"]);
+        assert_eq!(r.code, 0, "{}", error_of(&r));
+        let m = metrics(&ws, "ev");
+        // R's W is the U statistic of the first sample (the positives here).
+        close(value(&m, "ev/c1/s/mwu_u"), f(&want["W"]), 1e-12, &format!("{case}: U (R wilcox.test W)"));
+        close(value(&m, "ev/c1/s/mwu_p"), f(&want["p"]), 1e-9, &format!("{case}: p (R wilcox.test, {})", want["method"]));
+        let md = ws.read("results/ev/table.md");
+        assert!(md.contains("| y = 1, median (IQR) | y other, median (IQR) | U | P (Mann-Whitney, two-sided) |"), "{md}");
+        // The cut-off is z's Youden point on c0, which `own` computes directly.
+        assert_eq!(value(&m, "ev/c1/s/threshold"), value(&metrics(&ws, "own"), "own/c0/s/threshold"), "{case}");
+        assert!(m["ev/c1/s/threshold"]["method"].as_str().unwrap().contains("Youden on c0"));
+    }
 }

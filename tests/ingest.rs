@@ -2,6 +2,7 @@
 //! with row and column, duplicate and clashing ids, the derived label.
 
 mod common;
+use common::stats::{error_of, metrics};
 use common::*;
 use polars::prelude::*;
 
@@ -128,4 +129,67 @@ fn a_label_source_without_a_value_names_the_row() {
     ws.write("clinical.yaml", &SCHEMA.replace("cps: { type: number, min: 0, max: 100 }", "cps: { type: number, nullable: true }"));
     let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
     assert!(err.contains("inst1.csv:2:4: error: row 1 (patient P1), column `cps`: no numeric value to derive `pdl1_high`"), "{err}");
+}
+
+const LANDMARK: &str = r#"version: 1
+name: landmark
+cohorts:
+  ici: { table: ici.csv }
+stages:
+  ingest:
+    kind: ingest
+    cohorts: [ici]
+    landmarks:
+      - { name: pfs_gt_6m, time: pfs, event: { column: progressed, value: "yes", censored: "no" }, after: 6 }
+  dcb:
+    kind: evaluate
+    input: ingest
+    label: pfs_gt_6m
+    scores: [s]
+    cohorts: [ici]
+    missing: drop
+"#;
+
+/// Beyond 6 months (either way), progressed at or before it, censored at or before it, no time.
+const ICI: &str = "patient_id,pfs,progressed,s\nI1,7.5,yes,0.9\nI2,12,no,0.7\nI3,6,yes,0.2\nI4,2.5,yes,0.4\nI5,6,no,0.8\nI6,3,no,0.1\nI7,,yes,0.5\n";
+
+#[test]
+fn a_landmark_label_is_derived_and_patients_censored_before_it_are_counted_and_dropped() {
+    let ws = Workspace::new();
+    ws.write("p.yaml", LANDMARK);
+    ws.write("ici.csv", ICI);
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}", error_of(&r));
+    let df = ParquetReader::new(std::fs::File::open(ws.path("results/ingest/clinical.parquet")).unwrap()).finish().unwrap();
+    let dcb: Vec<Option<i32>> = df.column("pfs_gt_6m").unwrap().i32().unwrap().iter().collect();
+    assert_eq!(dcb, vec![Some(1), Some(1), Some(0), Some(0), None, None, None], "PFS > 6 months: 1; progressed by 6: 0; censored by 6 or no time: unknown");
+    let summary: serde_json::Value = serde_json::from_str(&ws.read("results/ingest/summary.json")).unwrap();
+    assert_eq!(summary["ici"]["pfs_gt_6m"], serde_json::json!({"positives": 2, "negatives": 2, "censored_before_landmark": 2, "missing": 1}));
+    assert_eq!(
+        ws.read("results/ingest/unclassified.csv"),
+        "cohort,patient_id,label,reason\nici,I5,pfs_gt_6m,censored before the landmark\nici,I6,pfs_gt_6m,censored before the landmark\nici,I7,pfs_gt_6m,no time or event value\n"
+    );
+    // Evaluated under `missing: drop`: the unclassifiable patients are left out and listed.
+    assert_eq!(ws.read("results/dcb/dropped.csv"), "cohort,patient_id,missing\nici,I5,pfs_gt_6m\nici,I6,pfs_gt_6m\nici,I7,pfs_gt_6m\n");
+    assert_eq!(metrics(&ws, "dcb")["dcb/ici/s/auc"]["n"], 4);
+}
+
+#[test]
+fn bad_landmark_settings_and_values_are_named() {
+    let ws = Workspace::new();
+    ws.write("p.yaml", LANDMARK);
+    ws.write("ici.csv", &ICI.replace("I4,2.5,yes", "I4,2.5,maybe"));
+    let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
+    assert!(err.contains("ici.csv:5:3: error: row 4 (patient I4), column `progressed`: `maybe` is neither the event value `yes` nor the censored value `no`"), "{err}");
+    ws.write("ici.csv", &ICI.replace("I4,2.5,yes", "I4,-1,yes"));
+    let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
+    assert!(err.contains("row 4 (patient I4), column `pfs`: -1 is not a follow-up time"), "{err}");
+    ws.write("ici.csv", ICI);
+    ws.write("p.yaml", &LANDMARK.replace("after: 6 }", "after: 6, cohorts: [icu] }"));
+    let out = ws.radpipe(&["validate", "p.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("p.yaml:10:") && stderr(&out).contains("`icu` is not among this stage's cohorts (ici)"), "{}", stderr(&out));
+    ws.write("p.yaml", &LANDMARK.replace("name: pfs_gt_6m, time", "name: s, time"));
+    let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
+    assert!(err.contains("the landmark label `s` would replace the column of that name in cohort `ici`'s table"), "{err}");
 }

@@ -163,3 +163,148 @@ fn partitions_as_groups_and_the_missing_policy() {
     assert_eq!(value(&m, "t/train/xk/missing") + value(&m, "t/internal/xk/missing"), 1.0);
     assert!(ws.read("results/t/table.md").contains("missing"));
 }
+
+/// R 4.2's results (tests/fixtures/generate/reference.R) on samples written as cohorts:
+/// `tt` (t.test case `unequal_n`), `mw` (wilcox.test case `ties_small`), `an` (oneway.test
+/// case `three`), each with the group in `arm` and the value in `x`; `f2`, `c2`, `f3`:
+/// patients whose cross-tabulation of `v` (rows) by `arm` (columns) is fisher.test's
+/// `f2x2_zero` (an expected count below 5), chisq.test's `t2x2` (all at least 5) and
+/// fisher.test's `f3x3`.
+fn study_workspace(stages: &str) -> Workspace {
+    let r = fixture("r_reference.json");
+    let case = |key: &str, name: &str| r[key].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone();
+    let samples = |prefix: &str, groups: &[Vec<f64>]| {
+        let mut t = String::from("patient_id,arm,x,v\n");
+        let mut k = 0;
+        for (g, xs) in groups.iter().enumerate() {
+            for x in xs {
+                t.push_str(&format!("{prefix}{k:03},g{},{},\n", g + 1, cell(*x)));
+                k += 1;
+            }
+        }
+        t
+    };
+    let crosstab = |prefix: &str, table: &Value| {
+        let mut t = String::from("patient_id,arm,x,v\n");
+        let mut k = 0;
+        for (level, row) in table.as_array().unwrap().iter().enumerate() {
+            for (arm, count) in row.as_array().unwrap().iter().enumerate() {
+                for _ in 0..count.as_u64().unwrap() {
+                    t.push_str(&format!("{prefix}{k:03},arm{arm},,L{level}\n"));
+                    k += 1;
+                }
+            }
+        }
+        t
+    };
+    let tt = case("t_test", "unequal_n");
+    let mw = case("wilcox_test", "ties_small");
+    let an = case("oneway", "three");
+    let ws = Workspace::new();
+    ws.write("tt.csv", &samples("T", &[vf(&tt["a"]), vf(&tt["b"])]));
+    ws.write("mw.csv", &samples("M", &[vf(&mw["a"]), vf(&mw["b"])]));
+    ws.write("an.csv", &samples("A", &an["groups"].as_array().unwrap().iter().map(vf).collect::<Vec<_>>()));
+    ws.write("f2.csv", &crosstab("F", &case("fisher_test", "f2x2_zero")["table"]));
+    ws.write("c2.csv", &crosstab("C", &case("chisq_test", "t2x2")["table"]));
+    ws.write("f3.csv", &crosstab("G", &case("fisher_test", "f3x3")["table"]));
+    let cohorts: String = ["tt", "mw", "an", "f2", "c2", "f3"].iter().map(|c| format!("  {c}: {{ table: {c}.csv }}\n")).collect();
+    ws.write("p.yaml", &format!("version: 1\nname: t1\ncohorts:\n{cohorts}stages:\n  ingest: {{ kind: ingest, cohorts: [tt, mw, an, f2, c2, f3] }}\n{stages}"));
+    ws
+}
+
+/// A `table1` stage over one cohort grouped by `arm`.
+fn by_arm(name: &str, cohort: &str, tests: &str, variables: &str) -> String {
+    format!("  {name}: {{ kind: table1, input: ingest, by: arm, cohorts: [{cohort}], tests: {tests}, variables: [{variables}] }}\n")
+}
+
+#[test]
+fn study_policy_takes_the_test_from_the_summary_and_matches_r() {
+    let x = |summary: &str| format!("{{ column: x, name: X, type: continuous, summary: {summary} }}");
+    let v = "{ column: v, name: Stage, type: categorical }";
+    let stages = [
+        by_arm("tt", "tt", "study", &x("mean_sd")),
+        by_arm("mw", "mw", "study", &x("median_iqr")),
+        by_arm("an", "an", "study", &x("mean_sd")),
+        by_arm("kw", "an", "study", &x("median_iqr")),
+        by_arm("f2", "f2", "study", v),
+        by_arm("c2", "c2", "study", v),
+        by_arm("f3", "f3", "study", v),
+        by_arm("auto_median", "tt", "auto", &x("median_iqr")),
+    ]
+    .concat();
+    let ws = study_workspace(&stages);
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, error_of(&r));
+    let rr = fixture("r_reference.json");
+    let case = |key: &str, name: &str| rr[key].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap().clone();
+    // p-values against R 4.2, 1e-9 relative (the stats crate's own R comparisons).
+    let check = |stage: &str, column: &str, method: &str, p: f64, what: &str| {
+        let m = metrics(&ws, stage);
+        assert_eq!(m[&format!("{stage}/all/{column}/p_value")]["method"], method, "{stage}");
+        close(value(&m, &format!("{stage}/all/{column}/p_value")), p, 1e-9, what);
+        m
+    };
+    let tt = case("t_test", "unequal_n");
+    let m = check("tt", "x", "Student's t-test", f(&tt["p"]), "Student t p vs R t.test(var.equal = TRUE)");
+    close(value(&m, "tt/all/x/statistic"), f(&tt["t"]), 1e-9, "Student t vs R");
+    let mw = case("wilcox_test", "ties_small");
+    let m = check("mw", "x", "Mann-Whitney U test", f(&mw["p"]), "Mann-Whitney p vs R wilcox.test(exact = FALSE, correct = TRUE), ties");
+    assert_eq!(value(&m, "mw/all/x/statistic"), f(&mw["W"]), "U = R's W");
+    let an = case("oneway", "three");
+    check("an", "x", "one-way ANOVA", f(&an["p"]), "ANOVA p vs R oneway.test(var.equal = TRUE)");
+    check("kw", "x", "Kruskal-Wallis test", value(&metrics(&ws, "kw"), "kw/all/x/p_value"), "Kruskal-Wallis");
+    check("f2", "v", "Fisher's exact test", f(&case("fisher_test", "f2x2_zero")["p"]), "Fisher p vs R fisher.test");
+    let c2 = case("chisq_test", "t2x2");
+    assert_eq!(c2["correct"], true);
+    check("c2", "v", "chi-square test (Yates' correction for 2x2 tables)", f(&c2["p"]), "chi-square p vs R chisq.test (Yates)");
+    check("f3", "v", "Fisher-Freeman-Halton exact test", f(&case("fisher_test", "f3x3")["p"]), "Freeman-Halton p vs R fisher.test");
+    // Summaries as configured, the test's mark and the rules under the table.
+    let md = ws.read("results/tt/table.md");
+    assert!(md.contains("| X, mean ± SD |") && md.contains("<sup>h</sup> Student's t-test."), "{md}");
+    assert!(md.contains("Continuous variables: mean ± SD compared by Student's t-test (two groups) or one-way ANOVA, median (IQR) by the Mann-Whitney U test or the Kruskal-Wallis test; the summary as set per variable."), "{md}");
+    assert!(ws.read("results/kw/table.md").contains("| X, median (IQR) |"));
+    assert!(ws.read("results/tt/table.csv").contains(",Student's t-test\n"));
+    // Under `auto`, a set summary changes the summary only: the pretest still picks the test.
+    let m = metrics(&ws, "auto_median");
+    let method = m["auto_median/all/x/p_value"]["method"].as_str().unwrap();
+    assert!(method == "Welch's t-test" || method == "Mann-Whitney U test", "{method}");
+    let md = ws.read("results/auto_median/table.md");
+    assert!(md.contains("| X, median (IQR) |") && md.contains("the summary set per variable"), "{md}");
+}
+
+#[test]
+fn study_policy_needs_a_summary_for_continuous_variables_only() {
+    let stages = by_arm("t", "tt", "study", "{ column: x, type: continuous }, { column: v, type: categorical, summary: mean_sd }");
+    let ws = study_workspace(&stages);
+    let out = ws.radpipe(&["validate", "p.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "validate: a plan error");
+    let e = stderr(&out);
+    assert!(e.contains("stage `t`, variable `x`: `tests: study` takes the test from the summary; set `summary: mean_sd`"), "{e}");
+    assert!(e.contains("stage `t`, variable `v`: `summary` applies to continuous variables"), "{e}");
+    // `summary: normality` asks for the pretest: the summary follows Shapiro-Wilk and decides the test.
+    let ws = study_workspace(&by_arm("t", "tt", "study", "{ column: x, type: continuous, summary: normality }"));
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}", error_of(&r));
+    let m = metrics(&ws, "t");
+    let md = ws.read("results/t/table.md");
+    let method = m["t/all/x/p_value"]["method"].as_str().unwrap();
+    assert!(
+        (method == "Student's t-test" && md.contains("| x, mean ± SD |")) || (method == "Mann-Whitney U test" && md.contains("| x, median (IQR) |")),
+        "{method}\n{md}"
+    );
+    assert!(md.contains("(`normality`: mean ± SD when Shapiro-Wilk does not reject normality, p >= 0.05, in any group)"), "{md}");
+}
+
+#[test]
+fn patients_without_a_group_value_are_counted_under_drop() {
+    let ws = study_workspace(&by_arm("t", "tt", "study", "{ column: x, type: continuous, summary: mean_sd }").replace(" }\n", ", missing: drop }\n"));
+    let tt = ws.read("tt.csv");
+    ws.write("tt.csv", &tt.replacen("T000,g1,", "T000,,", 1));
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}", error_of(&r));
+    let m = metrics(&ws, "t");
+    assert_eq!(value(&m, "t/all/arm/missing"), 1.0);
+    assert_eq!(value(&m, "t/g1/patients") + value(&m, "t/g2/patients"), (tt.lines().count() - 2) as f64);
+    assert!(ws.read("results/t/dropped.csv").contains("tt,T000,arm\n"));
+    assert!(ws.read("results/t/table.md").contains("1 patient(s) without a value of `arm` are in no group (listed in `dropped.csv`)."));
+}

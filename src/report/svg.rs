@@ -17,6 +17,17 @@ pub struct Series {
     pub dashed: bool,
 }
 
+/// A shaded band between a lower and an upper curve (a confidence band), in
+/// the colour of one of the chart's series, drawn under the curves.
+pub struct Band {
+    /// The series whose colour the band takes (its index in `Chart::series`).
+    pub series: usize,
+    /// (x, lower, upper), in x order; points with a non-finite value are skipped.
+    pub points: Vec<(f64, f64, f64)>,
+    /// Right-continuous steps (a Kaplan-Meier band).
+    pub step: bool,
+}
+
 /// A chart: axes over fixed ranges, curves, and optional rows of numbers under
 /// the x axis (numbers at risk, one row per series, at the x ticks).
 pub struct Chart {
@@ -71,6 +82,11 @@ fn fmt_tick(t: f64) -> String {
 
 impl Chart {
     pub fn render(&self) -> String {
+        self.render_with_bands(&[])
+    }
+
+    /// The chart with shaded `bands` under its curves.
+    pub fn render_with_bands(&self, bands: &[Band]) -> String {
         let (w, plot_h) = (640.0, 400.0);
         let (left, top, right) = (70.0, 40.0, 170.0);
         let table_h = if self.table.is_empty() { 0.0 } else { 30.0 + 18.0 * self.table.len() as f64 };
@@ -117,6 +133,7 @@ impl Chart {
             top + plot_h / 2.0,
             esc(&self.y_label)
         );
+        write_bands(&mut s, &sx, &sy, bands);
         self.write_series(&mut s, &sx, &sy, (left + pw, top));
         if !self.table.is_empty() {
             self.write_table(&mut s, &sx, &xt, top + plot_h + 60.0);
@@ -172,6 +189,28 @@ impl Chart {
     }
 }
 
+/// Each band as one translucent polygon: the upper edge left to right, the lower edge back.
+fn write_bands(s: &mut String, sx: &dyn Fn(f64) -> f64, sy: &dyn Fn(f64) -> f64, bands: &[Band]) {
+    for band in bands {
+        let mut upper: Vec<(f64, f64)> = Vec::new();
+        let mut lower: Vec<(f64, f64)> = Vec::new();
+        for &(x, lo, hi) in band.points.iter().filter(|(x, lo, hi)| x.is_finite() && lo.is_finite() && hi.is_finite()) {
+            if let (true, Some(&(_, pu)), Some(&(_, pl))) = (band.step, upper.last(), lower.last()) {
+                upper.push((x, pu));
+                lower.push((x, pl));
+            }
+            upper.push((x, hi));
+            lower.push((x, lo));
+        }
+        if upper.is_empty() {
+            continue;
+        }
+        let path: Vec<String> = upper.iter().chain(lower.iter().rev()).map(|&(x, y)| format!("{:.2},{:.2}", sx(x), sy(y))).collect();
+        let color = COLORS[band.series % COLORS.len()];
+        let _ = writeln!(s, r#"<polygon fill="{color}" fill-opacity="0.15" stroke="none" points="{}"/>"#, path.join(" "));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +239,33 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert!(svg.contains("ROC &lt;external&gt;") && svg.contains("DLS &amp; co"));
         assert_eq!(svg.matches("<polyline").count(), 1);
+        assert_eq!(svg, c.render_with_bands(&[]), "no bands, the same chart");
+    }
+
+    #[test]
+    fn a_step_band_is_one_shaded_polygon_under_its_curve() {
+        let c = Chart {
+            title: "KM".into(),
+            x_label: "months".into(),
+            y_label: "survival".into(),
+            x_range: (0.0, 10.0),
+            y_range: (0.0, 1.0),
+            series: vec![Series { name: "high".into(), points: vec![(0.0, 1.0), (5.0, 0.5), (10.0, 0.5)], step: true, dashed: false }],
+            table: Vec::new(),
+            table_title: String::new(),
+        };
+        let band = Band { series: 0, points: vec![(0.0, 1.0, 1.0), (5.0, 0.2, 0.8), (f64::NAN, 0.1, 0.9), (10.0, 0.2, 0.8)], step: true };
+        let svg = c.render_with_bands(&[band]);
+        assert_eq!(svg.matches("<polygon").count(), 1);
+        assert!(svg.find("<polygon").unwrap() < svg.find("<polyline").unwrap(), "the band lies under the curve");
+        let polygon = &svg[svg.find("<polygon").unwrap()..];
+        let points = &polygon[polygon.find("points=\"").unwrap() + 8..];
+        let points: Vec<&str> = points[..points.find('"').unwrap()].split(' ').collect();
+        // 3 finite points as steps: 5 vertices along the top, 5 back along the bottom.
+        assert_eq!(points.len(), 10);
+        // The plot is x 70..470 and y 40..440: up to x = 5 at the old upper 1, then down to 0.8.
+        assert_eq!(&points[..3], &["70.00,40.00", "270.00,40.00", "270.00,120.00"]);
+        assert_eq!(points[9], "70.00,40.00");
+        assert!(polygon.contains(r##"fill="#1f77b4" fill-opacity="0.15""##));
     }
 }

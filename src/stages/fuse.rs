@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::learn::Learner;
+use radpipe_engine::stage::Trained;
 use super::{InputRef, NodeDecl, RunContext, Stage, StageError};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::plan::PlanContext;
@@ -166,6 +167,10 @@ impl Stage for Fuse {
 
     fn inputs(&self) -> Vec<InputRef> {
         self.learner.inputs()
+    }
+
+    fn trained_on(&self, ctx: &PlanContext) -> Option<Trained> {
+        self.learner.trained_on(ctx)
     }
 
     fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {

@@ -4,6 +4,14 @@
 //! and the ids in `patient_id`, whatever each table calls them)
 //! plus `summary.json` (patients and label prevalence per cohort).
 //!
+//! `landmarks:` derives binary labels from a time-to-event column, such as
+//! durable clinical benefit (PFS > 6 months): `1` when the time exceeds
+//! `after`, `0` when the event happened at or before it, empty when the
+//! patient was censored at or before it (or lacks a time or event value).
+//! Unclassifiable patients are counted per cohort in `summary.json` and listed
+//! with the reason in `unclassified.csv`; a stage reading the label under
+//! `missing: drop` leaves them out and lists them in its `dropped.csv`.
+//!
 //! Tables are read and checked when the pipeline is planned, so `validate`
 //! reports schema violations (file, row, column) before anything runs.
 //!
@@ -23,7 +31,7 @@ use serde_json::json;
 use super::{NodeDecl, RunContext, Stage, StageError};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::plan::PlanContext;
-use radpipe_engine::tables::{ClinicalSchema, LabelRule, Table};
+use radpipe_engine::tables::{ClinicalSchema, LabelRule, LandmarkRule, Table, Unclassified};
 
 pub const VERSION: u32 = 1;
 
@@ -39,6 +47,10 @@ pub struct Ingest {
     /// The binary label to derive, e.g. `{ name: pdl1_high, from: cps, rule: ">= 20" }`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<LabelRule>,
+    /// Labels defined by a landmark of a time-to-event column, e.g. durable clinical benefit:
+    /// `{ name: pfs_gt_6m, time: pfs_months, event: { column: progression, value: 1, censored: 0 }, after: 6, cohorts: [ici] }`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub landmarks: Vec<LandmarkRule>,
     /// Image files per patient, by sequence name: `{ t1: t1.nii.gz, t2: t2.nii.gz, ce_t1: ce_t1.nii.gz }`.
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub sequences: IndexMap<String, String>,
@@ -80,6 +92,28 @@ impl Ingest {
 }
 
 impl Ingest {
+    /// Landmark labels need unique names, other than the label's, and cohorts of this stage.
+    fn check_landmarks(&self, ctx: &PlanContext, stage: &str) -> Diagnostics {
+        let mut diags = Diagnostics::default();
+        let mut names: Vec<&str> = self.label.iter().map(|l| l.name.as_str()).collect();
+        for (i, rule) in self.landmarks.iter().enumerate() {
+            let at = |field: &str| ctx.origin(stage, &["landmarks", &i.to_string(), field]);
+            if names.contains(&rule.name.as_str()) {
+                diags.push(Diagnostic::new(at("name"), format!("the label `{}` is derived twice", rule.name)));
+            }
+            names.push(&rule.name);
+            if !(rule.after.is_finite() && rule.after >= 0.0) {
+                diags.push(Diagnostic::new(at("after"), format!("the landmark of `{}` must be a non-negative time, not {}", rule.name, rule.after)));
+            }
+            for c in rule.cohorts.iter().flatten() {
+                if !self.cohorts.contains(c) {
+                    diags.push(Diagnostic::new(at("cohorts"), format!("`{c}` is not among this stage's cohorts ({})", self.cohorts.join(", "))));
+                }
+            }
+        }
+        diags
+    }
+
     /// One node per patient of every cohort with `images:`, when sequences are declared.
     fn patient_nodes(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
         if self.sequences.is_empty() {
@@ -206,7 +240,7 @@ impl Stage for Ingest {
                 return Err(Diagnostic::new(ctx.origin(stage, &["label", "rule"]), m).hint("write a rule such as \">= 20\"").into());
             }
         }
-        let mut diags = Diagnostics::default();
+        let mut diags = self.check_landmarks(ctx, stage);
         let mut deps = Vec::new();
         let mut tabled = Vec::new();
         for (i, name) in self.cohorts.iter().enumerate() {
@@ -229,6 +263,13 @@ impl Stage for Ingest {
                     diags.extend(d);
                 }
             }
+            for rule in self.landmarks.iter().filter(|r| r.applies_to(name)) {
+                if table.df.column(&rule.name).is_ok() {
+                    diags.push(Diagnostic::new(ctx.origin(stage, &["landmarks"]), format!("the landmark label `{}` would replace the column of that name in cohort `{name}`'s table", rule.name)).hint("give the derived label another name"));
+                } else if let Err(d) = table.landmark(rule) {
+                    diags.extend(d);
+                }
+            }
             deps.push(ctx.cohort_spec(name).map(|c| c.table.clone()).unwrap_or_default());
         }
         if !diags.is_empty() {
@@ -241,7 +282,11 @@ impl Stage for Ingest {
         let id_columns: Vec<String> = tabled.iter().filter_map(|c| ctx.cohort_spec(c)).map(|c| c.id_column.clone()).collect();
         // Only the cohorts with clinical tables: an `unlabelled` cohort changes
         // neither this node's key nor its outputs.
-        let mut node = NodeDecl::single(json!({ "cohorts": tabled, "label": self.label, "id_columns": id_columns, "schema": self.schema }));
+        let mut params = json!({ "cohorts": tabled, "label": self.label, "id_columns": id_columns, "schema": self.schema });
+        if !self.landmarks.is_empty() {
+            params["landmarks"] = json!(self.landmarks);
+        }
+        let mut node = NodeDecl::single(params);
         node.deps = deps;
         let mut nodes = vec![node];
         nodes.extend(self.patient_nodes(ctx, stage)?);
@@ -266,6 +311,7 @@ impl Stage for Ingest {
         let fail = |e: &dyn std::fmt::Display| StageError::new(e.to_string());
         let mut frames: Vec<DataFrame> = Vec::new();
         let mut summary = serde_json::Map::new();
+        let mut unclassified = Vec::new();
         for ((cohort, table_path), id_column) in cohorts.iter().zip(tables).zip(&ids) {
             let table = Table::read(&ctx.workspace.join(table_path), id_column).map_err(|d| fail(&d))?;
             let mut df = table.typed(schema.as_ref()).map_err(|e| fail(&e))?;
@@ -284,6 +330,25 @@ impl Stage for Ingest {
                 entry["positives"] = json!(y.iter().filter(|v| **v == 1).count());
                 df.with_column(Column::new(label.name.as_str().into(), y)).map_err(|e| fail(&e))?;
             }
+            for rule in &self.landmarks {
+                let labels = if rule.applies_to(cohort) { table.landmark(rule).map_err(|d| fail(&d))? } else { vec![Err(Unclassified::Missing); n] };
+                let values: Vec<Option<i32>> = labels.iter().map(|l| l.ok()).collect();
+                if rule.applies_to(cohort) {
+                    let count = |f: &dyn Fn(&Result<i32, Unclassified>) -> bool| labels.iter().filter(|l| f(l)).count();
+                    entry[&rule.name] = json!({
+                        "positives": count(&|l| *l == Ok(1)),
+                        "negatives": count(&|l| *l == Ok(0)),
+                        "censored_before_landmark": count(&|l| *l == Err(Unclassified::CensoredBefore)),
+                        "missing": count(&|l| *l == Err(Unclassified::Missing)),
+                    });
+                    for (id, l) in table.ids.iter().zip(&labels) {
+                        if let Err(why) = l {
+                            unclassified.push([cohort.clone(), id.clone(), rule.name.clone(), why.reason().to_string()]);
+                        }
+                    }
+                }
+                df.with_column(Column::new(rule.name.as_str().into(), values)).map_err(|e| fail(&e))?;
+            }
             let _ = writeln!(ctx.log, "{cohort}: {n} patients from {table_path}");
             summary.insert(cohort.clone(), entry);
             frames.push(df);
@@ -293,6 +358,14 @@ impl Stage for Ingest {
         ParquetWriter::new(file).finish(&mut all).map_err(|e| fail(&e))?;
         let text = serde_json::to_string_pretty(&summary).map_err(|e| fail(&e))?;
         std::fs::write(ctx.out_dir.join("summary.json"), text + "\n").map_err(|e| fail(&e))?;
+        if !self.landmarks.is_empty() {
+            let mut csv = csv::Writer::from_path(ctx.out_dir.join("unclassified.csv")).map_err(|e| fail(&e))?;
+            csv.write_record(["cohort", "patient_id", "label", "reason"]).map_err(|e| fail(&e))?;
+            for row in &unclassified {
+                csv.write_record(row).map_err(|e| fail(&e))?;
+            }
+            csv.flush().map_err(|e| fail(&e))?;
+        }
         Ok(())
     }
 }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::fit_apply::{fit_apply_nodes, PartitionList};
+use radpipe_engine::stage::Trained;
 use super::{InputRef, Inputs, NodeDecl, RunContext, StageError};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::partition::{self, Partition};
@@ -130,6 +131,11 @@ impl Learner {
     /// The thread count the worker is given.
     fn job_threads(&self) -> i32 {
         effective_threads(self.threads, self.deterministic)
+    }
+
+    /// The label the model learns and the partitions it learns from.
+    pub fn trained_on(&self, ctx: &PlanContext) -> Option<Trained> {
+        Some(Trained { label: self.label_column(ctx, "").ok()?, partitions: self.fit_on.names() })
     }
 
     /// The label column: given, or the ingest label (else the stratification

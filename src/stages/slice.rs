@@ -1,7 +1,9 @@
 //! `kind: slice`: per patient and sequence, the axial, sagittal and coronal
 //! slices with the largest ROI area (ties: lowest index), each cropped around the
-//! ROI with a margin in mm, made square, resized to `size` x `size` (bilinear),
-//! stacked as 3 channels (2.5D) and z-scored per channel. Outputs
+//! ROI with a margin in mm (`margin_mm`; at most the `crop_margin_mm` of a
+//! cropping `resample` input, checked at plan time), made square, resized to
+//! `size` x `size` (bilinear), stacked as 3 channels (2.5D) and z-scored per
+//! channel. Outputs
 //! `slices.safetensors` (one f32 tensor `[3, size, size]` per sequence, named by
 //! the sequence, readable by PyTorch and tch), `slices.json` (chosen indices, ROI
 //! areas, crops) and a PNG preview per sequence for quality control.
@@ -11,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 
-use super::volumes::{per_patient_nodes, PatientVolumes, PerPatient, ROI};
-use super::{Inputs, InputRef, NodeDecl, RunContext, Stage, StageError};
+use super::volumes::{input_crop_margin, per_patient_nodes, PatientVolumes, PerPatient, ROI};
+use super::{InputRef, Inputs, NodeDecl, RunContext, Stage, StageError};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::plan::PlanContext;
 use radpipe_imaging::{extract_25d, write_png_preview, SliceConfig};
@@ -30,7 +32,8 @@ pub struct Slice {
     /// Output height and width in pixels.
     #[serde(default = "default_size")]
     pub size: usize,
-    /// Margin around the ROI's bounding box, mm.
+    /// Margin around the ROI's bounding box, mm. At most the input's
+    /// `crop_margin_mm` when it is a cropping `resample`.
     #[serde(default = "default_margin")]
     pub margin_mm: f64,
 }
@@ -58,6 +61,17 @@ impl Stage for Slice {
     fn expand(&self, ctx: &PlanContext, stage: &str) -> Result<Vec<NodeDecl>, Diagnostics> {
         if self.size < 8 || !(self.margin_mm >= 0.0) {
             return Err(Diagnostic::new(ctx.origin(stage, &["size"]), "size must be at least 8 pixels and margin_mm non-negative").into());
+        }
+        if let Some((input, crop)) = input_crop_margin(ctx, &self.input).filter(|(_, crop)| self.margin_mm > *crop) {
+            return Err(Diagnostic::new(
+                ctx.origin(stage, &["margin_mm"]),
+                format!(
+                    "margin_mm {} is more than the crop_margin_mm {crop} of `{input}`, which resamples only what a margin up to that reads",
+                    self.margin_mm
+                ),
+            )
+            .hint(format!("raise `{input}`'s crop_margin_mm to at least {}, or lower this margin_mm", self.margin_mm))
+            .into());
         }
         per_patient_nodes(ctx, stage, &self.input, json!({ "size": self.size, "margin_mm": self.margin_mm }))
     }

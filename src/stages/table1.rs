@@ -6,24 +6,44 @@
 //!   kind: table1
 //!   input: [ingest, split]
 //!   by: [train, internal, external]      # cohorts or partitions; or a column: `by: sex`
+//!   tests: study                          # or auto (default)
 //!   variables:
-//!     - { column: age, name: "Age, years", type: continuous }
+//!     - { column: age, name: "Age, years", type: continuous, summary: mean_sd }
 //!     - { column: t_stage, name: T stage, type: categorical }
 //!   missing: refuse                       # or drop
 //!   normality_alpha: 0.05
 //! ```
 //!
-//! Continuous variables: Shapiro-Wilk in every group decides (all p >=
-//! `normality_alpha`): mean ± SD (sample SD) with Welch's t-test (two groups)
-//! or one-way ANOVA, else median (IQR; quartiles by linear interpolation, as
-//! NumPy's default) with Mann-Whitney U or Kruskal-Wallis. Categorical
-//! variables: n (%) of the group's non-missing values; chi-square (Yates'
-//! correction for 2x2 tables, as SciPy's and R's defaults) when every expected
-//! count is at least 5, else Fisher's exact test (2x2) or the
-//! Fisher-Freeman-Halton test (exact, or 100 000 seeded Monte-Carlo tables
-//! beyond 10^7 tables). The test used is named in a footnote.
+//! Continuous variables are summarised per group as mean ± SD (sample SD) or
+//! median (IQR; quartiles by linear interpolation, as NumPy's default), by the
+//! variable's `summary`: `mean_sd`, `median_iqr`, or `normality` (mean ± SD
+//! when Shapiro-Wilk rejects normality in no group, p >= `normality_alpha`,
+//! else median (IQR)). The test policy `tests`:
+//! - `study`, the study's tests: the summary decides, mean ± SD with Student's
+//!   t-test (two groups; pooled variance, R's `t.test(var.equal = TRUE)`) or
+//!   one-way ANOVA (three or more), median (IQR) with the Mann-Whitney U test
+//!   or the Kruskal-Wallis test. Every continuous variable states its
+//!   `summary` (a plan error otherwise), so no pretest switches a test unless
+//!   `summary: normality` asks for one.
+//! - `auto` (default): Shapiro-Wilk in every group picks the test, Welch's
+//!   t-test (two groups) or one-way ANOVA when no group rejects normality,
+//!   else Mann-Whitney U or Kruskal-Wallis; the summary follows the same
+//!   pretest unless the variable sets `summary`.
+//!
+//! Mann-Whitney U is exact for small samples without ties (smaller group <= 8,
+//! SciPy's rule), else the normal approximation with tie and continuity
+//! correction (R's `wilcox.test(exact = FALSE, correct = TRUE)`).
+//! Categorical variables, under both policies: n (%) of the group's
+//! non-missing values; chi-square (Yates' correction for 2x2 tables, as
+//! SciPy's and R's defaults) when every expected count is at least 5, else
+//! Fisher's exact test (2x2) or the Fisher-Freeman-Halton test (exact, or
+//! 100 000 seeded Monte-Carlo tables beyond 10^7 tables). Each p-value carries
+//! the mark of its test, named in a footnote; the rules follow the table.
 //! Under `missing: drop`, a missing value leaves the patient out of that
-//! variable only, counted in a `missing` row and listed in `dropped.csv`.
+//! variable only, counted in a `missing` row and listed in `dropped.csv`; with
+//! `by: <column>`, a patient lacking the grouping value is in no group,
+//! counted as `<stage>/all/<column>/missing`, noted under the table and listed
+//! in `dropped.csv` (e.g. patients unclassifiable for a landmark label).
 //!
 //! Metric ids: `<stage>/<group>/patients`, `<stage>/<group>/<column>/{n,mean,sd,median,q1,q3,missing}`,
 //! `<stage>/<group>/<column>/<value>` (count; `n` is the group's non-missing)
@@ -40,8 +60,8 @@ use crate::report::table::{Block, Cell, Document, Footnote, Rich, Table};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::plan::PlanContext;
 use radpipe_stats::hypothesis::{
-    chi_square, compare_groups, fisher_exact, fisher_exact_rxc, shapiro_wilk, FisherRxcMethod,
-    GroupTest,
+    chi_square, compare_groups, fisher_exact, fisher_exact_rxc, kruskal_wallis, mann_whitney_u,
+    one_way_anova, shapiro_wilk, t_test, Alternative, FisherRxcMethod, GroupTest, MwuMethod,
 };
 
 pub const VERSION: u32 = 2;
@@ -60,6 +80,11 @@ pub struct Table1 {
     /// With `by: <column>`: the cohorts or partitions whose patients are included (default: all).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cohorts: Option<Vec<String>>,
+    /// The test policy: `auto` (default; a Shapiro-Wilk pretest picks each continuous
+    /// variable's test) or `study` (the variable's `summary` decides: Student's t-test or
+    /// one-way ANOVA for mean ± SD, Mann-Whitney U or Kruskal-Wallis for median (IQR)).
+    #[serde(default, skip_serializing_if = "TestPolicy::is_auto")]
+    pub tests: TestPolicy,
     /// The rows of the table.
     pub variables: Vec<Variable>,
     /// Missing values: `refuse` (default) or `drop` (per variable, counted and listed).
@@ -94,6 +119,11 @@ pub struct Variable {
     pub name: Option<String>,
     #[serde(rename = "type")]
     pub kind: VariableKind,
+    /// Continuous variables: `mean_sd`, `median_iqr` or `normality` (by a Shapiro-Wilk
+    /// pretest). Under `tests: study` it decides the test and is required; under `auto` it
+    /// sets the summary only (default `normality`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<SummaryKind>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -103,11 +133,36 @@ pub enum VariableKind {
     Categorical,
 }
 
-/// Quantile by linear interpolation between order statistics (NumPy's default, R type 7).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let h = (sorted.len() - 1) as f64 * q;
-    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+/// How the tests of continuous variables are chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TestPolicy {
+    /// Shapiro-Wilk in every group: Welch's t-test or one-way ANOVA when no group rejects
+    /// normality, else Mann-Whitney U or Kruskal-Wallis.
+    #[default]
+    Auto,
+    /// The study's tests, by the variable's `summary`: mean ± SD with Student's t-test (two
+    /// groups) or one-way ANOVA, median (IQR) with Mann-Whitney U or Kruskal-Wallis.
+    Study,
+}
+
+impl TestPolicy {
+    fn is_auto(&self) -> bool {
+        *self == TestPolicy::Auto
+    }
+}
+
+/// The summary of a continuous variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryKind {
+    /// Mean ± SD (sample SD).
+    MeanSd,
+    /// Median (IQR), quartiles by linear interpolation.
+    MedianIqr,
+    /// Mean ± SD when Shapiro-Wilk rejects normality (p < `normality_alpha`) in no group,
+    /// else median (IQR).
+    Normality,
 }
 
 fn mean_sd(x: &[f64]) -> (f64, f64) {
@@ -137,8 +192,9 @@ fn sort_levels(v: &mut Vec<String>) {
     v.dedup();
 }
 
-/// Footnote marks, in the order they are listed.
-const TESTS: [(&str, &str); 7] = [
+/// Footnote marks, in the order they are listed (Student's t-test last, so that the
+/// marks of `tests: auto` tables stay as they were).
+const TESTS: [(&str, &str); 8] = [
     ("a", "Welch's t-test"),
     ("b", "one-way ANOVA"),
     ("c", "Mann-Whitney U test"),
@@ -146,6 +202,7 @@ const TESTS: [(&str, &str); 7] = [
     ("e", "chi-square test (Yates' correction for 2x2 tables)"),
     ("f", "Fisher's exact test"),
     ("g", "Fisher-Freeman-Halton exact test"),
+    ("h", "Student's t-test"),
 ];
 
 fn mark(test: &str) -> &'static str {
@@ -212,6 +269,20 @@ impl Stage for Table1 {
                 format!("stage `{stage}`: `variables` is empty"),
             ));
         }
+        for (i, v) in self.variables.iter().enumerate() {
+            let at = ctx.origin(stage, &["variables", &i.to_string(), "summary"]);
+            match (v.kind, v.summary) {
+                (VariableKind::Categorical, Some(_)) => diags.push(Diagnostic::new(
+                    at,
+                    format!("stage `{stage}`, variable `{}`: `summary` applies to continuous variables (categorical ones are n (%))", v.column),
+                )),
+                (VariableKind::Continuous, None) if self.tests == TestPolicy::Study => diags.push(Diagnostic::new(
+                    at,
+                    format!("stage `{stage}`, variable `{}`: `tests: study` takes the test from the summary; set `summary: mean_sd` (Student's t-test / one-way ANOVA), `median_iqr` (Mann-Whitney U / Kruskal-Wallis) or `normality` (Shapiro-Wilk decides between them)", v.column),
+                )),
+                _ => {}
+            }
+        }
         if !(self.normality_alpha > 0.0 && self.normality_alpha < 1.0) {
             diags.push(Diagnostic::new(
                 ctx.origin(stage, &["normality_alpha"]),
@@ -228,13 +299,14 @@ impl Stage for Table1 {
     fn run(&self, ctx: &mut RunContext<'_>) -> Result<(), StageError> {
         let stage = ctx.node_id.to_string();
         let st = Study::load(&stage, ctx.inputs)?;
-        let groups = self.groups(&st)?;
+        let mut dropped: Vec<(String, String, String)> = Vec::new();
+        let groups = self.groups(&st, &mut dropped)?;
+        let ungrouped = dropped.len();
         if groups.is_empty() {
             return Err(StageError::new(format!(
                 "stage `{stage}`: no groups to describe"
             )));
         }
-        let mut dropped: Vec<(String, String, String)> = Vec::new();
         let mut rows = Vec::new();
         for var in &self.variables {
             rows.push(self.describe(&st, var, &groups, &mut dropped, ctx.log)?);
@@ -243,12 +315,15 @@ impl Stage for Table1 {
             .iter()
             .map(|(g, r)| Metric::new(format!("{stage}/{g}/patients"), r.len() as f64, r.len()))
             .collect();
+        if let (By::Column(col), true) = (&self.by, ungrouped > 0) {
+            metrics.push(Metric::new(format!("{stage}/all/{col}/missing"), ungrouped as f64, ungrouped));
+        }
         for r in &rows {
             metrics.extend(r.metrics(&stage, &groups));
         }
         let out = ctx.out_dir;
         study::write_metrics(out, &metrics, ctx.key)?;
-        study::write_tables(out, &self.document(&stage, &groups, &rows))?;
+        study::write_tables(out, &self.document(&stage, &groups, &rows, ungrouped))?;
         table_csv(&stage, &groups, &rows)?.write(out)?;
         if self.missing == Missing::Drop {
             study::write_dropped(out, &dropped)?;
@@ -310,8 +385,13 @@ enum Values {
 }
 
 impl Table1 {
-    /// The groups: the cohorts or partitions of `by`, or the values of its column.
-    fn groups(&self, st: &Study) -> Result<Vec<(String, Vec<usize>)>, StageError> {
+    /// The groups: the cohorts or partitions of `by`, or the values of its column; under
+    /// `missing: drop`, the patients lacking that column's value are added to `dropped`.
+    fn groups(
+        &self,
+        st: &Study,
+        dropped: &mut Vec<(String, String, String)>,
+    ) -> Result<Vec<(String, Vec<usize>)>, StageError> {
         let col = match &self.by {
             By::Groups(names) => {
                 return names
@@ -347,6 +427,11 @@ impl Table1 {
                 study::list_ids(&lacking)
             )));
         }
+        dropped.extend(
+            rows.iter()
+                .filter(|&&r| text[r].is_none())
+                .map(|&r| (st.cohort[r].clone(), st.ids[r].clone(), col.clone())),
+        );
         let mut levels: Vec<String> = rows.iter().filter_map(|&r| text[r].clone()).collect();
         sort_levels(&mut levels);
         Ok(levels
@@ -447,7 +532,7 @@ impl Table1 {
             ))
         };
         let (described, test) = match values {
-            Values::Numbers(v) => self.continuous(&v).map_err(err)?,
+            Values::Numbers(v) => self.continuous(var.summary, &v).map_err(err)?,
             Values::Texts(v) => categorical(&var.column, &v, log).map_err(err)?,
         };
         let display = var.name.clone().unwrap_or_else(|| var.column.clone());
@@ -460,36 +545,68 @@ impl Table1 {
         })
     }
 
-    /// Mean ± SD or median (IQR) per group, by Shapiro-Wilk, with the test.
+    /// Mean ± SD or median (IQR) per group, with the test, by the policy and the summary.
     fn continuous(
         &self,
+        summary: Option<SummaryKind>,
         per_group: &[Vec<f64>],
     ) -> Result<(Described, Option<Test>), radpipe_stats::StatsError> {
         let slices: Vec<&[f64]> = per_group.iter().map(|v| v.as_slice()).collect();
         let n = per_group.iter().map(Vec::len).sum();
-        let (normal, test) = if per_group.len() >= 2 {
-            let cmp = compare_groups(&slices, self.normality_alpha)?;
-            let name = match cmp.test {
-                GroupTest::WelchT => TESTS[0].1,
-                GroupTest::Anova => TESTS[1].1,
-                GroupTest::MannWhitney => TESTS[2].1,
-                GroupTest::KruskalWallis => TESTS[3].1,
-            };
-            let normal = matches!(cmp.test, GroupTest::WelchT | GroupTest::Anova);
-            (
-                normal,
-                Some(Test {
-                    name,
-                    statistic: Some(cmp.statistic),
-                    p: cmp.p_value,
-                    n,
-                }),
-            )
+        let pretest = || {
+            slices
+                .iter()
+                .all(|g| shapiro_wilk(g).is_ok_and(|s| s.p_value >= self.normality_alpha))
+        };
+        let normal = match summary.unwrap_or(SummaryKind::Normality) {
+            SummaryKind::MeanSd => true,
+            SummaryKind::MedianIqr => false,
+            SummaryKind::Normality => pretest(),
+        };
+        let test = if per_group.len() < 2 {
+            None
         } else {
-            (
-                shapiro_wilk(slices[0]).is_ok_and(|s| s.p_value >= self.normality_alpha),
-                None,
-            )
+            let (name, statistic, p) = match self.tests {
+                TestPolicy::Auto => {
+                    let cmp = compare_groups(&slices, self.normality_alpha)?;
+                    let name = match cmp.test {
+                        GroupTest::WelchT => TESTS[0].1,
+                        GroupTest::Anova => TESTS[1].1,
+                        GroupTest::MannWhitney => TESTS[2].1,
+                        GroupTest::KruskalWallis => TESTS[3].1,
+                    };
+                    (name, cmp.statistic, cmp.p_value)
+                }
+                TestPolicy::Study => match (normal, slices.len()) {
+                    (true, 2) => {
+                        let t = t_test(slices[0], slices[1], false)?;
+                        (TESTS[7].1, t.statistic, t.p_value)
+                    }
+                    (true, _) => {
+                        let a = one_way_anova(&slices)?;
+                        (TESTS[1].1, a.statistic, a.p_value)
+                    }
+                    (false, 2) => {
+                        let m = mann_whitney_u(
+                            slices[0],
+                            slices[1],
+                            Alternative::TwoSided,
+                            MwuMethod::Auto,
+                        )?;
+                        (TESTS[2].1, m.u, m.p_value)
+                    }
+                    (false, _) => {
+                        let k = kruskal_wallis(&slices)?;
+                        (TESTS[3].1, k.statistic, k.p_value)
+                    }
+                },
+            };
+            Some(Test {
+                name,
+                statistic: Some(statistic),
+                p,
+                n,
+            })
         };
         let groups = per_group
             .iter()
@@ -501,9 +618,9 @@ impl Table1 {
                     n: s.len(),
                     mean,
                     sd,
-                    median: quantile(&s, 0.5),
-                    q1: quantile(&s, 0.25),
-                    q3: quantile(&s, 0.75),
+                    median: radpipe_stats::quantile(&s, 0.5),
+                    q1: radpipe_stats::quantile(&s, 0.25),
+                    q3: radpipe_stats::quantile(&s, 0.75),
                 }
             })
             .collect();
@@ -512,7 +629,7 @@ impl Table1 {
 
     /// The table: a header with the groups' sizes, one block of rows per
     /// variable, the tests' footnotes and the rules.
-    fn document(&self, stage: &str, groups: &Groups, rows: &[VariableRows]) -> Document {
+    fn document(&self, stage: &str, groups: &Groups, rows: &[VariableRows], ungrouped: usize) -> Document {
         let mut columns: Vec<Cell> = vec!["Characteristic".into()];
         columns.extend(groups.iter().map(|(g, r)| {
             Rich::new()
@@ -541,11 +658,41 @@ impl Table1 {
         let mut doc = Document::default();
         doc.push(Block::Table(table));
         doc.push(Block::Footnotes(footnotes));
-        doc.paragraph(format!(
-            "Continuous variables: mean ± SD when Shapiro-Wilk does not reject normality (p >= {}) in any group, else median (IQR). Categorical: n (% of the group's non-missing values); chi-square when every expected count is >= 5, else Fisher's exact test.",
-            self.normality_alpha
-        ));
+        doc.paragraph(self.rules());
+        if let (By::Column(col), true) = (&self.by, ungrouped > 0) {
+            doc.paragraph(
+                Rich::new()
+                    .cite(&format!("{stage}/all/{col}/missing"), ungrouped)
+                    .text(" patient(s) without a value of ")
+                    .code(col)
+                    .text(" are in no group (listed in ")
+                    .code("dropped.csv")
+                    .text(")."),
+            );
+        }
         doc
+    }
+
+    /// The rules paragraph under the table. Unchanged from earlier versions for `tests:
+    /// auto` without per-variable summaries.
+    fn rules(&self) -> String {
+        let alpha = self.normality_alpha;
+        let categorical = "Categorical: n (% of the group's non-missing values); chi-square when every expected count is >= 5, else Fisher's exact test.";
+        match self.tests {
+            TestPolicy::Auto if self.variables.iter().all(|v| v.summary.is_none()) => format!(
+                "Continuous variables: mean ± SD when Shapiro-Wilk does not reject normality (p >= {alpha}) in any group, else median (IQR). {categorical}"
+            ),
+            TestPolicy::Auto => format!(
+                "Continuous variables: the summary set per variable (mean ± SD or median (IQR)), else mean ± SD when Shapiro-Wilk does not reject normality (p >= {alpha}) in any group, else median (IQR); the test by the same Shapiro-Wilk rule (Welch's t-test or one-way ANOVA, else Mann-Whitney U or Kruskal-Wallis). {categorical}"
+            ),
+            TestPolicy::Study => {
+                let pretest = self.variables.iter().any(|v| v.summary == Some(SummaryKind::Normality));
+                format!(
+                    "Continuous variables: mean ± SD compared by Student's t-test (two groups) or one-way ANOVA, median (IQR) by the Mann-Whitney U test or the Kruskal-Wallis test; the summary as set per variable{}. Categorical: n (% of the group's non-missing values); chi-square (Yates' correction for 2x2 tables) when every expected count is >= 5, else Fisher's exact test (2x2) or the Fisher-Freeman-Halton exact test.",
+                    if pretest { format!(" (`normality`: mean ± SD when Shapiro-Wilk does not reject normality, p >= {alpha}, in any group)") } else { String::new() }
+                )
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! What the per-patient imaging stages (`register`, `resample`, `slice`) share:
-//! expansion into one node per patient of their input stage, and access to the
-//! patient's volumes among the node's inputs (`<sequence>.nii.gz`, `roi.nii.gz`).
+//! expansion into one node per patient of their input stage, access to the
+//! patient's volumes among the node's inputs (`<sequence>.nii.gz`, `roi.nii.gz`),
+//! and the crop margin a cropping `resample` records in its nodes' parameters.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,18 @@ pub enum PerPatient {
 
 /// The name of the ROI among a patient's volumes.
 pub const ROI: &str = "roi";
+
+/// The node parameter in which `resample` records its `crop_margin_mm`.
+pub const CROP_MARGIN: &str = "crop_margin_mm";
+
+/// The `crop_margin_mm` of the (single) input stage's nodes, when it crops
+/// (a `resample` with `crop_margin_mm`): its name and the margin.
+pub fn input_crop_margin(ctx: &PlanContext, input: &Inputs) -> Option<(String, f64)> {
+    let refs = input.refs();
+    let [first] = refs.as_slice() else { return None };
+    let nodes = ctx.stage_spec(&first.stage)?.expand(ctx, &first.stage).ok()?;
+    Some((first.stage.clone(), nodes.first()?.params.get(CROP_MARGIN)?.as_f64()?))
+}
 
 /// One node per patient of the (single) input stage, each with `params`.
 pub fn per_patient_nodes(ctx: &PlanContext, stage: &str, input: &Inputs, params: Value) -> Result<Vec<NodeDecl>, Diagnostics> {

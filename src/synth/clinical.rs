@@ -71,7 +71,7 @@ pub struct ClinicalRow {
     pub pfs_months: f64,
     /// 1 = progression observed, 0 = censored.
     pub progression: bool,
-    /// ICI cohort only: PFS > 6 months.
+    /// ICI cohort only: PFS > 6 months; `None` when censored at or before 6 months (and in other cohorts).
     pub dcb: Option<bool>,
 }
 
@@ -207,7 +207,8 @@ pub fn cohort_table(spec: &CohortSpec, index: usize, seed: u64, scale: f64) -> C
             break;
         }
         let dcb = survival.iter().filter(|s| s.event_time_months.min(s.censor_time_months) > 6.0).count();
-        if dcb >= 2 && dcb + 2 <= n {
+        let no_dcb = survival.iter().filter(|s| s.event_time_months <= s.censor_time_months.min(6.0)).count();
+        if dcb >= 2 && no_dcb >= 2 {
             break;
         }
     }
@@ -216,10 +217,22 @@ pub fn cohort_table(spec: &CohortSpec, index: usize, seed: u64, scale: f64) -> C
         r.pfs_months = round2(obs).max(0.1);
         r.progression = s.event_time_months <= s.censor_time_months;
         if sv.dcb_target.is_some() {
-            r.dcb = Some(r.pfs_months > 6.0);
+            r.dcb = dcb(r.pfs_months, r.progression);
         }
     }
     CohortTable { spec: spec.clone(), index, rows, survival, baseline_lambda: lambda }
+}
+
+/// Durable clinical benefit by its definition, PFS > 6 months: unknown (empty)
+/// for a patient censored at or before 6 months.
+pub fn dcb(pfs_months: f64, progression: bool) -> Option<bool> {
+    if pfs_months > 6.0 {
+        Some(true)
+    } else if progression {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 /// Format a number with up to 2 decimals, trailing zeros dropped (deterministic).
@@ -254,7 +267,7 @@ pub fn csv_string(rows: &[ClinicalRow]) -> String {
             (r.progression as u8).to_string(),
         ];
         if with_dcb {
-            record.push((r.dcb.unwrap_or(false) as u8).to_string());
+            record.push(r.dcb.map(|d| (d as u8).to_string()).unwrap_or_default());
         }
         w.write_record(&record).expect("CSV into memory");
     }

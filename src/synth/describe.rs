@@ -47,7 +47,7 @@ pub fn describe(preset: Preset) -> String {
         "Survival: Weibull proportional hazards, shape 1.2, HR {HR_PDL1_HIGH} for CPS >= 20, log-HR {LOG_HR_T_STAGE} \
          per T stage above T2 and {LOG_HR_N_STAGE} per N stage. Institution 1 / external: reference median PFS 20 months, \
          administrative censoring uniform on 3..42 months and loss to follow-up 0.8%/month. ICI: baseline solved so \
-         that the expected share with PFS > 6 months is 23.4%, censoring uniform on 7..30 months (DCB always defined).\n\n"
+         that the expected share with PFS > 6 months is 23.4%, administrative censoring uniform on 7..30 months and loss to follow-up 1.5%/month; `dcb` (PFS > 6 months) is empty for a patient censored at or before 6 months.\n\n"
     ));
     s.push_str(&format!(
         "Images (images/<patient_id>/{{t1,t2,ce_t1,roi}}.nii.gz): volumes {}x{}x{}, axial stacks with oblique \

@@ -247,7 +247,7 @@ fn survival_standard() -> SurvivalSpec {
 }
 
 fn survival_ici() -> SurvivalSpec {
-    SurvivalSpec { weibull_shape: 1.2, reference_median_months: 3.5, dcb_target: Some(0.234), admin_censoring_months: [7.0, 30.0], loss_rate_per_month: 0.0 }
+    SurvivalSpec { weibull_shape: 1.2, reference_median_months: 3.5, dcb_target: Some(0.234), admin_censoring_months: [7.0, 30.0], loss_rate_per_month: 0.015 }
 }
 
 /// The configuration of a preset (scale 1).

@@ -130,7 +130,7 @@ fn tables_only_generation() {
     let t = tables(Preset::Paper, 3, 1.0).unwrap();
     assert_eq!(clinical::csv_string(&t[1].rows), csv);
     for r in &t[2].rows {
-        assert_eq!(r.dcb, Some(r.pfs_months > 6.0));
+        assert_eq!(r.dcb, clinical::dcb(r.pfs_months, r.progression));
     }
     assert!(tables(Preset::Paper, 3, 0.0).is_err());
     let _ = std::fs::remove_dir_all(d);

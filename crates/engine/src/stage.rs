@@ -34,6 +34,13 @@ pub struct FitOn {
     pub partitions: Vec<String>,
 }
 
+/// The label a learning stage's scores predict and the partitions it learned from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trained {
+    pub label: String,
+    pub partitions: Vec<String>,
+}
+
 /// One node as a stage declares it; the engine adds edges and keys.
 #[derive(Debug, Clone)]
 pub struct NodeDecl {
@@ -214,6 +221,11 @@ pub trait Stage: Send + Sync + std::fmt::Debug {
     /// The per-patient scores this stage writes (`scores.json` keys).
     fn scores(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// What this stage's scores are probabilities of: the label its model was
+    /// trained on and the partitions it learned from (learning stages).
+    fn trained_on(&self, _ctx: &PlanContext) -> Option<Trained> {
+        None
     }
     /// The metric id of the threshold this stage fits for the score `reference`
     /// (`stage.score`), when it fits one on a training partition.

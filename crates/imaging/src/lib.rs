@@ -37,8 +37,10 @@ pub use error::{ImagingError, Result};
 pub use interpolate::{Interpolator, Sampler};
 pub use nifti_io::{read_nifti, read_nifti_with, write_nifti, write_nifti_as, NiftiDtype, XformPreference};
 pub use register::{apply_transform_image, apply_transform_roi, mattes_mi, register, RegistrationConfig, RegistrationResult, TransformKind};
-pub use resample::{min_max_scale, resample_image_isotropic, resample_mask_isotropic, resample_to_grid, resample_to_spacing, Grid};
+pub use resample::{
+    min_max_scale, min_max_scale_by, resample_block_with_range, resample_image_isotropic, resample_mask_isotropic, resample_to_grid, resample_to_spacing, Grid,
+};
 pub use resize::{resize_bilinear, resize_region_bilinear};
-pub use slice::{extract_25d, write_png_preview, SliceConfig, Slices25D};
+pub use slice::{extract_25d, slice_reach, write_png_preview, SliceConfig, Slices25D};
 pub use transform::{euler_matrix, AffineMap, Transform};
 pub use volume::{mat_transpose, mat_vec, Mat3, Vec3, Volume};

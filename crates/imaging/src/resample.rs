@@ -55,12 +55,10 @@ impl Grid {
         Ok(Grid { size, spacing: new_spacing, origin: [v.origin[0] + d[0], v.origin[1] + d[1], v.origin[2] + d[2]], direction: v.direction })
     }
 
-    /// The part of this grid covering the voxels of `mask` (value > 0.5, on
-    /// any grid) plus `margin_mm` on every side, clamped to the grid. The
-    /// sub-grid's points are points of this grid, so resampling onto it gives
-    /// exactly the matching block of the full resampled volume. `None` when the
-    /// mask is empty.
-    pub fn cropped_to_mask(&self, mask: &Volume, margin_mm: f64) -> Option<Grid> {
+    /// The index box of this grid (inclusive `[first, last]` per axis, not
+    /// clamped to the grid) covering the voxels of `mask` (value > 0.5, on any
+    /// grid) plus `margin_mm` on every side. `None` when the mask is empty.
+    pub fn index_box_of_mask(&self, mask: &Volume, margin_mm: f64) -> Option<[[i64; 2]; 3]> {
         let to_index = super::volume::mat_inv(&self.index_to_physical_matrix())?;
         let half_voxel = mask.spacing.iter().cloned().fold(0.0, f64::max) / 2.0;
         let (mut lo, mut hi) = ([f64::INFINITY; 3], [f64::NEG_INFINITY; 3]);
@@ -77,25 +75,37 @@ impl Grid {
         if !lo[0].is_finite() {
             return None;
         }
+        Some(std::array::from_fn(|a| {
+            let reach = (margin_mm + half_voxel) / self.spacing[a];
+            [(lo[a] - reach).floor() as i64, (hi[a] + reach).ceil() as i64]
+        }))
+    }
+
+    /// The block of this grid with indices `first..=last` per axis, clamped to
+    /// the grid, and its first index. Its points are points of this grid, so
+    /// resampling onto it gives exactly the matching block of the full
+    /// resampled volume. `None` when the box misses the grid.
+    pub fn block(&self, index_box: &[[i64; 2]; 3]) -> Option<(Grid, [usize; 3])> {
         let mut start = [0usize; 3];
         let mut size = [0usize; 3];
         for a in 0..3 {
-            let reach = (margin_mm + half_voxel) / self.spacing[a];
-            let first = (lo[a] - reach).floor().max(0.0) as usize;
-            let last = ((hi[a] + reach).ceil().max(0.0) as usize).min(self.size[a] - 1);
+            let [first, last] = index_box[a];
+            let (first, last) = (first.max(0), last.min(self.size[a] as i64 - 1));
             if first > last {
                 return None;
             }
-            start[a] = first;
-            size[a] = last - first + 1;
+            start[a] = first as usize;
+            size[a] = (last - first + 1) as usize;
         }
-        let shift = mat_vec(&self.index_to_physical_matrix(), &[start[0] as f64, start[1] as f64, start[2] as f64]);
-        Some(Grid {
-            size,
-            spacing: self.spacing,
-            origin: [self.origin[0] + shift[0], self.origin[1] + shift[1], self.origin[2] + shift[2]],
-            direction: self.direction,
-        })
+        let shift = mat_vec(&self.index_to_physical_matrix(), &start.map(|i| i as f64));
+        let origin = [self.origin[0] + shift[0], self.origin[1] + shift[1], self.origin[2] + shift[2]];
+        Some((Grid { size, spacing: self.spacing, origin, direction: self.direction }, start))
+    }
+
+    /// The block of this grid covering the voxels of `mask` plus `margin_mm`
+    /// ([`Grid::index_box_of_mask`], [`Grid::block`]).
+    pub fn cropped_to_mask(&self, mask: &Volume, margin_mm: f64) -> Option<Grid> {
+        self.block(&self.index_box_of_mask(mask, margin_mm)?).map(|(grid, _)| grid)
     }
 
     fn index_to_physical_matrix(&self) -> Mat3 {
@@ -107,6 +117,14 @@ impl Grid {
         }
         m
     }
+}
+
+/// Continuous input index of output index `(i, j, k)`: `C · (i, j, k) + c0`.
+fn index_map(src: &Volume, grid: &Grid, map: &AffineMap) -> (Mat3, Vec3) {
+    let p2i = src.physical_to_index_matrix();
+    let cm = mat_mul(&p2i, &mat_mul(&map.matrix, &grid.index_to_physical_matrix()));
+    let o = map.apply(&grid.origin);
+    (cm, mat_vec(&p2i, &[o[0] - src.origin[0], o[1] - src.origin[1], o[2] - src.origin[2]]))
 }
 
 /// Resample `src` onto `grid`; `transform` (fixed/output -> moving/input, `None` =
@@ -121,13 +139,7 @@ pub fn resample_with_sampler(src: &Volume, sampler: &Sampler, grid: &Grid, map: 
     if grid.size.contains(&0) {
         return Err(ImagingError::InvalidParameter(format!("empty output grid {:?}", grid.size)));
     }
-    let map = map.copied().unwrap_or_else(AffineMap::identity);
-    // continuous input index = C · out_idx + c0
-    let p2i = src.physical_to_index_matrix();
-    let out_m = grid.index_to_physical_matrix();
-    let cm = mat_mul(&p2i, &mat_mul(&map.matrix, &out_m));
-    let o = map.apply(&grid.origin);
-    let c0 = mat_vec(&p2i, &[o[0] - src.origin[0], o[1] - src.origin[1], o[2] - src.origin[2]]);
+    let (cm, c0) = index_map(src, grid, &map.copied().unwrap_or_else(AffineMap::identity));
     let mut out = Array3::<f32>::zeros((grid.size[0], grid.size[1], grid.size[2]));
     out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(i, mut plane)| {
         for ((j, k), v) in plane.indexed_iter_mut() {
@@ -144,6 +156,27 @@ pub fn resample_with_sampler(src: &Volume, sampler: &Sampler, grid: &Grid, map: 
         }
     });
     Volume::new(out, grid.spacing, grid.origin, grid.direction)
+}
+
+/// Resample `src` onto `block`, a block of `grid` ([`Grid::block`]), and give
+/// the minimum and maximum over the whole of `grid` of the values resampling
+/// onto `grid` gives (to float rounding). When `grid`'s axes are `src`'s (the
+/// same direction, as [`Grid::with_spacing`] makes) that range is computed
+/// separably ([`Sampler::lattice_range`], a fraction of resampling the grid);
+/// otherwise the grid is resampled for it.
+pub fn resample_block_with_range(src: &Volume, grid: &Grid, block: &Grid, interp: Interpolator, default_value: f32) -> Result<(Volume, (f32, f32))> {
+    let sampler = Sampler::new(&src.data, interp);
+    let out = resample_with_sampler(src, &sampler, block, None, default_value)?;
+    let (cm, c0) = index_map(src, grid, &AffineMap::identity());
+    let scale = (0..3).map(|a| cm[a][a].abs()).fold(0.0, f64::max);
+    let aligned = (0..3).all(|r| (0..3).all(|c| r == c || cm[r][c].abs() <= 1e-12 * scale));
+    let range = if aligned {
+        sampler.lattice_range(&std::array::from_fn(|a| (0..grid.size[a]).map(|x| cm[a][a] * x as f64 + c0[a]).collect()), default_value)
+    } else {
+        let whole = resample_with_sampler(src, &sampler, grid, None, default_value)?;
+        whole.min_max().unwrap_or((default_value, default_value))
+    };
+    Ok((out, range))
 }
 
 /// Resample to `new_spacing` with the given interpolator (default value 0).
@@ -166,8 +199,14 @@ pub fn resample_mask_isotropic(mask: &Volume) -> Result<Volume> {
 /// Rule for constant (or empty / all-NaN) images: every voxel becomes 0.
 /// Non-finite voxels become 0.
 pub fn min_max_scale(v: &Volume) -> Volume {
+    min_max_scale_by(v, v.min_max())
+}
+
+/// [`min_max_scale`] with a given `(min, max)`, e.g. that of the whole field of
+/// view a crop was cut from ([`resample_block_with_range`]).
+pub fn min_max_scale_by(v: &Volume, range: Option<(f32, f32)>) -> Volume {
     let mut out = v.clone();
-    match v.min_max() {
+    match range {
         Some((lo, hi)) if hi > lo => {
             let (lo, range) = (lo as f64, (hi - lo) as f64);
             out.data.par_mapv_inplace(|x| if x.is_finite() { ((x as f64 - lo) / range) as f32 } else { 0.0 });
@@ -302,5 +341,36 @@ mod tests {
         let kept = resample_to_grid(&mask, &crop, None, Interpolator::Nearest, 0.0).unwrap().data.sum();
         assert!(inside > 0.0 && kept == inside);
         assert!(full_grid.cropped_to_mask(&src.zeros_like(), 2.0).is_none());
+    }
+
+    #[test]
+    fn the_range_of_a_block_resampling_is_that_of_the_whole_field_of_view() {
+        use crate::transform::euler_matrix;
+        let data = Array3::from_shape_fn((40, 36, 12), |(i, j, k)| {
+            let (x, y, z) = (i as f32, j as f32, k as f32);
+            50.0 + 20.0 * (x / 4.0).sin() * (y / 6.0).cos() + z + if (i, j, k) == (3, 30, 10) { 300.0 } else { 0.0 }
+                - if (i, j, k) == (36, 2, 1) { 90.0 } else { 0.0 }
+        });
+        let src = Volume::new(data, [0.8, 0.7, 3.0], [-5.0, 2.0, 1.0], euler_matrix(&[0.1, -0.05, 0.2])).unwrap();
+        let mask =
+            src.with_data(Array3::from_shape_fn((40, 36, 12), |(i, j, k)| ((18..24).contains(&i) && (15..20).contains(&j) && k == 6) as u8 as f32)).unwrap();
+        let grid = Grid::with_spacing(&src, [1.1, 0.9, 1.3]).unwrap();
+        let block = grid.cropped_to_mask(&mask, 3.0).unwrap();
+        for interp in [Interpolator::BSpline, Interpolator::Linear, Interpolator::Nearest] {
+            let full = resample_to_grid(&src, &grid, None, interp, 0.0).unwrap();
+            let (part, (lo, hi)) = resample_block_with_range(&src, &grid, &block, interp, 0.0).unwrap();
+            let want = full.min_max().unwrap();
+            assert!((lo - want.0).abs() <= 1e-4 && (hi - want.1).abs() <= 1e-4, "{interp:?}: {lo}..{hi} vs {want:?}");
+            let inside = part.min_max().unwrap();
+            assert!(inside.0 > want.0 + 1.0 && inside.1 < want.1 - 1.0, "{interp:?}: the block holds an extreme: {inside:?} vs {want:?}");
+            // a default value beyond every voxel is the minimum: the grid reaches outside `src`
+            let (_, (lo, _)) = resample_block_with_range(&src, &grid, &block, interp, -1e6).unwrap();
+            assert_eq!(lo, -1e6, "{interp:?}");
+        }
+        // a grid whose axes are not the source's: resampled whole for the range
+        let turned = Grid { direction: crate::volume::IDENTITY3, ..grid.clone() };
+        let whole = resample_to_grid(&src, &turned, None, Interpolator::BSpline, 0.0).unwrap();
+        let block = turned.block(&[[5, 20], [5, 20], [5, 20]]).unwrap().0;
+        assert_eq!(resample_block_with_range(&src, &turned, &block, Interpolator::BSpline, 0.0).unwrap().1, whole.min_max().unwrap());
     }
 }

@@ -83,25 +83,29 @@ pub fn plane_axes(vol: &Volume) -> [usize; 3] {
     out
 }
 
-/// Build the 2.5D stack; see the module docs for every rule.
-pub fn extract_25d(vol: &Volume, roi: &Volume, cfg: &SliceConfig) -> Result<Slices25D> {
-    if vol.size() != roi.size() {
-        return Err(ImagingError::ShapeMismatch { what: format!("image {:?} vs ROI {:?}", vol.size(), roi.size()) });
-    }
-    if !vol.same_grid(roi, 1e-3) {
-        return Err(ImagingError::ShapeMismatch { what: "image and ROI have different geometry (origin/spacing/direction)".into() });
-    }
-    if cfg.size == 0 || cfg.margin_mm.is_nan() || cfg.margin_mm < 0.0 {
-        return Err(ImagingError::InvalidParameter(format!("invalid slice config {cfg:?}")));
+/// One channel's plane: steps 1-3 of the module docs.
+struct PlaneCrop {
+    /// Index axis normal to the plane.
+    normal: usize,
+    /// The in-plane index axes: `(cols, rows)`.
+    in_plane: (usize, usize),
+    slice_index: usize,
+    roi_area: usize,
+    /// The square, as voxel-edge coordinates (continuous index + 0.5).
+    rows: (f64, f64),
+    cols: (f64, f64),
+}
+
+/// Steps 1-3 for the three planes: they depend on the ROI and the margin only.
+fn plane_crops(roi: &Volume, margin_mm: f64) -> Result<[PlaneCrop; 3]> {
+    if margin_mm.is_nan() || margin_mm < 0.0 {
+        return Err(ImagingError::InvalidParameter(format!("invalid slice margin {margin_mm} mm")));
     }
     let mask = roi.data.mapv(|v| v > 0.5);
-    let axes = plane_axes(vol);
-    let n = vol.size();
-    let mut data = Array3::<f32>::zeros((3, cfg.size, cfg.size));
-    let mut slice_index = [0usize; 3];
-    let mut roi_area = [0usize; 3];
-    let mut crop = [[0.0f64; 4]; 3];
-    for (ch, &ax) in axes.iter().enumerate() {
+    let axes = plane_axes(roi);
+    let n = roi.size();
+    let mut crops = Vec::with_capacity(3);
+    for &ax in &axes {
         // ROI area per slice, lowest index wins ties
         let (mut best, mut best_area) = (0usize, 0usize);
         for idx in 0..n[ax] {
@@ -114,16 +118,13 @@ pub fn extract_25d(vol: &Volume, roi: &Volume, cfg: &SliceConfig) -> Result<Slic
         if best_area == 0 {
             return Err(ImagingError::EmptyRoi { what: "ROI mask has no voxel > 0.5".into() });
         }
-        slice_index[ch] = best;
-        roi_area[ch] = best_area;
         // 2D views: remaining axes (a < b): rows = b, cols = a
         let (a, b) = match ax {
             0 => (1, 2),
             1 => (0, 2),
             _ => (0, 1),
         };
-        let img2: Array2<f32> = vol.data.index_axis(Axis(ax), best).to_owned().reversed_axes(); // [b, a]
-        let m2 = mask.index_axis(Axis(ax), best).to_owned().reversed_axes();
+        let m2 = mask.index_axis(Axis(ax), best).reversed_axes(); // [b, a]
         let (mut rmin, mut rmax, mut cmin, mut cmax) = (usize::MAX, 0, usize::MAX, 0);
         for ((r, c), &on) in m2.indexed_iter() {
             if on {
@@ -133,18 +134,72 @@ pub fn extract_25d(vol: &Volume, roi: &Volume, cfg: &SliceConfig) -> Result<Slic
                 cmax = cmax.max(c);
             }
         }
-        let (sr, sc) = (vol.spacing[b], vol.spacing[a]);
+        let (sr, sc) = (roi.spacing[b], roi.spacing[a]);
         // edges in mm relative to index 0 edge
-        let r_lo = rmin as f64 * sr - cfg.margin_mm;
-        let r_hi = (rmax + 1) as f64 * sr + cfg.margin_mm;
-        let c_lo = cmin as f64 * sc - cfg.margin_mm;
-        let c_hi = (cmax + 1) as f64 * sc + cfg.margin_mm;
+        let r_lo = rmin as f64 * sr - margin_mm;
+        let r_hi = (rmax + 1) as f64 * sr + margin_mm;
+        let c_lo = cmin as f64 * sc - margin_mm;
+        let c_hi = (cmax + 1) as f64 * sc + margin_mm;
         let side = (r_hi - r_lo).max(c_hi - c_lo);
         let (rc, cc) = ((r_lo + r_hi) / 2.0, (c_lo + c_hi) / 2.0);
-        let rows = ((rc - side / 2.0) / sr, (rc + side / 2.0) / sr);
-        let cols = ((cc - side / 2.0) / sc, (cc + side / 2.0) / sc);
-        crop[ch] = [rows.0, rows.1, cols.0, cols.1];
-        let mut plane = resize_region_bilinear(&img2.view(), rows, cols, cfg.size, cfg.size, cfg.pad_value)?;
+        crops.push(PlaneCrop {
+            normal: ax,
+            in_plane: (a, b),
+            slice_index: best,
+            roi_area: best_area,
+            rows: ((rc - side / 2.0) / sr, (rc + side / 2.0) / sr),
+            cols: ((cc - side / 2.0) / sc, (cc + side / 2.0) / sc),
+        });
+    }
+    Ok(crops.try_into().unwrap_or_else(|_| unreachable!("three planes")))
+}
+
+/// The voxels [`extract_25d`] reads from an image on `roi`'s grid with
+/// `margin_mm`: per index axis the inclusive index range `[first, last]`
+/// covering the three chosen slices, the bilinear neighbours of every pixel
+/// of their squares (at any output size, so up to a voxel more than one size
+/// reads), and the ROI. It may reach past the grid (where the squares are
+/// padded). A smaller margin reads a subset: the chosen slices and
+/// the squares' centres do not depend on it.
+pub fn slice_reach(roi: &Volume, margin_mm: f64) -> Result<[[i64; 2]; 3]> {
+    let mut reach = [[i64::MAX, i64::MIN]; 3];
+    let mut cover = |axis: usize, first: i64, last: i64| {
+        reach[axis] = [reach[axis][0].min(first), reach[axis][1].max(last)];
+    };
+    for p in plane_crops(roi, margin_mm)? {
+        cover(p.normal, p.slice_index as i64, p.slice_index as i64);
+        // pixel centres lie strictly inside the edges `x0 - 0.5 .. x1 - 0.5`;
+        // bilinear reads floor(x) and floor(x) + 1
+        for ((x0, x1), axis) in [(p.rows, p.in_plane.1), (p.cols, p.in_plane.0)] {
+            cover(axis, (x0 - 0.5).floor() as i64, (x1 - 0.5).ceil() as i64);
+        }
+    }
+    for ((i, j, k), &v) in roi.data.indexed_iter() {
+        if v > 0.5 {
+            for (axis, x) in [i, j, k].into_iter().enumerate() {
+                cover(axis, x as i64, x as i64);
+            }
+        }
+    }
+    Ok(reach)
+}
+
+/// Build the 2.5D stack; see the module docs for every rule.
+pub fn extract_25d(vol: &Volume, roi: &Volume, cfg: &SliceConfig) -> Result<Slices25D> {
+    if vol.size() != roi.size() {
+        return Err(ImagingError::ShapeMismatch { what: format!("image {:?} vs ROI {:?}", vol.size(), roi.size()) });
+    }
+    if !vol.same_grid(roi, 1e-3) {
+        return Err(ImagingError::ShapeMismatch { what: "image and ROI have different geometry (origin/spacing/direction)".into() });
+    }
+    if cfg.size == 0 || cfg.margin_mm.is_nan() || cfg.margin_mm < 0.0 {
+        return Err(ImagingError::InvalidParameter(format!("invalid slice config {cfg:?}")));
+    }
+    let planes = plane_crops(roi, cfg.margin_mm)?;
+    let mut data = Array3::<f32>::zeros((3, cfg.size, cfg.size));
+    for (ch, p) in planes.iter().enumerate() {
+        let img2: Array2<f32> = vol.data.index_axis(Axis(p.normal), p.slice_index).to_owned().reversed_axes(); // [rows, cols]
+        let mut plane = resize_region_bilinear(&img2.view(), p.rows, p.cols, cfg.size, cfg.size, cfg.pad_value)?;
         // z-score
         let cnt = plane.len() as f64;
         let mean = plane.iter().map(|&v| v as f64).sum::<f64>() / cnt;
@@ -156,7 +211,13 @@ pub fn extract_25d(vol: &Volume, roi: &Volume, cfg: &SliceConfig) -> Result<Slic
         }
         data.slice_mut(s![ch, .., ..]).assign(&plane);
     }
-    Ok(Slices25D { data, normal_axis: axes, slice_index, roi_area, crop })
+    Ok(Slices25D {
+        data,
+        normal_axis: planes.each_ref().map(|p| p.normal),
+        slice_index: planes.each_ref().map(|p| p.slice_index),
+        roi_area: planes.each_ref().map(|p| p.roi_area),
+        crop: planes.each_ref().map(|p| [p.rows.0, p.rows.1, p.cols.0, p.cols.1]),
+    })
 }
 
 /// Write a `(C, H, W)` stack as one grayscale PNG with the channels side by side
@@ -240,6 +301,40 @@ mod tests {
         assert!(((sag[1] - sag[0]) * 2.0 - (sag[3] - sag[2]) * 0.8).abs() < 1e-9);
         // axial crop: cols cover i edges 10..16 with 5 voxel margin -> centre 13 (edge coords)
         assert!(((ax[2] + ax[3]) / 2.0 - 13.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn slice_reach_holds_every_voxel_the_slices_read() {
+        let n = (60, 50, 20);
+        let v = Volume::new(
+            Array3::from_shape_fn(n, |(i, j, k)| (i as f32 * 0.3).sin() + 2.0 * j as f32 + 0.5 * k as f32),
+            [0.8, 0.8, 2.0],
+            [1.0, 2.0, 3.0],
+            IDENTITY3,
+        )
+        .unwrap();
+        // elongated along i in the axial plane (k = 7), whose square reaches past j = 0
+        let r = v
+            .with_data(Array3::from_shape_fn(n, |(i, j, k)| {
+                (((20..=50).contains(&i) && (3..=6).contains(&j) && k == 7) || (i == 30 && j == 5 && (6..=9).contains(&k))) as u8 as f32
+            }))
+            .unwrap();
+        for margin_mm in [0.0, 2.5, 4.0] {
+            let cfg = SliceConfig { size: 40, margin_mm, pad_value: 0.0 };
+            let want = extract_25d(&v, &r, &cfg).unwrap();
+            let reach = slice_reach(&r, 4.0).unwrap();
+            let within = |idx: [usize; 3]| (0..3).all(|a| (reach[a][0]..=reach[a][1]).contains(&(idx[a] as i64)));
+            assert!(reach[1][0] < 0 && !within([0, 40, 7]) && !within([10, 5, 7]) && !within([30, 5, 18]), "{reach:?}");
+            let mut garbage = v.clone();
+            for ((i, j, k), x) in garbage.data.indexed_iter_mut() {
+                if !within([i, j, k]) {
+                    *x = 1e6;
+                }
+            }
+            assert_eq!(extract_25d(&garbage, &r, &cfg).unwrap(), want, "margin {margin_mm} reads beyond {reach:?}");
+        }
+        // beyond the ROI's box plus the margin (j 3..=6 +- 5 voxels): the squares are wider
+        assert!(slice_reach(&r, 4.0).unwrap()[1][1] > 11);
     }
 
     /// The documented per-patient flow, end to end on the registration fixtures.

@@ -350,4 +350,19 @@ mod tests {
         assert!(matches!(auc(&[0.1, f64::NAN], &[true, false]), Err(StatsError::NonFinite { index: 1, .. })));
         assert!(matches!(auc(&[0.1], &[true, false]), Err(StatsError::LengthMismatch { .. })));
     }
+
+    #[test]
+    fn delong_ci_matches_proc_ci_auc() {
+        // pROC 1.18 ci.auc(roc, method = "delong") and var(roc, method = "delong")
+        // (tests/fixtures/generate/reference.R); both clip the CI to [0, 1]. 1e-9 relative.
+        let fx = load_fixture("r_reference.json");
+        for c in fx["proc"].as_array().unwrap() {
+            let name = c["name"].as_str().unwrap();
+            let r = delong_auc(&vf(&c["scores"]), &vb(&c["labels"]), 0.95).unwrap();
+            close_rel(r.auc, f(&c["auc"]), 1e-12, &format!("pROC {name} auc"));
+            close_rel(r.variance, f(&c["variance"]), 1e-9, &format!("pROC {name} variance"));
+            close_rel(r.lower, f(&c["lower"]), 1e-9, &format!("pROC {name} lower"));
+            close_rel(r.upper, f(&c["upper"]), 1e-9, &format!("pROC {name} upper"));
+        }
+    }
 }

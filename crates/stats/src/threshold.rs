@@ -1,5 +1,5 @@
 //! Operating points: Youden-optimal threshold and the 2x2 metrics at a threshold, each
-//! proportion with a Wilson score CI.
+//! proportion with a Wilson score CI; the Clopper-Pearson ("exact") interval of a proportion.
 //!
 //! Convention: a case is called positive when `score >= threshold`.
 
@@ -7,8 +7,10 @@ use super::error::{Result, StatsError};
 use super::roc::split_classes;
 use super::util::{check_finite, check_len, check_level, z_crit};
 use serde::{Deserialize, Serialize};
+use statrs::distribution::{Beta, ContinuousCDF};
 
-/// A proportion k/n with its Wilson score interval.
+/// A proportion k/n with a confidence interval (Wilson score or Clopper-Pearson, by the
+/// function that made it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Proportion {
     pub numerator: u64,
@@ -41,6 +43,28 @@ pub fn wilson(k: u64, n: u64, level: f64) -> Result<Option<Proportion>> {
         lower: if k == 0 { 0.0 } else { (centre - half).max(0.0) },
         upper: if k == n { 1.0 } else { (centre + half).min(1.0) },
     }))
+}
+
+/// Clopper-Pearson ("exact") interval for k successes in n trials, as R's
+/// `binom.test(k, n, conf.level = level)$conf.int`: with alpha = 1 - level, the lower bound is
+/// the alpha/2 quantile of Beta(k, n - k + 1) (0 when k = 0) and the upper bound the
+/// 1 - alpha/2 quantile of Beta(k + 1, n - k) (1 when k = n). `None` when n = 0.
+pub fn clopper_pearson(k: u64, n: u64, level: f64) -> Result<Option<Proportion>> {
+    check_level(level)?;
+    if k > n {
+        return Err(StatsError::InvalidParameter { name: "k", reason: format!("successes {k} exceed trials {n}") });
+    }
+    if n == 0 {
+        return Ok(None);
+    }
+    let alpha = 1.0 - level;
+    let quantile = |a: u64, b: u64, p: f64| -> Result<f64> {
+        let beta = Beta::new(a as f64, b as f64).map_err(|e| StatsError::InvalidParameter { name: "k", reason: format!("Beta({a}, {b}): {e}") })?;
+        Ok(beta.inverse_cdf(p))
+    };
+    let lower = if k == 0 { 0.0 } else { quantile(k, n - k + 1, alpha / 2.0)? };
+    let upper = if k == n { 1.0 } else { quantile(k + 1, n - k, 1.0 - alpha / 2.0)? };
+    Ok(Some(Proportion { numerator: k, denominator: n, estimate: k as f64 / n as f64, lower, upper }))
 }
 
 /// 2x2 counts and metrics at one threshold. A metric whose denominator is zero is `None`.
@@ -193,6 +217,41 @@ mod tests {
         let p = wilson(81, 263, 0.95).unwrap().unwrap();
         assert!((p.lower - 0.2553).abs() < 5e-5 && (p.upper - 0.3662).abs() < 5e-5, "{p:?}");
         assert_eq!(wilson(0, 0, 0.95).unwrap(), None);
+    }
+
+    #[test]
+    fn clopper_pearson_matches_r_binom_test() {
+        // R 4.2 binom.test (tests/fixtures/generate/reference.R): qbeta vs statrs' inverse
+        // regularized incomplete beta; 1e-9 relative (observed ~1e-15).
+        let fx = load_fixture("r_reference.json");
+        for c in fx["binom_test"].as_array().unwrap() {
+            let (k, n, level) = (c["k"].as_u64().unwrap(), c["n"].as_u64().unwrap(), f(&c["level"]));
+            let p = clopper_pearson(k, n, level).unwrap().unwrap();
+            let what = format!("clopper-pearson {k}/{n} at {level}");
+            close_rel(p.estimate, f(&c["estimate"]), 1e-12, &format!("{what} estimate"));
+            close_rel(p.lower, f(&c["lower"]), 1e-9, &format!("{what} lower"));
+            close_rel(p.upper, f(&c["upper"]), 1e-9, &format!("{what} upper"));
+        }
+        assert_eq!(clopper_pearson(0, 0, 0.95).unwrap(), None);
+        assert!(matches!(clopper_pearson(3, 2, 0.95), Err(StatsError::InvalidParameter { name: "k", .. })));
+    }
+
+    #[test]
+    fn youden_matches_proc_best_youden() {
+        // pROC 1.18 coords(roc, "best", best.method = "youden") lists every tied threshold;
+        // ours is the highest of them, with n_tied the number of rows. Scores are multiples
+        // of 1/256, so the midpoint thresholds compare exactly.
+        let fx = load_fixture("r_reference.json");
+        for c in fx["proc"].as_array().unwrap() {
+            let name = c["name"].as_str().unwrap();
+            let y = youden(&vf(&c["scores"]), &vb(&c["labels"])).unwrap();
+            let thresholds = vf(&c["youden_thresholds"]);
+            let top = (0..thresholds.len()).max_by(|&a, &b| thresholds[a].total_cmp(&thresholds[b])).unwrap();
+            assert_eq!(y.threshold, thresholds[top], "{name} threshold");
+            assert_eq!(y.n_tied, thresholds.len(), "{name} n_tied");
+            close(y.sensitivity, f(&c["youden_sensitivity"][top]), 1e-12, &format!("{name} youden sensitivity"));
+            close(y.specificity, f(&c["youden_specificity"][top]), 1e-12, &format!("{name} youden specificity"));
+        }
     }
 
     #[test]

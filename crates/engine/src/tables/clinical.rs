@@ -112,7 +112,7 @@ impl Table {
         }
     }
 
-    fn row_label(&self, row: usize) -> String {
+    pub(crate) fn row_label(&self, row: usize) -> String {
         match self.ids.get(row) {
             Some(id) if !id.is_empty() => format!("row {} (patient {id})", row + 1),
             _ => format!("row {}", row + 1),

@@ -1,10 +1,12 @@
 //! Clinical tables in Polars: reading CSV/Parquet, the clinical schema (required
-//! columns, types, categories, ranges), patient ids and labels. Every error
+//! columns, types, categories, ranges), patient ids, labels and landmark labels. Every error
 //! names the file, the row (and CSV line) and the column.
 
 mod clinical;
+mod landmark;
 
 pub use clinical::{ClinicalSchema, ColumnRule, ColumnType, LabelRule, Table};
+pub use landmark::{EventColumn, Landmark, LandmarkRule, Unclassified};
 
 use polars::prelude::*;
 use std::path::Path;

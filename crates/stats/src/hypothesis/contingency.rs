@@ -377,4 +377,43 @@ mod tests {
         let b = fisher_exact_rxc(&t, 1000, 0, 0).unwrap().p_value;
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
     }
+
+    fn table_of(v: &serde_json::Value) -> Vec<Vec<u64>> {
+        v.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()).collect()
+    }
+
+    #[test]
+    fn chi_square_and_fisher_match_r() {
+        // R 4.2 chisq.test(m, correct) (Yates only on 2x2, capped at |O - E|, as ours) and
+        // fisher.test(m) (tests/fixtures/generate/reference.R). p-values 1e-9 relative;
+        // R's Freeman-Halton network algorithm sums table probabilities <= the observed one
+        // times 1 + 1e-7 (ours: 1 + 1e-14), which matters only for near-ties: 1e-7.
+        // The 2x2 conditional MLE odds ratio and its CI: R finds each by uniroot with its
+        // default tolerance (eps^0.25 = 1.2e-4) on t in (0, 1) for values below 1 and on 1/t
+        // above 1, so they are compared on that scale (v below 1, 2 - 1/v above) to 2.5e-4.
+        let fx = load_fixture("r_reference.json");
+        for c in fx["chisq_test"].as_array().unwrap() {
+            let name = format!("chisq.test {} correct={}", c["name"].as_str().unwrap(), c["correct"]);
+            let r = chi_square(&table_of(&c["table"]), c["correct"] == true).unwrap();
+            assert_eq!((r.yates, r.df as f64), (c["yates_applied"] == true, f(&c["df"])), "{name}");
+            close_rel(r.statistic, f(&c["statistic"]), 1e-9, &format!("{name} statistic"));
+            close_rel(r.p_value, f(&c["p"]), 1e-9, &format!("{name} p"));
+        }
+        for c in fx["fisher_test"].as_array().unwrap() {
+            let name = format!("fisher.test {}", c["name"].as_str().unwrap());
+            let t = table_of(&c["table"]);
+            if t.len() == 2 && t[0].len() == 2 {
+                let r = fisher_exact(&t, 0.95).unwrap();
+                close_rel(r.p_value, f(&c["p"]), 1e-9, &format!("{name} p"));
+                let fold = |v: f64| if v <= 1.0 { v } else { 2.0 - 1.0 / v };
+                for (got, key) in [(r.odds_ratio, "odds_ratio"), (r.or_lower, "or_lower"), (r.or_upper, "or_upper")] {
+                    close(fold(got.unwrap()), fold(f(&c[key])), 2.5e-4, &format!("{name} {key} (folded)"));
+                }
+            } else {
+                let r = fisher_exact_rxc(&t, 10_000_000, 100_000, 1).unwrap();
+                assert!(matches!(r.method, FisherRxcMethod::Exact { .. }), "{name}: {:?}", r.method);
+                close_rel(r.p_value, f(&c["p"]), 1e-7, &format!("{name} p"));
+            }
+        }
+    }
 }

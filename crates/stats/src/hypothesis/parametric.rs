@@ -121,4 +121,28 @@ mod tests {
         assert!(matches!(t_test(&[1.0, 1.0], &[1.0, 1.0], true), Err(StatsError::ZeroVariance { .. })));
         assert!(matches!(t_test(&[1.0, f64::NAN], &[1.0, 2.0], true), Err(StatsError::NonFinite { index: 1, .. })));
     }
+
+    #[test]
+    fn student_t_and_anova_match_r() {
+        // R 4.2 t.test(a, b, var.equal = TRUE), oneway.test(y ~ g, var.equal = TRUE) and
+        // summary(aov(y ~ g)) (tests/fixtures/generate/reference.R). 1e-9 relative.
+        let fx = load_fixture("r_reference.json");
+        for c in fx["t_test"].as_array().unwrap() {
+            let name = format!("t.test {}", c["name"].as_str().unwrap());
+            let r = t_test(&vf(&c["a"]), &vf(&c["b"]), false).unwrap();
+            close_rel(r.statistic, f(&c["t"]), 1e-9, &format!("{name} t"));
+            close_rel(r.df, f(&c["df"]), 1e-12, &format!("{name} df"));
+            close_rel(r.p_value, f(&c["p"]), 1e-9, &format!("{name} p"));
+        }
+        for c in fx["oneway"].as_array().unwrap() {
+            let name = format!("oneway.test {}", c["name"].as_str().unwrap());
+            let g: Vec<Vec<f64>> = c["groups"].as_array().unwrap().iter().map(vf).collect();
+            let r = one_way_anova(&g.iter().map(Vec::as_slice).collect::<Vec<_>>()).unwrap();
+            close_rel(r.statistic, f(&c["F"]), 1e-9, &format!("{name} F"));
+            close_rel(r.statistic, f(&c["aov_F"]), 1e-9, &format!("{name} aov F"));
+            assert_eq!([r.df_between, r.df_within], [f(&c["df"][0]), f(&c["df"][1])], "{name} df");
+            close_rel(r.p_value, f(&c["p"]), 1e-9, &format!("{name} p"));
+            close_rel(r.p_value, f(&c["aov_p"]), 1e-9, &format!("{name} aov p"));
+        }
+    }
 }

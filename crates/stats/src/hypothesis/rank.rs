@@ -194,4 +194,21 @@ mod tests {
         assert!((mwu_exact_sf(3.0, 2, 2) - 2.0 / 6.0).abs() < 1e-15);
         assert!((mwu_exact_sf(0.0, 2, 2) - 1.0).abs() < 1e-15);
     }
+
+    #[test]
+    fn mann_whitney_matches_r_wilcox_test() {
+        // R 4.2 wilcox.test(a, b), two-sided (tests/fixtures/generate/reference.R).
+        // exact = TRUE (R's default without ties below 50 values per sample) is
+        // MwuMethod::Exact; exact = FALSE, correct = TRUE (what R's default falls back to
+        // with ties) is MwuMethod::Asymptotic: normal approximation, tie-corrected variance,
+        // continuity correction. W is the first sample's U. p: 1e-9 relative.
+        let fx = load_fixture("r_reference.json");
+        for c in fx["wilcox_test"].as_array().unwrap() {
+            let name = format!("wilcox {} exact={}", c["name"].as_str().unwrap(), c["exact"]);
+            let method = if c["exact"] == true { MwuMethod::Exact } else { MwuMethod::Asymptotic };
+            let r = mann_whitney_u(&vf(&c["a"]), &vf(&c["b"]), Alternative::TwoSided, method).unwrap();
+            assert_eq!((r.u, r.method), (f(&c["W"]), method), "{name}");
+            close_rel(r.p_value, f(&c["p"]), 1e-9, &format!("{name} p"));
+        }
+    }
 }

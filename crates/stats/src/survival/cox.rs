@@ -434,4 +434,29 @@ mod tests {
         let r = cox_ph(&[1.0, 2.0, 3.0], &[true, true, false], &[&[1.0, 1.0, 1.0]], &CoxOptions::default());
         assert!(matches!(r, Err(StatsError::Singular { .. })), "{r:?}");
     }
+
+    #[test]
+    fn cox_matches_r_coxph_efron() {
+        // R survival 3.5 coxph(Surv(t, e) ~ x1 + x2 (+ x3), ties = "efron"), converged to
+        // eps = 1e-11 (tests/fixtures/generate/reference.R): coefficients, SEs, HR CIs,
+        // Wald z and p, log partial likelihoods (null and fitted). 1e-6 relative.
+        let fx = load_fixture("r_reference.json");
+        for c in fx["coxph"].as_array().unwrap() {
+            let name = format!("coxph {}", c["name"].as_str().unwrap());
+            let cols: Vec<Vec<f64>> = c["covariates"].as_array().unwrap().iter().map(vf).collect();
+            let fit = cox_ph(&vf(&c["times"]), &vb(&c["events"]), &cols.iter().map(Vec::as_slice).collect::<Vec<_>>(), &CoxOptions::default()).unwrap();
+            for (j, cov) in c["covariate_names"].as_array().unwrap().iter().enumerate() {
+                let what = format!("{name} {}", cov.as_str().unwrap());
+                close_rel(fit.coef[j], f(&c["coef"][j]), 1e-6, &format!("{what} coef"));
+                close_rel(fit.se[j], f(&c["se"][j]), 1e-6, &format!("{what} se"));
+                close_rel(fit.hazard_ratio[j], f(&c["hr"][j]), 1e-6, &format!("{what} hr"));
+                close_rel(fit.hr_lower[j], f(&c["hr_lower"][j]), 1e-6, &format!("{what} hr lower"));
+                close_rel(fit.hr_upper[j], f(&c["hr_upper"][j]), 1e-6, &format!("{what} hr upper"));
+                close_rel(fit.z[j], f(&c["z"][j]), 1e-6, &format!("{what} z"));
+                close_rel(fit.p_value[j], f(&c["wald_p"][j]), 1e-6, &format!("{what} Wald p"));
+            }
+            close_rel(fit.log_likelihood_null, f(&c["loglik"][0]), 1e-9, &format!("{name} null loglik"));
+            close_rel(fit.log_likelihood, f(&c["loglik"][1]), 1e-9, &format!("{name} loglik"));
+        }
+    }
 }

@@ -227,4 +227,60 @@ mod tests {
         assert_eq!(km.median.estimate, Some(2.0));
         assert_eq!(kaplan_meier(&[1.0, -1.0], &[true, true], 0.95).unwrap_err(), StatsError::NegativeTime { index: 1, value: -1.0 });
     }
+
+    #[test]
+    fn km_log_log_band_matches_r_survfit() {
+        // R survival 3.5 survfit(Surv(t, e) ~ 1, conf.type = "log-log")
+        // (tests/fixtures/generate/reference.R): same steps, S, Greenwood (R's std.err is
+        // the SE of -log S, ours of S) and band, 1e-9 relative. R leaves the band NA where
+        // S is 1 or 0; ours is (1, 1) and (0, 0) there.
+        let fx = load_fixture("r_reference.json");
+        for c in fx["survfit_loglog"].as_array().unwrap() {
+            let name = format!("survfit {}", c["name"].as_str().unwrap());
+            let km = kaplan_meier(&vf(&c["times"]), &vb(&c["events"]), 0.95).unwrap();
+            let t: Vec<f64> = km.steps.iter().map(|s| s.time).collect();
+            assert_eq!(t, vf(&c["time"]), "{name} times");
+            let (surv, se, lower, upper) = (vf(&c["surv"]), vf(&c["std_err"]), vf(&c["lower"]), vf(&c["upper"]));
+            for (i, s) in km.steps.iter().enumerate() {
+                assert_eq!((s.n_at_risk as f64, s.n_events as f64), (f(&c["n_risk"][i]), f(&c["n_event"][i])), "{name} counts at {}", s.time);
+                close_rel(s.survival, surv[i], 1e-12, &format!("{name} S at {}", s.time));
+                if lower[i].is_nan() {
+                    let edge = if s.survival >= 1.0 { 1.0 } else { 0.0 };
+                    assert!(s.survival == edge && s.lower_loglog == edge && s.upper_loglog == edge, "{name} at {}: {s:?}", s.time);
+                    continue;
+                }
+                close_rel(s.se, surv[i] * se[i], 1e-9, &format!("{name} se at {}", s.time));
+                close_rel(s.lower_loglog, lower[i], 1e-9, &format!("{name} lower at {}", s.time));
+                close_rel(s.upper_loglog, upper[i], 1e-9, &format!("{name} upper at {}", s.time));
+            }
+        }
+    }
+
+    #[test]
+    fn median_follow_up_matches_r_reverse_km_quantiles() {
+        // R survival 3.5: quantile(survfit(Surv(t, 1 - e) ~ 1), c(.25, .5, .75)). Ours is
+        // the first time at which the reverse-KM S(t) <= 1 - p (lifelines' rule), which the
+        // script also computes from the survfit steps (`first_below`): compared exactly.
+        // R's quantile agrees except where 1 - S equals p on a whole interval
+        // [t_i, t_i+1) (within sqrt(machine eps)): R then takes the midpoint
+        // (t_i + t_i+1) / 2, we take t_i. The `plateau` case pins that difference.
+        let fx = load_fixture("r_reference.json");
+        for c in fx["follow_up"].as_array().unwrap() {
+            let name = c["name"].as_str().unwrap();
+            let times = vf(&c["times"]);
+            let fu = median_follow_up(&times, &vb(&c["events"])).unwrap();
+            let ours = [fu.q1, fu.median, fu.q3].map(|x| x.expect("quantile reached"));
+            let (first, r) = (vf(&c["first_below"]), vf(&c["r_quantile"]));
+            assert_eq!(ours.to_vec(), first, "{name}: first time with S <= 1 - p");
+            let mut distinct = times.clone();
+            distinct.sort_by(f64::total_cmp);
+            distinct.dedup();
+            for (i, &q) in ours.iter().enumerate() {
+                if r[i] != q {
+                    let next = distinct[distinct.partition_point(|&t| t <= q)];
+                    assert_eq!((name, r[i]), ("plateau", (q + next) / 2.0), "R's midpoint rule at p = {}", c["probs"][i]);
+                }
+            }
+        }
+    }
 }

@@ -126,4 +126,22 @@ mod tests {
     fn one_group_is_an_error() {
         assert!(matches!(logrank_test(&[1.0, 2.0], &[true, true], &[3, 3]), Err(StatsError::TooFew { got: 1, .. })));
     }
+
+    #[test]
+    fn logrank_matches_r_survdiff() {
+        // R survival 3.5 survdiff(Surv(t, e) ~ g) (tests/fixtures/generate/reference.R):
+        // chi-square, observed and expected per group (levels ascending, as ours). 1e-9.
+        let fx = load_fixture("r_reference.json");
+        for c in fx["survdiff"].as_array().unwrap() {
+            let name = format!("survdiff {}", c["name"].as_str().unwrap());
+            let r = logrank_test(&vf(&c["times"]), &vb(&c["events"]), &vu(&c["groups"])).unwrap();
+            assert_eq!(r.df as f64, f(&c["df"]), "{name} df");
+            close_rel(r.statistic, f(&c["statistic"]), 1e-9, &format!("{name} chisq"));
+            close_rel(r.p_value, f(&c["p"]), 1e-9, &format!("{name} p"));
+            for (g, (o, e)) in vf(&c["observed"]).iter().zip(vf(&c["expected"])).enumerate() {
+                close_rel(r.observed[g], *o, 1e-12, &format!("{name} observed {g}"));
+                close_rel(r.expected[g], e, 1e-9, &format!("{name} expected {g}"));
+            }
+        }
+    }
 }

@@ -1,0 +1,156 @@
+//! A binary label defined by a landmark of a time-to-event column, such as
+//! durable clinical benefit, "progression-free survival beyond 6 months":
+//! positive when the time exceeds the landmark, negative when the event
+//! happened at or before it, and unclassifiable (null, counted) when the
+//! patient was censored at or before it: nobody knows whether they would have
+//! passed it.
+
+use polars::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::clinical::{value_text, Table};
+use crate::diagnostics::{Diagnostic, Diagnostics, Origin};
+
+/// `{ name: pfs_gt_6m, time: pfs_months, event: { column: progression }, after: 6 }`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LandmarkRule {
+    /// The derived column (0/1, empty when unclassifiable).
+    pub name: String,
+    /// The follow-up time column (the landmark's unit).
+    pub time: String,
+    /// The event column and which values mean event and censored.
+    pub event: EventColumn,
+    /// The landmark: `time > after` is positive.
+    pub after: f64,
+    /// The cohorts it is derived for (default: every cohort of the stage);
+    /// the others get an empty column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohorts: Option<Vec<String>>,
+}
+
+/// An event indicator column.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventColumn {
+    pub column: String,
+    /// The value meaning the event happened (default 1).
+    #[serde(default = "one")]
+    pub value: Value,
+    /// The value meaning censored (default 0). Any other value is an error.
+    #[serde(default = "zero")]
+    pub censored: Value,
+}
+
+fn one() -> Value {
+    Value::from(1)
+}
+
+fn zero() -> Value {
+    Value::from(0)
+}
+
+/// Why a patient has no landmark label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unclassified {
+    /// Censored at or before the landmark.
+    CensoredBefore,
+    /// No time or no event value.
+    Missing,
+}
+
+impl Unclassified {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unclassified::CensoredBefore => "censored before the landmark",
+            Unclassified::Missing => "no time or event value",
+        }
+    }
+}
+
+/// One patient's landmark label: 0 or 1, or why there is none.
+pub type Landmark = Result<i32, Unclassified>;
+
+impl LandmarkRule {
+    pub fn applies_to(&self, cohort: &str) -> bool {
+        self.cohorts.as_ref().is_none_or(|c| c.iter().any(|x| x == cohort))
+    }
+}
+
+/// A cell as text (numbers as the YAML writes them: `1`, not `1.0`), `None` when empty.
+fn cell_text(column: &Column, row: usize) -> Option<String> {
+    match column.get(row).ok()? {
+        AnyValue::Null => None,
+        AnyValue::String(s) => Some(s.to_string()),
+        AnyValue::StringOwned(s) => Some(s.to_string()),
+        AnyValue::Boolean(b) => Some((b as u8).to_string()),
+        v => {
+            let x = v.extract::<f64>()?;
+            Some(if x.fract() == 0.0 && x.abs() < 1e15 { format!("{}", x as i64) } else { x.to_string() })
+        }
+    }
+}
+
+fn yaml_text(v: &Value) -> String {
+    match v {
+        Value::Bool(b) => (*b as u8).to_string(),
+        other => value_text(other),
+    }
+}
+
+impl Table {
+    /// Each row's landmark label. A negative or non-numeric time, or an event
+    /// value that is neither the event nor the censored value, is an error
+    /// naming the row and column; an empty time or event leaves the row
+    /// unclassified.
+    pub fn landmark(&self, rule: &LandmarkRule) -> Result<Vec<Landmark>, Diagnostics> {
+        let whole = Origin::Unknown(self.path.clone());
+        let column = |name: &str| {
+            self.df
+                .column(name)
+                .map_err(|_| Diagnostics::from(Diagnostic::new(whole.clone(), format!("the column `{name}` that `{}` is derived from is missing", rule.name))))
+        };
+        let time = column(&rule.time)?;
+        let event = column(&rule.event.column)?;
+        let times = time.cast(&DataType::Float64).map_err(|_| Diagnostic::new(whole.clone(), format!("column `{}`: not numbers, so `{}` cannot be derived", rule.time, rule.name)))?;
+        let times = times.f64().map_err(|e| Diagnostic::new(whole.clone(), e.to_string()))?;
+        let (on, off) = (yaml_text(&rule.event.value), yaml_text(&rule.event.censored));
+        let mut diags = Diagnostics::default();
+        let mut out = Vec::with_capacity(times.len());
+        for (row, t) in times.iter().enumerate() {
+            let e = cell_text(event, row);
+            let label = match (t, e.as_deref()) {
+                (None, _) => Err(Unclassified::Missing),
+                (Some(t), _) if !(t.is_finite() && t >= 0.0) => {
+                    diags.push(Diagnostic::new(
+                        self.origin(row, &rule.time),
+                        format!("{}, column `{}`: {t} is not a follow-up time (a non-negative number), so `{}` cannot be derived", self.row_label(row), rule.time, rule.name),
+                    ));
+                    continue;
+                }
+                (Some(t), _) if t > rule.after => Ok(1),
+                (Some(_), None) => Err(Unclassified::Missing),
+                (Some(_), Some(e)) if e == on => Ok(0),
+                (Some(_), Some(e)) if e == off => Err(Unclassified::CensoredBefore),
+                (Some(_), Some(e)) => {
+                    diags.push(
+                        Diagnostic::new(
+                            self.origin(row, &rule.event.column),
+                            format!("{}, column `{}`: `{e}` is neither the event value `{on}` nor the censored value `{off}`", self.row_label(row), rule.event.column),
+                        )
+                        .hint("set `event: { column, value, censored }` of the landmark"),
+                    );
+                    continue;
+                }
+            };
+            out.push(label);
+        }
+        if diags.is_empty() {
+            Ok(out)
+        } else {
+            Err(diags)
+        }
+    }
+}
