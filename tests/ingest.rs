@@ -180,7 +180,10 @@ fn bad_landmark_settings_and_values_are_named() {
     ws.write("p.yaml", LANDMARK);
     ws.write("ici.csv", &ICI.replace("I4,2.5,yes", "I4,2.5,maybe"));
     let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
-    assert!(err.contains("ici.csv:5:3: error: row 4 (patient I4), column `progressed`: `maybe` is neither the event value `yes` nor the censored value `no`"), "{err}");
+    assert!(
+        err.contains("ici.csv:5:3: error: row 4 (patient I4), column `progressed`: `maybe` is neither the event value `yes` nor the censored value `no`"),
+        "{err}"
+    );
     ws.write("ici.csv", &ICI.replace("I4,2.5,yes", "I4,-1,yes"));
     let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
     assert!(err.contains("row 4 (patient I4), column `pfs`: -1 is not a follow-up time"), "{err}");

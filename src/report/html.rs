@@ -1,5 +1,6 @@
 //! The HTML of the `report` stage: one self-contained page (inline SVG, PNG
-//! as data URIs, no script, nothing fetched), built as a tree of typed nodes.
+//! as data URIs, no script, nothing fetched), built as a tree of typed nodes:
+//! elements, lettered panel grids for figures, and the page style.
 //! Text and attribute values are escaped when the tree is written, so a
 //! title, label or table cell can never become markup; tag and attribute
 //! names are `&'static str`, never data.
@@ -155,15 +156,49 @@ pub fn metric_link(id: &str, text: &str) -> Element {
     Element::new("a").attr("class", "m").attr("href", format!("#{}", anchor("m", id))).attr("title", id).child(text)
 }
 
-/// The page's style: readable tables and figures, print-friendly.
+/// The letter of panel `i` (0-based) of a figure: `a` to `z`, then `aa`, `ab`...
+pub fn letter(i: usize) -> String {
+    let mut out = Vec::new();
+    let mut n = i + 1;
+    while n > 0 {
+        n -= 1;
+        out.push(b'a' + (n % 26) as u8);
+        n /= 26;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// A grid of panels (CSS grid), `columns` a row; `None`: as many as fit.
+pub fn grid(columns: Option<usize>, panels: Vec<Element>) -> Element {
+    let mut grid = Element::new("div").attr("class", "grid");
+    if let Some(c) = columns {
+        grid = grid.attr("style", format!("grid-template-columns:repeat({c},minmax(0,1fr))"));
+    }
+    grid.child("\n").children(panels.into_iter().flat_map(|p| [Node::from(p), Node::text("\n")]))
+}
+
+/// A panel's caption: its letter in bold, then `caption`.
+pub fn panel_caption(letter: &str, caption: Vec<Node>) -> Element {
+    Element::new("figcaption").child(Element::new("b").attr("class", "letter").child(letter)).child(" ").children(caption)
+}
+
+/// The page's style: readable tables, figures as grids of panels that scale
+/// to their cell (inline SVG with a viewBox at 100% width), print-friendly.
 pub const STYLE: &str =
     "body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;line-height:1.4}\
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}\
 table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}\
 th{background:#f4f4f4}a.m{color:inherit;text-decoration:none;border-bottom:1px dotted #1f77b4}a.m:hover{background:#eef5fb}\
-figure{display:inline-block;margin:.5em;vertical-align:top}figcaption{font-size:.8em;color:#555}\
-.cam img{width:160px;height:160px;image-rendering:pixelated;margin:2px}code{background:#f6f6f6;padding:0 .2em}\
-details{margin:.3em 0}summary{cursor:pointer}.lineage td{font-family:ui-monospace,monospace;font-size:.8em}\
+.wide{overflow-x:auto}nav ol{margin:.3em 0}nav li{margin:.1em 0}\
+figure{margin:.5em 0}figcaption{font-size:.85em;color:#444}p.caption{font-size:.9em;color:#333;margin-top:0}\
+.grid{display:grid;gap:1em;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));align-items:start;margin:.5em 0}\
+.panel{margin:0;min-width:0}.panel svg{display:block;width:100%;height:auto}b.letter{font-size:1.15em;margin-right:.2em}\
+.panel.empty{border:1px dashed #bbb;padding:.5em;color:#555;min-height:4em}\
+.cam .imgs{display:grid;gap:2px;align-items:center;font-size:.75em;color:#555}.cam img{width:100%;height:auto;image-rendering:pixelated}\
+code{background:#f6f6f6;padding:0 .2em}\
+details{margin:.3em 0}summary{cursor:pointer}.lineage td{font-family:ui-monospace,monospace;font-size:.8em;overflow-wrap:anywhere}\
+.metrics{font-size:.8em;line-height:1.25}.metrics td{padding:.1em .4em}\
 :target{background:#fff6d5}";
 
 #[cfg(test)]
@@ -186,6 +221,22 @@ mod tests {
     fn void_elements_and_entities() {
         let p = Element::new("p").child("a").child(Element::void("br")).child(Node::Entity("nbsp")).render();
         assert_eq!(p, "<p>a<br>&nbsp;</p>");
+    }
+
+    #[test]
+    fn letters_run_a_to_z_then_aa() {
+        let l: Vec<String> = [0, 1, 25, 26, 27, 51, 52].iter().map(|&i| letter(i)).collect();
+        assert_eq!(l, ["a", "b", "z", "aa", "ab", "az", "ba"]);
+    }
+
+    #[test]
+    fn grids_name_their_columns_and_escape_captions() {
+        let g = grid(Some(3), vec![Element::new("figure").attr("class", "panel").child(panel_caption("a", vec![Node::text("<x>")]))]).render();
+        assert_eq!(
+            g,
+            "<div class=\"grid\" style=\"grid-template-columns:repeat(3,minmax(0,1fr))\">\n<figure class=\"panel\"><figcaption><b class=\"letter\">a</b> &lt;x&gt;</figcaption></figure>\n</div>"
+        );
+        assert_eq!(grid(None, Vec::new()).render(), "<div class=\"grid\">\n</div>");
     }
 
     #[test]

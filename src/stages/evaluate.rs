@@ -51,7 +51,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-use super::study::{self, num, Csv, Metric, Missing, ScoreSource, Scores, Study};
+use super::study::{self, num, value_text, Csv, Metric, Missing, ScoreSource, Scores, Study};
 use super::{InputRef, Inputs, NodeDecl, RunContext, Stage, StageError};
 use crate::report::svg::{Chart, Series};
 use crate::report::table::{Block, Cell, Document, Rich, Table};
@@ -233,15 +233,6 @@ struct CohortData {
     /// The patients behind the numbers, parallel to `y`.
     patients: Vec<String>,
     dropped: Vec<(String, String)>,
-}
-
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.as_f64().map(num).unwrap_or_else(|| n.to_string()),
-        Value::Bool(b) => (*b as u8).to_string(),
-        other => other.to_string(),
-    }
 }
 
 impl Evaluate {

@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::fit_apply::{fit_apply_nodes, PartitionList};
-use radpipe_engine::stage::Trained;
 use super::{InputRef, Inputs, NodeDecl, RunContext, StageError};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::partition::{self, Partition};
 use radpipe_engine::plan::PlanContext;
+use radpipe_engine::stage::Trained;
 use radpipe_engine::worker;
 use radpipe_protocol::{effective_threads, Job, JobNode, Sample, TrainSpec, Work};
 

@@ -57,7 +57,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::study::{self, num, Csv, Metric, Missing, ScoreSource, Study};
+use super::study::{self, num, value_text, Csv, Metric, Missing, ScoreSource, Study};
 use super::{InputRef, Inputs, NodeDecl, RunContext, Stage, StageError};
 use crate::report::svg::{nice_range, ticks, Band, Chart, Series};
 use crate::report::table::{Block, Cell, Document, Footnote, Rich, Table};
@@ -142,15 +142,6 @@ pub enum SurvivalThreshold {
     Fixed { value: f64 },
 }
 
-fn text_of(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.as_f64().map(num).unwrap_or_else(|| n.to_string()),
-        Value::Bool(b) => (*b as u8).to_string(),
-        other => other.to_string(),
-    }
-}
-
 /// (cohort, patient, columns) of a patient left out under `missing: drop`.
 type Dropped = (String, String, String);
 
@@ -207,7 +198,7 @@ impl Survival {
             Some(SurvivalThreshold::Fixed { value }) => Ok((*value, Vec::new())),
             Some(SurvivalThreshold::Youden { fit_on, label, positive }) => {
                 let rows = st.rows_of(fit_on)?;
-                let pos = text_of(positive);
+                let pos = value_text(positive);
                 let labels = st.text(label)?;
                 let y: Vec<Option<f64>> = rows.iter().map(|&r| labels[r].as_ref().map(|v| (*v == pos) as u8 as f64)).collect();
                 let s = study::score_values(st, inputs, source, &rows, fit_on)?;
@@ -249,7 +240,7 @@ impl Survival {
     /// Event indicators of `rows` (1 event, 0 censored, `None` where missing).
     fn events(&self, st: &Study, rows: &[usize], name: &str) -> Result<Vec<Option<f64>>, StageError> {
         let stage = &st.stage;
-        let (ev, ce) = (text_of(&self.event.value), text_of(&self.event.censored));
+        let (ev, ce) = (value_text(&self.event.value), value_text(&self.event.censored));
         let cells = st.cells(&self.event.column)?;
         let mut unexpected = Vec::new();
         let events: Vec<Option<f64>> = rows

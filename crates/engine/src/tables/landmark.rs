@@ -114,7 +114,9 @@ impl Table {
         };
         let time = column(&rule.time)?;
         let event = column(&rule.event.column)?;
-        let times = time.cast(&DataType::Float64).map_err(|_| Diagnostic::new(whole.clone(), format!("column `{}`: not numbers, so `{}` cannot be derived", rule.time, rule.name)))?;
+        let times = time
+            .cast(&DataType::Float64)
+            .map_err(|_| Diagnostic::new(whole.clone(), format!("column `{}`: not numbers, so `{}` cannot be derived", rule.time, rule.name)))?;
         let times = times.f64().map_err(|e| Diagnostic::new(whole.clone(), e.to_string()))?;
         let (on, off) = (yaml_text(&rule.event.value), yaml_text(&rule.event.censored));
         let mut diags = Diagnostics::default();
@@ -126,7 +128,12 @@ impl Table {
                 (Some(t), _) if !(t.is_finite() && t >= 0.0) => {
                     diags.push(Diagnostic::new(
                         self.origin(row, &rule.time),
-                        format!("{}, column `{}`: {t} is not a follow-up time (a non-negative number), so `{}` cannot be derived", self.row_label(row), rule.time, rule.name),
+                        format!(
+                            "{}, column `{}`: {t} is not a follow-up time (a non-negative number), so `{}` cannot be derived",
+                            self.row_label(row),
+                            rule.time,
+                            rule.name
+                        ),
                     ));
                     continue;
                 }
@@ -138,7 +145,11 @@ impl Table {
                     diags.push(
                         Diagnostic::new(
                             self.origin(row, &rule.event.column),
-                            format!("{}, column `{}`: `{e}` is neither the event value `{on}` nor the censored value `{off}`", self.row_label(row), rule.event.column),
+                            format!(
+                                "{}, column `{}`: `{e}` is neither the event value `{on}` nor the censored value `{off}`",
+                                self.row_label(row),
+                                rule.event.column
+                            ),
                         )
                         .hint("set `event: { column, value, censored }` of the landmark"),
                     );
