@@ -349,7 +349,20 @@ fn the_demo_pipeline_end_to_end_report_swaps_growth_and_lineage() {
     for cohort in ["train", "internal", "external"] {
         for score in ["DLS", "T1WI", "T2WI", "CE-T1WI"] {
             for metric in [
-                "auc", "prevalence", "threshold", "accuracy", "sensitivity", "specificity", "ppv", "npv", "tp", "fp", "tn", "fn", "brier", "calibration_intercept",
+                "auc",
+                "prevalence",
+                "threshold",
+                "accuracy",
+                "sensitivity",
+                "specificity",
+                "ppv",
+                "npv",
+                "tp",
+                "fp",
+                "tn",
+                "fn",
+                "brier",
+                "calibration_intercept",
                 "calibration_slope",
             ] {
                 let id = format!("table2/{cohort}/{score}/{metric}");
