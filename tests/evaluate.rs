@@ -389,6 +389,8 @@ fn the_class_test_is_r_wilcox_and_a_threshold_can_be_fitted_for_another_label() 
         assert!(md.contains("| y = 1, median (IQR) | y other, median (IQR) | U | P (Mann-Whitney, two-sided) |"), "{md}");
         // The cut-off is z's Youden point on c0, which `own` computes directly.
         assert_eq!(value(&m, "ev/c1/s/threshold"), value(&metrics(&ws, "own"), "own/c0/s/threshold"), "{case}");
-        assert!(m["ev/c1/s/threshold"]["method"].as_str().unwrap().contains("Youden on c0"));
+        assert_eq!(m["ev/c1/s/threshold"]["method"], "Youden on c0 for z = 1", "the threshold names the label it was fitted for");
+        assert!(ws.read("results/ev/table.md").contains("(Youden index on c0 for z = 1)"));
+        assert!(ws.read("results/own/table.md").contains("| c0 (in-sample) | s |"), "each cohort's own Youden point is fitted in-sample");
     }
 }

@@ -187,6 +187,10 @@ fn bad_landmark_settings_and_values_are_named() {
     ws.write("ici.csv", &ICI.replace("I4,2.5,yes", "I4,-1,yes"));
     let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
     assert!(err.contains("row 4 (patient I4), column `pfs`: -1 is not a follow-up time"), "{err}");
+    ws.write("ici.csv", &ICI.replace("I4,2.5,yes", "I4,2.5m,yes").replace("I2,12,no", "I2,12,lost"));
+    let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
+    assert!(err.contains("row 4 (patient I4), column `pfs`: `2.5m` is not a number"), "{err}");
+    assert!(err.contains("row 2 (patient I2), column `progressed`: `lost` is neither"), "an event value is checked beyond the landmark too: {err}");
     ws.write("ici.csv", ICI);
     ws.write("p.yaml", &LANDMARK.replace("after: 6 }", "after: 6, cohorts: [icu] }"));
     let out = ws.radpipe(&["validate", "p.yaml"]);

@@ -427,7 +427,8 @@ impl Stage for Evaluate {
     }
 
     fn fitted_threshold_id(&self, stage: &str, reference: &str) -> Option<String> {
-        let fit_on = self.fit_on()?;
+        // Metrics are written for the evaluated cohorts only.
+        let fit_on = self.fit_on().filter(|f| self.cohorts.iter().any(|c| c == f))?;
         let (display, _) = self
             .scores
             .entries()
@@ -698,7 +699,11 @@ impl Evaluate {
     /// Whether score `name` is a probability of this stage's label, and where its model learned.
     fn score_kind(&self, name: &str, trained: &BTreeMap<String, Trained>) -> ScoreKind {
         match trained.get(name) {
-            Some(t) if t.label == self.label => ScoreKind::Probability { partitions: t.partitions.clone() },
+            Some(t) if t.label == self.label && t.positive == value_text(&self.positive) => ScoreKind::Probability { partitions: t.partitions.clone() },
+            Some(t) if t.label == self.label => ScoreKind::Other {
+                why: format!("a probability of `{} = {}` (what its model was trained on), not of `{} = {}`", t.label, t.positive, self.label, value_text(&self.positive)),
+                partitions: t.partitions.clone(),
+            },
             Some(t) => ScoreKind::Other { why: format!("a probability of `{}` (the label its model was trained on), not of `{}`", t.label, self.label), partitions: t.partitions.clone() },
             None if self.probabilities.iter().any(|p| p == name) => ScoreKind::Probability { partitions: Vec::new() },
             None => ScoreKind::Other { why: format!("not declared a probability of `{}` (list it under `probabilities`)", self.label), partitions: Vec::new() },
@@ -752,7 +757,7 @@ impl Evaluate {
         let auc = stats::delong_auc(s, &data.y, LEVEL)?;
         let (threshold, how) = match (&self.threshold, fitted) {
             (ThresholdRule::Fixed { value }, _) => (*value, "fixed".to_string()),
-            (_, Some((f, ts))) => (ts[k], format!("Youden on {f}")),
+            (_, Some((f, ts))) => (ts[k], format!("Youden on {f}{}", self.threshold_label_note())),
             _ => (
                 stats::youden(s, &data.y)?.threshold,
                 format!("Youden on {}", data.name),
@@ -761,7 +766,9 @@ impl Evaluate {
         let at = stats::metrics_at_threshold(s, &data.y, threshold, LEVEL)?;
         let props = Proportions::new(&at, self.proportion_ci)?;
         let roc = stats::roc_curve(s, &data.y)?;
-        let in_sample = kind.partitions().contains(&data.name) || self.fit_on() == Some(data.name.as_str());
+        // In-sample: the model learned from this cohort, or the threshold was fitted on it (`fit_on`, or each cohort's own Youden point).
+        let own_threshold = matches!(self.threshold, ThresholdRule::Youden { fit_on: None, .. });
+        let in_sample = kind.partitions().contains(&data.name) || own_threshold || self.fit_on() == Some(data.name.as_str());
         let classes = match self.class_test {
             Some(ClassTest::MannWhitney) => {
                 let class = |positive: bool| -> Vec<f64> { s.iter().zip(&data.y).filter(|(_, y)| **y == positive).map(|(x, _)| *x).collect() };
@@ -810,8 +817,18 @@ impl Evaluate {
     fn rule_text(&self) -> String {
         match (&self.threshold, self.fit_on()) {
             (ThresholdRule::Fixed { value }, _) => format!("fixed at {value}"),
-            (_, Some(f)) => format!("Youden index on {f}"),
+            (_, Some(f)) => format!("Youden index on {f}{}", self.threshold_label_note()),
             _ => "Youden index of each cohort".into(),
+        }
+    }
+
+    /// ` for <label>` when the threshold is fitted for another label than this stage's.
+    fn threshold_label_note(&self) -> String {
+        let (label, positive) = self.threshold_label();
+        if label == self.label {
+            String::new()
+        } else {
+            format!(" for {label} = {}", value_text(positive))
         }
     }
 

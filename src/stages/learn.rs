@@ -135,7 +135,7 @@ impl Learner {
 
     /// The label the model learns and the partitions it learns from.
     pub fn trained_on(&self, ctx: &PlanContext) -> Option<Trained> {
-        Some(Trained { label: self.label_column(ctx, "").ok()?, partitions: self.fit_on.names() })
+        Some(Trained { label: self.label_column(ctx, "").ok()?, positive: self.positive.clone(), partitions: self.fit_on.names() })
     }
 
     /// The label column: given, or the ingest label (else the stratification

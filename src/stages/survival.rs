@@ -63,6 +63,7 @@ use crate::report::svg::{nice_range, ticks, Band, Chart, Series};
 use crate::report::table::{Block, Cell, Document, Footnote, Rich, Table};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::plan::PlanContext;
+use radpipe_engine::tables::EventColumn;
 use radpipe_stats as stats;
 use radpipe_stats::survival::{cox_ph, harrell_c, kaplan_meier, logrank_test, median_follow_up, CoxFit, CoxOptions, KaplanMeier, LogRank, MedianFollowUp};
 
@@ -78,7 +79,7 @@ pub struct Survival {
     /// Column with the follow-up time (non-negative).
     pub time: String,
     /// The event column and which values mean event and censored.
-    pub event: EventSpec,
+    pub event: EventColumn,
     /// A column whose values are the groups (instead of `score` + `threshold`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
@@ -106,25 +107,8 @@ pub struct Survival {
     pub covariates: Vec<String>,
 }
 
-/// Event indicator column.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EventSpec {
-    pub column: String,
-    /// The value meaning the event happened (default 1).
-    #[serde(default = "one")]
-    pub value: Value,
-    /// The value meaning censored (default 0). Any other value is an error.
-    #[serde(default = "zero")]
-    pub censored: Value,
-}
-
 fn one() -> Value {
     Value::from(1)
-}
-
-fn zero() -> Value {
-    Value::from(0)
 }
 
 /// The cut-off of a score.
@@ -504,11 +488,7 @@ fn covariate(stage: &str, cohort: &str, column: &str, raw: RawCovariate, keep: &
 /// The distinct values in sorted order (as numbers where both parse as numbers).
 fn sorted_levels(values: impl Iterator<Item = String>) -> Vec<String> {
     let mut lv: Vec<String> = values.collect();
-    lv.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.total_cmp(&y),
-        _ => a.cmp(b),
-    });
-    lv.dedup();
+    study::sort_levels(&mut lv);
     lv
 }
 

@@ -64,7 +64,7 @@ use radpipe_stats::hypothesis::{
     one_way_anova, shapiro_wilk, t_test, Alternative, FisherRxcMethod, GroupTest, MwuMethod,
 };
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 const MAX_TABLES: u64 = 10_000_000;
 const RESAMPLES: u64 = 100_000;
 const SEED: u64 = 1;
@@ -184,13 +184,6 @@ fn p_text(p: f64) -> String {
     }
 }
 
-fn sort_levels(v: &mut Vec<String>) {
-    v.sort_by(|a, b| match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.total_cmp(&y),
-        _ => a.cmp(b),
-    });
-    v.dedup();
-}
 
 /// Footnote marks, in the order they are listed (Student's t-test last, so that the
 /// marks of `tests: auto` tables stay as they were).
@@ -433,7 +426,7 @@ impl Table1 {
                 .map(|&r| (st.cohort[r].clone(), st.ids[r].clone(), col.clone())),
         );
         let mut levels: Vec<String> = rows.iter().filter_map(|&r| text[r].clone()).collect();
-        sort_levels(&mut levels);
+        study::sort_levels(&mut levels);
         Ok(levels
             .into_iter()
             .map(|l| {
@@ -703,7 +696,7 @@ fn categorical(
     log: &mut dyn std::io::Write,
 ) -> Result<(Described, Option<Test>), radpipe_stats::StatsError> {
     let mut levels: Vec<String> = per_group.iter().flatten().cloned().collect();
-    sort_levels(&mut levels);
+    study::sort_levels(&mut levels);
     let counts: Vec<Vec<u64>> = per_group
         .iter()
         .map(|v| {

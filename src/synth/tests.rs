@@ -132,6 +132,13 @@ fn tables_only_generation() {
     for r in &t[2].rows {
         assert_eq!(r.dcb, clinical::dcb(r.pfs_months, r.progression));
     }
+    // DCB by its definition: PFS beyond 6 months, whether or not progression followed;
+    // progression at or before 6 months is no benefit; censored at or before 6, unknown.
+    assert_eq!(clinical::dcb(6.01, false), Some(true));
+    assert_eq!(clinical::dcb(7.0, true), Some(true));
+    assert_eq!(clinical::dcb(6.0, true), Some(false));
+    assert_eq!(clinical::dcb(6.0, false), None);
+    assert!(t[2].rows.iter().any(|r| r.dcb.is_none()), "some ICI patients are censored before 6 months");
     assert!(tables(Preset::Paper, 3, 0.0).is_err());
     let _ = std::fs::remove_dir_all(d);
 }

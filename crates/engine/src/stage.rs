@@ -38,6 +38,8 @@ pub struct FitOn {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trained {
     pub label: String,
+    /// The label's positive value, as the ingested table's text shows it (`1`).
+    pub positive: String,
     pub partitions: Vec<String>,
 }
 

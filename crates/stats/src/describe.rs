@@ -4,8 +4,11 @@
 use crate::error::{Result, StatsError};
 use crate::util::check_finite;
 
-/// The `q`-quantile (0 <= q <= 1) of sorted, finite, non-empty values.
+/// The `q`-quantile (0 <= q <= 1) of sorted, finite values; NaN when there are none.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
     let h = (sorted.len() - 1) as f64 * q;
     let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
     sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
@@ -42,6 +45,7 @@ mod tests {
         let q = quartiles(&[4.0, 3.0, 2.0, 1.0]).unwrap();
         assert_eq!((q.q1, q.median, q.q3), (1.75, 2.5, 3.25));
         assert!(quartiles(&[]).is_err());
+        assert!(quantile(&[], 0.5).is_nan());
         assert!(quartiles(&[1.0, f64::NAN]).is_err());
     }
 }

@@ -125,17 +125,6 @@ impl Csv {
     }
 }
 
-/// A YAML value (a label's positive value, an event value) as the ingested table's text shows it: `1`, `yes`; `true` as `1`.
-pub fn value_text(v: &serde_json::Value) -> String {
-    use serde_json::Value;
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.as_f64().map(num).unwrap_or_else(|| n.to_string()),
-        Value::Bool(b) => (*b as u8).to_string(),
-        other => other.to_string(),
-    }
-}
-
 /// A number as written in CSV outputs: shortest round-trip form, empty for undefined.
 pub fn num(x: f64) -> String {
     if x.is_finite() {

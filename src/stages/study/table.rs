@@ -173,3 +173,20 @@ impl Study {
         Ok(out)
     }
 }
+
+/// Sort and deduplicate group or category levels: numbers first, by value
+/// (`9` before `10`), then text in byte order (a total order, so equal levels
+/// end up adjacent for `dedup`).
+pub fn sort_levels(v: &mut Vec<String>) {
+    let key = |s: &String| -> (u8, f64) {
+        match s.parse::<f64>() {
+            Ok(x) if x.is_finite() => (0, x),
+            _ => (1, 0.0),
+        }
+    };
+    v.sort_by(|a, b| {
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1)).then_with(|| a.cmp(b))
+    });
+    v.dedup();
+}

@@ -280,9 +280,13 @@ pub fn read_csv(path: &Path) -> PolarsResult<DataFrame> {
     CsvReadOptions::default().with_has_header(true).with_infer_schema_length(None).try_into_reader_with_file_path(Some(path.to_path_buf()))?.finish()
 }
 
+/// A YAML value (an allowed category, a label's positive value, an event
+/// value) as a table's text shows it: `yes`, `1` (also for `1.0`), `true` as `1`.
 pub fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        Value::Number(n) => n.as_f64().filter(|x| x.is_finite()).map(|x| format!("{x}")).unwrap_or_else(|| n.to_string()),
+        Value::Bool(b) => (*b as u8).to_string(),
         other => other.to_string(),
     }
 }

@@ -93,18 +93,11 @@ fn cell_text(column: &Column, row: usize) -> Option<String> {
     }
 }
 
-fn yaml_text(v: &Value) -> String {
-    match v {
-        Value::Bool(b) => (*b as u8).to_string(),
-        other => value_text(other),
-    }
-}
-
 impl Table {
-    /// Each row's landmark label. A negative or non-numeric time, or an event
-    /// value that is neither the event nor the censored value, is an error
-    /// naming the row and column; an empty time or event leaves the row
-    /// unclassified.
+    /// Each row's landmark label. A time that is not a non-negative number,
+    /// or an event value that is neither the event nor the censored value, is
+    /// an error naming the row and column; an empty time, or an empty event
+    /// within the landmark, leaves the row unclassified.
     pub fn landmark(&self, rule: &LandmarkRule) -> Result<Vec<Landmark>, Diagnostics> {
         let whole = Origin::Unknown(self.path.clone());
         let column = |name: &str| {
@@ -112,20 +105,15 @@ impl Table {
                 .column(name)
                 .map_err(|_| Diagnostics::from(Diagnostic::new(whole.clone(), format!("the column `{name}` that `{}` is derived from is missing", rule.name))))
         };
-        let time = column(&rule.time)?;
-        let event = column(&rule.event.column)?;
-        let times = time
-            .cast(&DataType::Float64)
-            .map_err(|_| Diagnostic::new(whole.clone(), format!("column `{}`: not numbers, so `{}` cannot be derived", rule.time, rule.name)))?;
-        let times = times.f64().map_err(|e| Diagnostic::new(whole.clone(), e.to_string()))?;
-        let (on, off) = (yaml_text(&rule.event.value), yaml_text(&rule.event.censored));
+        let (time, event) = (column(&rule.time)?, column(&rule.event.column)?);
+        let (on, off) = (value_text(&rule.event.value), value_text(&rule.event.censored));
         let mut diags = Diagnostics::default();
-        let mut out = Vec::with_capacity(times.len());
-        for (row, t) in times.iter().enumerate() {
-            let e = cell_text(event, row);
-            let label = match (t, e.as_deref()) {
-                (None, _) => Err(Unclassified::Missing),
-                (Some(t), _) if !(t.is_finite() && t >= 0.0) => {
+        let mut out = Vec::with_capacity(self.df.height());
+        for row in 0..self.df.height() {
+            let t = match cell_text(time, row).map(|t| t.parse::<f64>().map_err(|_| t)) {
+                None => None,
+                Some(Ok(t)) if t.is_finite() && t >= 0.0 => Some(t),
+                Some(Ok(t)) => {
                     diags.push(Diagnostic::new(
                         self.origin(row, &rule.time),
                         format!(
@@ -137,11 +125,19 @@ impl Table {
                     ));
                     continue;
                 }
-                (Some(t), _) if t > rule.after => Ok(1),
-                (Some(_), None) => Err(Unclassified::Missing),
-                (Some(_), Some(e)) if e == on => Ok(0),
-                (Some(_), Some(e)) if e == off => Err(Unclassified::CensoredBefore),
-                (Some(_), Some(e)) => {
+                Some(Err(t)) => {
+                    diags.push(Diagnostic::new(
+                        self.origin(row, &rule.time),
+                        format!("{}, column `{}`: `{t}` is not a number, so `{}` cannot be derived", self.row_label(row), rule.time, rule.name),
+                    ));
+                    continue;
+                }
+            };
+            let happened = match cell_text(event, row) {
+                None => None,
+                Some(e) if e == on => Some(true),
+                Some(e) if e == off => Some(false),
+                Some(e) => {
                     diags.push(
                         Diagnostic::new(
                             self.origin(row, &rule.event.column),
@@ -156,7 +152,13 @@ impl Table {
                     continue;
                 }
             };
-            out.push(label);
+            out.push(match (t, happened) {
+                (None, _) => Err(Unclassified::Missing),
+                (Some(t), _) if t > rule.after => Ok(1),
+                (Some(_), Some(true)) => Ok(0),
+                (Some(_), Some(false)) => Err(Unclassified::CensoredBefore),
+                (Some(_), None) => Err(Unclassified::Missing),
+            });
         }
         if diags.is_empty() {
             Ok(out)

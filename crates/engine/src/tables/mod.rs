@@ -5,7 +5,7 @@
 mod clinical;
 mod landmark;
 
-pub use clinical::{ClinicalSchema, ColumnRule, ColumnType, LabelRule, Table};
+pub use clinical::{value_text, ClinicalSchema, ColumnRule, ColumnType, LabelRule, Table};
 pub use landmark::{EventColumn, Landmark, LandmarkRule, Unclassified};
 
 use polars::prelude::*;
