@@ -147,6 +147,14 @@ impl YNode {
                     }
                     None => return best,
                 },
+                // A key that is a number indexes a list (`ctx.origin(stage, &["figures", "1"])`).
+                (PathSeg::Key(k), YValue::Seq(items)) if k.parse::<usize>().is_ok() => match k.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                    Some(child) => {
+                        best = child.origin.clone();
+                        node = child;
+                    }
+                    None => return best,
+                },
                 (PathSeg::Index(i), YValue::Seq(items)) => match items.get(*i) {
                     Some(child) => {
                         best = child.origin.clone();
@@ -314,5 +322,17 @@ mod tests {
         assert_eq!(j["e"], Value::from(1.5));
         assert_eq!(j["f"], Value::Null);
         assert_eq!(j["g"], Value::String("${params.x}".into()));
+    }
+
+    #[test]
+    fn a_numeric_key_indexes_a_list() {
+        let tree = parse(Path::new("t.yaml"), "a:\n  - { b: 1 }\n  - { b: 2, c: [x, y] }\n").unwrap();
+        let line = |keys: &[&str]| match tree.origin_at(&PathSeg::keys(keys.iter().copied()), false) {
+            Origin::File { line, .. } => line,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(line(&["a", "1", "c"]), 3);
+        assert_eq!(line(&["a", "0", "b"]), 2);
+        assert_eq!(line(&["a", "7", "b"]), 2, "past the end: the nearest known place, the list itself");
     }
 }
