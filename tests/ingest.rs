@@ -200,3 +200,17 @@ fn bad_landmark_settings_and_values_are_named() {
     let err = stderr(&ws.radpipe(&["validate", "p.yaml"]));
     assert!(err.contains("the landmark label `s` would replace the column of that name in cohort `ici`'s table"), "{err}");
 }
+
+#[test]
+fn missing_tables_are_reported_without_a_follow_on_error() {
+    let ws = Workspace::new();
+    ws.write(
+        "p.yaml",
+        "version: 1\nname: gone\ncohorts:\n  a: { table: a.csv }\n  b: { table: b.csv }\nstages:\n  ingest: { kind: ingest, cohorts: [a, b] }\n",
+    );
+    let out = ws.radpipe(&["validate", "p.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("a.csv") && err.contains("b.csv"), "both missing tables are named: {err}");
+    assert!(!err.contains("unlabelled"), "no follow-on error after the root causes: {err}");
+}

@@ -379,6 +379,10 @@ fn the_demo_pipeline_end_to_end_report_swaps_growth_and_lineage() {
         }
     }
     assert!(html.contains("train (in-sample)"), "the training rows are marked in-sample");
+    // The survival table's cut-off has the table's 3 decimals (metrics keep full precision).
+    let km = ws.read("results/pfs_by_dls/table.md");
+    let cut = km.split("`fuse.dls` >= ").nth(1).and_then(|r| r.split(' ').next()).unwrap_or_else(|| panic!("no cut-off in {km}"));
+    assert!(cut.len() == 5 && cut.parse::<f64>().is_ok(), "cut-off `{cut}` is not 0.xxx");
     assert!(html.contains("P (paired DeLong, unadjusted)"), "the DeLong comparisons say they are unadjusted");
     // DCB: derived by its definition, the DLS compared between the classes, no calibration of a PD-L1 probability against DCB.
     for metric in ["auc", "sensitivity", "specificity", "mwu_p"] {

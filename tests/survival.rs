@@ -96,7 +96,7 @@ fn a_score_split_at_the_training_youden_cut_off_gives_high_and_low_groups() {
     assert_eq!(value(&by_score, "km/c1/high_vs_low/hr"), value(&by_group, "a/c1/1_vs_0/hr"));
     assert_eq!(value(&by_score, "km/c1/all/logrank_p"), value(&by_group, "a/c1/all/logrank_p"));
     assert_eq!(by_score["km/c1/high/median_survival"]["n"], 216);
-    assert!(ws.read("results/km/table.md").contains("`score` >= 0.5 is high"));
+    assert!(ws.read("results/km/table.md").contains("`score` >= 0.500 is high"), "the cut-off with the table's 3 decimals");
 }
 
 #[test]

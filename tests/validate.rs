@@ -83,6 +83,16 @@ fn a_cycle_is_named_stage_by_stage() {
 }
 
 #[test]
+fn a_cycle_through_per_patient_stages_is_named_not_a_stack_overflow() {
+    // Per-patient stages ask their input for its patients: before the cycle was
+    // checked first, this recursed until the stack overflowed (SIGABRT, no message).
+    let yaml = format!(
+        "{HEAD}  ingest: {{ kind: ingest, cohorts: [], sequences: {{ t1: t1.nii.gz }} }}\n  register: {{ kind: register, input: slice, reference: t1 }}\n  resample: {{ kind: resample, input: register }}\n  slice: {{ kind: slice, input: resample }}\n"
+    );
+    expect_error(&yaml, "6:3", "the stages form a cycle: register -> resample -> slice -> register", "a stage cannot depend on its own outputs");
+}
+
+#[test]
 fn a_cycle_through_deps_and_outs_is_found_too() {
     let yaml = format!("{HEAD}  a:\n    kind: command\n    cmd: cp y x\n    deps: [y]\n    outs: [x]\n  b:\n    kind: command\n    cmd: cp x y\n    deps: [x]\n    outs: [y]\n");
     expect_error(&yaml, "5:3", "the stages form a cycle: a -> b -> a", "a stage cannot depend");

@@ -243,11 +243,14 @@ impl Stage for Ingest {
         let mut diags = self.check_landmarks(ctx, stage);
         let mut deps = Vec::new();
         let mut tabled = Vec::new();
+        let mut unreadable = false;
         for (i, name) in self.cohorts.iter().enumerate() {
             let table = match ctx.cohort(name, ctx.origin(stage, &["cohorts", &i.to_string()])) {
                 Ok(t) => t,
                 Err(d) => {
+                    // Empty when the table's own error was reported already.
                     diags.extend(d);
+                    unreadable = true;
                     continue;
                 }
             };
@@ -272,7 +275,8 @@ impl Stage for Ingest {
             }
             deps.push(ctx.cohort_spec(name).map(|c| c.table.clone()).unwrap_or_default());
         }
-        if !diags.is_empty() {
+        // Root causes only: with a table unreadable, "no clinical table" would follow from it.
+        if !diags.is_empty() || unreadable {
             return Err(diags);
         }
         deps.extend(self.schema.clone());

@@ -776,7 +776,7 @@ impl Survival {
             .code(self.time.as_str())
             .text(".")];
         if let Some(t) = cut {
-            lines.push(Rich::new().text("Groups: ").code(self.score.as_deref().unwrap_or("")).text(format!(" >= {} is high, below is low.", num(t))));
+            lines.push(Rich::new().text("Groups: ").code(self.score.as_deref().unwrap_or("")).text(format!(" >= {t:.3} is high, below is low.")));
         }
         doc.push(Block::Paragraph(lines));
         if !self.covariates.is_empty() {

@@ -249,6 +249,21 @@ pub fn node_id(stage: &str, item: Option<&Item>, fit: bool) -> String {
 /// Build the plan. Missing source files are not errors here (a run fails just
 /// the nodes that need them); `validate` reports them through `missing_sources`.
 pub fn build(spec: LoadedSpec, workspace: &Path) -> Result<Plan, Diagnostics> {
+    // A cycle through `input:` would have per-patient stages expand one another
+    // without end (each asks its input for its patients): name it before expanding.
+    let declared: Vec<StagePlan> = spec
+        .spec
+        .stages
+        .iter()
+        .map(|(name, stage)| StagePlan {
+            name: name.clone(),
+            nodes: Vec::new(),
+            upstream: stage.inputs().iter().filter_map(|r| spec.spec.stages.get_index_of(&r.stage)).collect(),
+        })
+        .collect();
+    if let Some(cycle) = stage_cycle(&declared) {
+        return Err(cycle_error(&spec, &declared, &cycle));
+    }
     let (ctx, mut diags) = PlanContext::new(workspace, &spec);
     let mut nodes: Vec<Node> = Vec::new();
     let mut stages: Vec<StagePlan> = Vec::new();
@@ -296,11 +311,7 @@ pub fn build(spec: LoadedSpec, workspace: &Path) -> Result<Plan, Diagnostics> {
         return Err(diags);
     }
     if let Some(cycle) = stage_cycle(&stages) {
-        let names: Vec<&str> = cycle.iter().map(|s| stages[*s].name.as_str()).collect();
-        let first = names[0];
-        return Err(Diagnostic::new(spec.stage_key_origin(first), format!("the stages form a cycle: {} -> {first}", names.join(" -> ")))
-            .hint("a stage cannot depend on its own outputs; remove one `input:` or dep in the cycle")
-            .into());
+        return Err(cycle_error(&spec, &stages, &cycle));
     }
     let order = stable_order(&nodes);
     Ok(Plan { spec, workspace: workspace.to_path_buf(), results: workspace.join(RESULTS), stages, nodes, order, node_index })
@@ -463,6 +474,15 @@ fn stable_order(nodes: &[Node]) -> Vec<usize> {
         }
     }
     order
+}
+
+/// The error naming a cycle of stages, at the first one's key in the pipeline file.
+fn cycle_error(spec: &LoadedSpec, stages: &[StagePlan], cycle: &[usize]) -> Diagnostics {
+    let names: Vec<&str> = cycle.iter().map(|s| stages[*s].name.as_str()).collect();
+    let first = names[0];
+    Diagnostic::new(spec.stage_key_origin(first), format!("the stages form a cycle: {} -> {first}", names.join(" -> ")))
+        .hint("a stage cannot depend on its own outputs; remove one `input:` or dep in the cycle")
+        .into()
 }
 
 /// A cycle among stages, as the list of stages along it.

@@ -144,6 +144,11 @@ pub fn read_nifti_with(path: impl AsRef<Path>, pref: XformPreference) -> Result<
     let obj = ReaderOptions::new().read_file(path).map_err(|e| nifti_err(path, e))?;
     let h = obj.header().clone();
     let bad = |reason: String| ImagingError::BadHeader { path: path.to_path_buf(), reason };
+    // The reader takes the byte order from sizeof_hdr (348, or 348 byte-swapped); any
+    // other value is not a NIfTI-1 header, whatever the rest of the bytes look like.
+    if h.sizeof_hdr != 348 {
+        return Err(bad(format!("sizeof_hdr = {} is neither 348 nor its byte-swapped form: not a NIfTI-1 header", h.sizeof_hdr)));
+    }
     match h.data_type() {
         Ok(NiftiType::Uint8 | NiftiType::Int8 | NiftiType::Uint16 | NiftiType::Int16 | NiftiType::Uint32 | NiftiType::Int32)
         | Ok(NiftiType::Uint64 | NiftiType::Int64 | NiftiType::Float32 | NiftiType::Float64) => {}
@@ -388,6 +393,13 @@ pub(crate) mod tests {
             let r = std::panic::catch_unwind(|| read_nifti(&p));
             assert!(matches!(r, Ok(Err(_))), "{name}: expected an error, got {:?}", r.as_ref().map(|x| x.as_ref().map(|v| v.size())));
         }
+        // a header whose sizeof_hdr is neither 348 nor 348 byte-swapped (0x5C010000)
+        let mut odd = full.clone();
+        odd[..4].copy_from_slice(&349i32.to_le_bytes());
+        let p = dir.join("sizeof_hdr.nii");
+        std::fs::write(&p, odd).unwrap();
+        let e = read_nifti(&p).expect_err("sizeof_hdr 349 is refused").to_string();
+        assert!(e.contains("sizeof_hdr.nii") && e.contains("sizeof_hdr = 349"), "{e}");
         // truncated gzip
         let gz = std::fs::read(fixture("io_sitk_f32_oblique.nii.gz")).unwrap();
         let p = dir.join("trunc.nii.gz");
