@@ -9,6 +9,7 @@ use super::{list_ids, num};
 use crate::stages::{InputArtifact, StageError};
 use radpipe_engine::diagnostics::did_you_mean;
 use radpipe_engine::partition::{self, Partition};
+pub use radpipe_engine::tables::Cell;
 
 /// The ingested table plus partitions, as the statistics stages read it.
 pub struct Study {
@@ -19,14 +20,6 @@ pub struct Study {
     /// Partition of each row under each split (a patient is in at most one
     /// partition per split; splits are kept apart so names stay unambiguous).
     pub partitions: Vec<BTreeMap<String, String>>,
-}
-
-/// A cell of a column: missing, a number, or text that is not a number.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Missing,
-    Number(f64),
-    Text(String),
 }
 
 impl Study {
@@ -104,33 +97,7 @@ impl Study {
 
     /// Every cell of a column (numbers where they parse; NaN counts as missing).
     pub fn cells(&self, column: &str) -> Result<Vec<Cell>, StageError> {
-        let c = self.column(column)?;
-        let fail = |e: &dyn std::fmt::Display| StageError::new(format!("stage `{}`, column `{column}`: {e}", self.stage));
-        if c.dtype().is_primitive_numeric() || c.dtype() == &DataType::Boolean {
-            let f = c.cast(&DataType::Float64).map_err(|e| fail(&e))?;
-            return Ok(f
-                .f64()
-                .map_err(|e| fail(&e))?
-                .iter()
-                .map(|v| match v {
-                    Some(x) if !x.is_nan() => Cell::Number(x),
-                    _ => Cell::Missing,
-                })
-                .collect());
-        }
-        let s = c.cast(&DataType::String).map_err(|e| fail(&e))?;
-        Ok(s.str()
-            .map_err(|e| fail(&e))?
-            .iter()
-            .map(|v| match v.map(str::trim) {
-                None | Some("") => Cell::Missing,
-                Some(t) if t.eq_ignore_ascii_case("na") || t.eq_ignore_ascii_case("nan") => Cell::Missing,
-                Some(t) => match t.parse::<f64>() {
-                    Ok(x) => Cell::Number(x),
-                    Err(_) => Cell::Text(t.to_string()),
-                },
-            })
-            .collect())
+        radpipe_engine::tables::cells(self.column(column)?).map_err(|e| StageError::new(format!("stage `{}`, column `{column}`: {e}", self.stage)))
     }
 
     /// A column as text (numbers in their shortest form), `None` where missing.

@@ -10,6 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::cells::{cells, Cell};
 use super::clinical::{value_text, Table};
 use crate::diagnostics::{Diagnostic, Diagnostics, Origin};
 
@@ -79,24 +80,10 @@ impl LandmarkRule {
     }
 }
 
-/// A cell as text (numbers as the YAML writes them: `1`, not `1.0`), `None` when empty.
-fn cell_text(column: &Column, row: usize) -> Option<String> {
-    match column.get(row).ok()? {
-        AnyValue::Null => None,
-        AnyValue::String(s) => Some(s.to_string()),
-        AnyValue::StringOwned(s) => Some(s.to_string()),
-        AnyValue::Boolean(b) => Some((b as u8).to_string()),
-        v => {
-            let x = v.extract::<f64>()?;
-            Some(if x.fract() == 0.0 && x.abs() < 1e15 { format!("{}", x as i64) } else { x.to_string() })
-        }
-    }
-}
-
 impl Table {
     /// Each row's landmark label. A time that is not a non-negative number,
     /// or an event value that is neither the event nor the censored value, is
-    /// an error naming the row and column; an empty time, or an empty event
+    /// an error naming the row and column; an empty (or `NA`) time, or an empty event
     /// within the landmark, leaves the row unclassified.
     pub fn landmark(&self, rule: &LandmarkRule) -> Result<Vec<Landmark>, Diagnostics> {
         let whole = Origin::Unknown(self.path.clone());
@@ -105,15 +92,17 @@ impl Table {
                 .column(name)
                 .map_err(|_| Diagnostics::from(Diagnostic::new(whole.clone(), format!("the column `{name}` that `{}` is derived from is missing", rule.name))))
         };
-        let (time, event) = (column(&rule.time)?, column(&rule.event.column)?);
+        let unreadable = |name: &str, e: PolarsError| Diagnostics::from(Diagnostic::new(whole.clone(), format!("column `{name}`: {e}")));
+        let times = cells(column(&rule.time)?).map_err(|e| unreadable(&rule.time, e))?;
+        let events = cells(column(&rule.event.column)?).map_err(|e| unreadable(&rule.event.column, e))?;
         let (on, off) = (value_text(&rule.event.value), value_text(&rule.event.censored));
         let mut diags = Diagnostics::default();
-        let mut out = Vec::with_capacity(self.df.height());
-        for row in 0..self.df.height() {
-            let t = match cell_text(time, row).map(|t| t.parse::<f64>().map_err(|_| t)) {
-                None => None,
-                Some(Ok(t)) if t.is_finite() && t >= 0.0 => Some(t),
-                Some(Ok(t)) => {
+        let mut out = Vec::with_capacity(times.len());
+        for (row, (time, event)) in times.into_iter().zip(events).enumerate() {
+            let t = match time {
+                Cell::Missing => None,
+                Cell::Number(t) if t.is_finite() && t >= 0.0 => Some(t),
+                Cell::Number(t) => {
                     diags.push(Diagnostic::new(
                         self.origin(row, &rule.time),
                         format!(
@@ -125,7 +114,7 @@ impl Table {
                     ));
                     continue;
                 }
-                Some(Err(t)) => {
+                Cell::Text(t) => {
                     diags.push(Diagnostic::new(
                         self.origin(row, &rule.time),
                         format!("{}, column `{}`: `{t}` is not a number, so `{}` cannot be derived", self.row_label(row), rule.time, rule.name),
@@ -133,7 +122,12 @@ impl Table {
                     continue;
                 }
             };
-            let happened = match cell_text(event, row) {
+            let e = match event {
+                Cell::Missing => None,
+                Cell::Number(x) => Some(format!("{x}")),
+                Cell::Text(t) => Some(t),
+            };
+            let happened = match e {
                 None => None,
                 Some(e) if e == on => Some(true),
                 Some(e) if e == off => Some(false),

@@ -2,9 +2,11 @@
 //! columns, types, categories, ranges), patient ids, labels and landmark labels. Every error
 //! names the file, the row (and CSV line) and the column.
 
+mod cells;
 mod clinical;
 mod landmark;
 
+pub use cells::{cells, Cell};
 pub use clinical::{value_text, ClinicalSchema, ColumnRule, ColumnType, LabelRule, Table};
 pub use landmark::{EventColumn, Landmark, LandmarkRule, Unclassified};
 
