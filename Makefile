@@ -9,9 +9,11 @@ RADPIPE := $(TARGET_DIR)/debug/radpipe
 # libtorch for the radpipe-nn worker: $LIBTORCH, else torch==2.11.0 from PyPI
 # installed once into this venv (nn/libtorch.sh).
 TORCH_VENV := $(RADPIPE_CACHE)/torch
+# The S3-compatible server (moto) that the remote-cache tests start on loopback.
+S3_VENV := $(RADPIPE_CACHE)/s3-venv
 WITH_LIBTORCH = LIBTORCH="$$(sh nn/libtorch.sh $(TORCH_VENV))"
 
-.PHONY: build test clippy demo example schema venv fixtures nn-fixtures bench-venv bench bench-imaging bench-stats bench-synth bench-nn bench-determinism bench-learning bench-sweep bench-imaging-512 bench-register-512 gpu-carry clean-demo
+.PHONY: s3-venv build test clippy demo example schema venv fixtures nn-fixtures bench-venv bench bench-remote bench-imaging bench-stats bench-synth bench-nn bench-determinism bench-learning bench-sweep bench-imaging-512 bench-register-512 gpu-carry clean-demo
 
 # Both binaries: radpipe (never links libtorch) and the radpipe-nn worker.
 # With the test targets: features are then resolved once for binaries and
@@ -21,8 +23,16 @@ WITH_LIBTORCH = LIBTORCH="$$(sh nn/libtorch.sh $(TORCH_VENV))"
 build:
 	$(WITH_LIBTORCH) $(CARGO) build --workspace --all-targets
 
-test: build
-	$(WITH_LIBTORCH) $(CARGO) test --workspace --no-fail-fast
+# RADPIPE_REQUIRE_SERVICES: the tests that start a service (the S3 server)
+# fail instead of skipping when it is missing.
+test: build s3-venv
+	RADPIPE_MOTO=$(S3_VENV)/bin/moto_server RADPIPE_REQUIRE_SERVICES=1 $(WITH_LIBTORCH) $(CARGO) test --workspace --no-fail-fast
+
+s3-venv: $(S3_VENV)/.done
+$(S3_VENV)/.done: tests/services/requirements-s3.txt
+	python3 -m venv $(S3_VENV)
+	$(S3_VENV)/bin/pip install -q -r tests/services/requirements-s3.txt
+	touch $@
 
 # Lints as CI runs them: every crate and target, warnings are errors.
 clippy:
@@ -75,6 +85,11 @@ $(BENCH_VENV)/.done: benches/requirements.txt
 
 bench: build bench-venv
 	$(BENCH_VENV)/bin/python benches/noop_rerun.py --radpipe $(abspath $(RADPIPE)) --dvc $(BENCH_VENV)/bin/dvc
+
+# The shared cache against a local S3 server: restore the engine benchmark's
+# 1836 nodes from the remote into a fresh workspace (time, requests, bytes).
+bench-remote: build s3-venv
+	$(S3_VENV)/bin/python benches/remote_cache.py --radpipe $(RADPIPE) --moto $(S3_VENV)/bin/moto_server
 
 bench-imaging: venv
 	bash benches/imaging.sh $(VENV)/bin/python

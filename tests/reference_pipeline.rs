@@ -10,37 +10,9 @@ use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// `--set` overrides that shrink the demo to the tiny cohorts.
-const TINY: &[&str] = &[
-    "params.data=data",
-    "params.slice_size=32",
-    "params.device=cpu",
-    "stages.embed.train.epochs=2",
-    "stages.pca.components=4",
-    "stages.fuse.patch=4",
-    "stages.fuse.d_model=16",
-    "stages.fuse.train.epochs=3",
-];
-
-fn repo(rel: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
-}
-
-fn workspace() -> Workspace {
-    let ws = Workspace::new();
-    let out = ws.radpipe(&["synth", "--preset", "tiny", "--out", "data"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    ws.write("pipelines/demo.yaml", &repo("pipelines/demo.yaml"));
-    ws.write("schemas/clinical.yaml", &repo("schemas/clinical.yaml"));
-    ws
-}
-
 /// The pipeline, the tiny overrides, then `extra`.
 fn tail<'a>(extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["pipelines/demo.yaml"];
-    for s in TINY {
-        v.extend(["--set", s]);
-    }
+    let mut v = tiny_args();
     v.extend_from_slice(extra);
     v
 }
@@ -224,7 +196,7 @@ fn report_layout_in_a_browser(ws: &Workspace) {
 #[allow(clippy::too_many_lines)]
 #[test]
 fn the_demo_pipeline_end_to_end_report_swaps_growth_and_lineage() {
-    let ws = workspace();
+    let ws = tiny_workspace();
     let first = run(&ws, &[]);
     for stage in [
         "ingest",
@@ -501,8 +473,8 @@ fn the_demo_pipeline_end_to_end_report_swaps_growth_and_lineage() {
 
 #[test]
 fn two_clean_runs_give_byte_identical_metrics_and_tables() {
-    let a = workspace();
-    let b = workspace();
+    let a = tiny_workspace();
+    let b = tiny_workspace();
     run(&a, &[]);
     run(&b, &[]);
     for stage in ["table1", "table2", "pfs_by_dls", "dcb", "report"] {
@@ -518,7 +490,7 @@ fn two_clean_runs_give_byte_identical_metrics_and_tables() {
 
 #[test]
 fn report_settings_that_cannot_work_are_refused_before_anything_runs() {
-    let ws = workspace();
+    let ws = tiny_workspace();
     let check = |set: &str, needle: &str| {
         let out = ws.radpipe(&args("validate", &["--set", set]));
         assert_eq!(out.status.code(), Some(2), "{set}: {}", stderr(&out));

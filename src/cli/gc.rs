@@ -13,7 +13,9 @@ pub struct Args {
 }
 
 /// Removes run records beyond the latest N, the action records and objects no
-/// kept run uses, and leftovers of interrupted runs in `.radpipe/tmp/`.
+/// kept run uses, and leftovers of interrupted runs in `.radpipe/tmp/`. Only
+/// the local store: nothing on the remote cache is ever deleted (other
+/// workspaces' records reference it).
 pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
     let Some(store) = Store::existing(&ctx.workspace) else {
         eprintln!("nothing to collect: no store in {}", ctx.workspace.display());

@@ -23,6 +23,8 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use radpipe_engine::remote::Remote;
+use radpipe_engine::settings::{self, CommandLine, Settings};
 use radpipe_engine::{spec, Diagnostics, Plan};
 
 /// Declarative, content-addressed, per-patient cached pipelines for imaging biomarkers.
@@ -33,6 +35,11 @@ pub struct Cli {
     /// store) and `results/` live in it. Default: the current directory.
     #[arg(long, global = true, value_name = "DIR")]
     workspace: Option<PathBuf>,
+    /// The shared remote cache, `s3://BUCKET/PREFIX` or `file:///FOLDER`
+    /// (setting `cache.remote`; also `RADPIPE_CACHE_REMOTE` or radpipe.toml).
+    /// S3 credentials, region and endpoint come from the standard AWS variables.
+    #[arg(long, global = true, value_name = "REMOTE")]
+    cache: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,11 +61,12 @@ enum Command {
     Predict(predict::Args),
     /// Check a pipeline file and its inputs without running anything.
     Validate(validate::Args),
-    /// Remove cached results that recent runs no longer use.
+    /// Remove cached results that recent runs no longer use (the local store only).
     Gc(gc::Args),
-    /// Re-hash every stored object and report corrupt or missing ones.
+    /// Re-hash every stored object (or, with --remote, every remote one) and report corrupt or missing ones.
     Verify(verify::Args),
-    /// Check the deep-learning worker: libtorch version, CUDA.
+    /// Resolved settings and where each came from, the remote cache (reachable,
+    /// writable), and the deep-learning worker: libtorch version, CUDA.
     Doctor(doctor::Args),
     /// Write synthetic multi-centre cohorts (clinical tables and MRI).
     Synth(synth::Args),
@@ -81,6 +89,7 @@ pub const EXIT_INVALID: u8 = 2;
 
 pub(crate) struct Ctx {
     pub workspace: PathBuf,
+    pub settings: Settings,
 }
 
 impl Ctx {
@@ -107,6 +116,16 @@ pub(crate) fn finish(result: Result<(), String>) -> ExitCode {
     }
 }
 
+/// The remote cache the settings name, opened (no request is made yet).
+/// A remote that cannot be opened is an invalid setting: exit 2.
+pub(crate) fn open_remote(settings: &Settings) -> Result<Option<std::sync::Arc<Remote>>, ExitCode> {
+    let Some(url) = settings.remote() else { return Ok(None) };
+    Remote::open(url).map(|r| Some(std::sync::Arc::new(r))).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_INVALID)
+    })
+}
+
 pub(crate) fn print_json(value: &impl serde::Serialize) {
     println!("{}", serde_json::to_string_pretty(value).expect("serialisable"));
 }
@@ -117,7 +136,19 @@ pub fn main() -> ExitCode {
         Some(w) => w,
         None => PathBuf::from("."),
     };
-    let ctx = Ctx { workspace };
+    let mut given = CommandLine::default();
+    given.0.extend(cli.cache.map(|c| (settings::CACHE_REMOTE, c)));
+    if let Command::Run(run::Args { exec, .. }) | Command::Sweep(sweep::Args { exec, .. }) = &cli.command {
+        given.0.extend(exec.command_line());
+    }
+    let settings = match Settings::resolve(&workspace, &given) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    let ctx = Ctx { workspace, settings };
     match cli.command {
         Command::Run(a) => run::run(&ctx, a),
         Command::Sweep(a) => sweep::run(&ctx, a),
@@ -128,11 +159,11 @@ pub fn main() -> ExitCode {
         Command::Validate(a) => validate::run(&ctx, a),
         Command::Gc(a) => gc::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
-        Command::Doctor(a) => doctor::run(a),
+        Command::Doctor(a) => doctor::run(&ctx, a),
         Command::Synth(a) => synth::run(a),
         Command::Resample(a) => resample::run(a),
         Command::Register(a) => register::run(a),
         Command::Schema => schema::run(),
-        Command::ExecNode(a) => exec_node::run(a),
+        Command::ExecNode(a) => exec_node::run(&ctx, a),
     }
 }

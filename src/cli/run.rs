@@ -1,4 +1,4 @@
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +7,7 @@ use super::progress::Progress;
 use super::{Ctx, EXIT_FAILED};
 use radpipe_engine::events::{Event, Reporter};
 use radpipe_engine::exec::{self, Executor, LocalExecutor, RunOptions, RunSummary, SubprocessExecutor};
+use radpipe_engine::settings::{self, Settings};
 use radpipe_engine::store::{Store, StoreLock};
 use radpipe_engine::Plan;
 
@@ -18,7 +19,7 @@ pub struct Args {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
     #[command(flatten)]
-    exec: ExecArgs,
+    pub(super) exec: ExecArgs,
     /// Print one JSON document on stdout: executed, cached, failed, skipped, results.
     #[arg(long)]
     json: bool,
@@ -33,7 +34,7 @@ pub struct Args {
 /// How nodes execute; shared by `run` and `sweep`.
 #[derive(Debug, clap::Args)]
 pub struct ExecArgs {
-    /// Nodes to run at once (default: the number of CPUs).
+    /// Nodes to run at once (setting `run.jobs`; default: the number of CPUs).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
     /// Let other nodes (other patients, other sweep members) finish when one fails.
@@ -42,8 +43,9 @@ pub struct ExecArgs {
     /// Where units of work run: `local` (threads of this process) or
     /// `subprocess` (each unit by `radpipe exec-node` in a child process that
     /// resolves its inputs from the store by digest, as a cluster job would).
-    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
-    executor: ExecutorKind,
+    /// Setting `run.executor`; default: local.
+    #[arg(long, value_enum)]
+    executor: Option<ExecutorKind>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -69,8 +71,8 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let options = args.exec.options(args.force, args.only, args.sets);
-    let executor = match args.exec.executor() {
+    let options = args.exec.options(&ctx.settings, args.force, args.only, args.sets);
+    let executor = match ExecArgs::executor(&ctx.settings) {
         Ok(e) => e,
         Err(code) => return code,
     };
@@ -89,23 +91,30 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
 }
 
 impl ExecArgs {
-    /// The scheduler's options for a recorded run with these overrides.
-    pub(super) fn options(&self, force: Vec<String>, only: Vec<String>, overrides: Vec<String>) -> RunOptions {
-        let jobs = self.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-        RunOptions { jobs, keep_going: self.keep_going, force, only, overrides, record: true }
+    /// The settings these flags give, for [`Settings::resolve`].
+    pub(super) fn command_line(&self) -> Vec<(&'static str, String)> {
+        let mut given = Vec::new();
+        given.extend(self.jobs.map(|j| (settings::RUN_JOBS, j.to_string())));
+        given.extend(self.executor.map(|e| (settings::RUN_EXECUTOR, e.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default())));
+        given
     }
 
-    /// The executor `--executor` names.
-    pub(super) fn executor(&self) -> Result<Box<dyn Executor>, ExitCode> {
-        match self.executor {
-            ExecutorKind::Local => Ok(Box::new(LocalExecutor)),
-            ExecutorKind::Subprocess => match std::env::current_exe() {
+    /// The scheduler's options for a recorded run with these overrides.
+    pub(super) fn options(&self, settings: &Settings, force: Vec<String>, only: Vec<String>, overrides: Vec<String>) -> RunOptions {
+        RunOptions { jobs: settings.jobs(), keep_going: self.keep_going, force, only, overrides, record: true }
+    }
+
+    /// The executor the settings name.
+    pub(super) fn executor(settings: &Settings) -> Result<Box<dyn Executor>, ExitCode> {
+        match settings.executor() {
+            "subprocess" => match std::env::current_exe() {
                 Ok(program) => Ok(Box::new(SubprocessExecutor { program })),
                 Err(e) => {
                     eprintln!("error: cannot find the radpipe executable for `exec-node`: {e}");
                     Err(ExitCode::from(EXIT_FAILED))
                 }
             },
+            _ => Ok(Box::new(LocalExecutor)),
         }
     }
 }
@@ -116,8 +125,12 @@ pub(super) fn execute(plan: &Plan, store: &Store, options: &RunOptions, executor
         eprintln!("error: the store could not be written: {e}");
         ExitCode::from(EXIT_FAILED)
     })?;
+    let remote = match &store.remote {
+        Some(r) if !summary.fetched.is_empty() => format!(" ({} from {})", summary.fetched.len(), r.url()),
+        _ => String::new(),
+    };
     eprintln!(
-        "run {}: {} executed, {} cached, {} failed, {} skipped; results in {}",
+        "run {}: {} executed, {} cached{remote}, {} failed, {} skipped; results in {}",
         summary.run_id,
         summary.executed.len(),
         summary.cached.len(),
@@ -134,6 +147,7 @@ pub(super) fn outcome_json(summary: &RunSummary) -> serde_json::Value {
         "run": summary.run_id,
         "executed": summary.executed,
         "cached": summary.cached,
+        "fetched": summary.fetched,
         "failed": summary.failed.iter().map(|(n, _)| n).collect::<Vec<_>>(),
         "errors": summary.failed.iter().map(|(n, why)| json!({"node": n, "error": why})).collect::<Vec<_>>(),
         "skipped": summary.skipped,
@@ -141,12 +155,14 @@ pub(super) fn outcome_json(summary: &RunSummary) -> serde_json::Value {
     })
 }
 
-/// The workspace's store, locked for this process (waiting for another writer).
+/// The workspace's store with the configured remote cache, locked for this
+/// process (waiting for another writer).
 pub(super) fn open_locked(ctx: &Ctx, reporter: &Progress) -> Result<(Store, StoreLock), ExitCode> {
     let store = Store::open(&ctx.workspace).map_err(|e| {
         eprintln!("error: cannot open the store in {}: {e}", ctx.workspace.display());
         ExitCode::from(EXIT_FAILED)
     })?;
+    let store = store.with_remote(super::open_remote(&ctx.settings)?);
     let lock = store.lock(|holder| reporter.event(Event::WaitingForLock { holder: holder.to_string() })).map_err(|e| {
         eprintln!("error: cannot lock the store: {e}");
         ExitCode::from(EXIT_FAILED)

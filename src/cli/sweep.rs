@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    exec: ExecArgs,
+    pub(super) exec: ExecArgs,
 }
 
 /// Run the pipeline once per combination of the varied values, one member
@@ -66,7 +66,7 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let executor = match args.exec.executor() {
+    let executor = match ExecArgs::executor(&ctx.settings) {
         Ok(e) => e,
         Err(code) => return code,
     };
@@ -82,7 +82,7 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
     let count = plans.len();
     for (i, (member, plan, sets)) in plans.into_iter().enumerate() {
         eprintln!("sweep {}: member {}/{count} `{member}` ({})", sweep.name, i + 1, member.overrides.join(" "));
-        let options = args.exec.options(Vec::new(), Vec::new(), sets);
+        let options = args.exec.options(&ctx.settings, Vec::new(), Vec::new(), sets);
         let summary = match execute(&plan, &store, &options, executor.as_ref(), &reporter) {
             Ok(s) => s,
             Err(code) => return code,

@@ -1,6 +1,7 @@
 //! Test harness: a temporary workspace and the `radpipe` binary run in it.
 #![allow(dead_code)]
 
+pub mod s3;
 pub mod stats;
 
 use serde_json::Value;
@@ -66,21 +67,33 @@ impl Workspace {
 
     /// `radpipe run --json ARGS`.
     pub fn run(&self, args: &[&str]) -> RunResult {
-        let mut all = vec!["run", "--json"];
-        all.extend_from_slice(args);
-        let out = self.radpipe(&all);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("run --json printed no JSON ({e}); stderr:\n{stderr}"));
-        RunResult {
-            executed: ids(&json, "executed"),
-            cached: ids(&json, "cached"),
-            failed: ids(&json, "failed"),
-            json,
-            stderr,
-            code: out.status.code().unwrap_or(-1),
-        }
+        self.run_env(&[], args)
     }
 
+    /// `radpipe run --json ARGS` with extra environment variables.
+    pub fn run_env(&self, env: &[(&str, &str)], args: &[&str]) -> RunResult {
+        let mut all = vec!["run", "--json"];
+        all.extend_from_slice(args);
+        let out = self.cmd(&all).envs(env.iter().copied()).output().expect("radpipe runs");
+        run_result(&out)
+    }
+}
+
+/// The node ids and exit code of a finished `run --json`.
+pub fn run_result(out: &Output) -> RunResult {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("run --json printed no JSON ({e}); stderr:\n{stderr}"));
+    RunResult {
+        executed: ids(&json, "executed"),
+        cached: ids(&json, "cached"),
+        failed: ids(&json, "failed"),
+        json,
+        stderr,
+        code: out.status.code().unwrap_or(-1),
+    }
+}
+
+impl Workspace {
     /// Every file under `rel`, with its content, for comparing two runs.
     pub fn snapshot(&self, rel: &str) -> Vec<(String, Vec<u8>)> {
         let root = self.path(rel);
@@ -160,4 +173,40 @@ pub fn chain_workspace(patients: &[&str]) -> Workspace {
     }
     ws.write("c1.csv", &table);
     ws
+}
+
+/// `--set` overrides that shrink the reference pipeline (`pipelines/demo.yaml`) to the tiny cohorts.
+pub const TINY: &[&str] = &[
+    "params.data=data",
+    "params.slice_size=32",
+    "params.device=cpu",
+    "stages.embed.train.epochs=2",
+    "stages.pca.components=4",
+    "stages.fuse.patch=4",
+    "stages.fuse.d_model=16",
+    "stages.fuse.train.epochs=3",
+];
+
+/// A file of the repository.
+pub fn repo(rel: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).unwrap()
+}
+
+/// The tiny synthetic cohorts and the reference pipeline, in a fresh workspace.
+pub fn tiny_workspace() -> Workspace {
+    let ws = Workspace::new();
+    let out = ws.radpipe(&["synth", "--preset", "tiny", "--out", "data"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    ws.write("pipelines/demo.yaml", &repo("pipelines/demo.yaml"));
+    ws.write("schemas/clinical.yaml", &repo("schemas/clinical.yaml"));
+    ws
+}
+
+/// The reference pipeline with the tiny overrides.
+pub fn tiny_args() -> Vec<&'static str> {
+    let mut v = vec!["pipelines/demo.yaml"];
+    for s in TINY {
+        v.extend(["--set", s]);
+    }
+    v
 }

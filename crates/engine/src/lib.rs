@@ -8,6 +8,8 @@
 //! - `stage`: the Stage and Registry traits, node declarations, the run context.
 //! - `plan`: nodes, edges, cycles, topological order.
 //! - `key` (private): cache keys. `store`: objects, actions, runs, lock, memo.
+//! - `remote`: the shared cache (S3 or a shared folder) behind the store.
+//! - `settings`: command line over `RADPIPE_*` over `radpipe.toml` over defaults.
 //! - `exec`: the scheduler, units of work named by digest, executors (local
 //!   threads, `exec-node` child processes). `status`: why-stale. `lineage`: number -> sources.
 //! - `sweep`: the members of a sweep (`--vary`), their names and folders.
@@ -22,6 +24,8 @@ mod key;
 pub mod lineage;
 pub mod partition;
 pub mod plan;
+pub mod remote;
+pub mod settings;
 pub mod spec;
 pub mod stage;
 pub mod status;

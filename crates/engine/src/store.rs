@@ -13,8 +13,10 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::key::KeyMaterial;
+use crate::remote::Remote;
 
 /// A stored file: its digest and size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +89,9 @@ pub struct RunRecord {
     pub nodes: BTreeMap<String, String>,
     pub executed: Vec<String>,
     pub cached: Vec<String>,
+    /// The cached nodes that came from the remote cache.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fetched: Vec<String>,
     pub failed: Vec<String>,
     pub skipped: Vec<String>,
 }
@@ -173,6 +178,8 @@ pub fn now_unix() -> u64 {
 
 pub struct Store {
     pub root: PathBuf,
+    /// The shared remote cache, when one is configured (see [`crate::remote`]).
+    pub remote: Option<Arc<Remote>>,
 }
 
 /// Held while a run writes the store; released on drop.
@@ -187,13 +194,18 @@ impl Store {
         for dir in ["objects", "actions", "runs", "tmp"] {
             fs::create_dir_all(root.join(dir))?;
         }
-        Ok(Store { root })
+        Ok(Store { root, remote: None })
     }
 
     /// Open an existing store without creating it (read-only commands).
     pub fn existing(workspace: &Path) -> Option<Store> {
         let root = workspace.join(".radpipe");
-        root.join("objects").is_dir().then_some(Store { root })
+        root.join("objects").is_dir().then_some(Store { root, remote: None })
+    }
+
+    /// The same store, with a remote cache behind it.
+    pub fn with_remote(self, remote: Option<Arc<Remote>>) -> Store {
+        Store { remote, ..self }
     }
 
     /// Take the writer lock. When another process holds it, `waiting` is called
@@ -266,6 +278,16 @@ impl Store {
             fs::rename(&tmp, &dest)?;
         }
         Ok(FileRecord { digest, size })
+    }
+
+    /// Move a file whose content is known to hash to `digest` (it must be in
+    /// the store's file system, e.g. under `tmp/`) into `objects/`.
+    pub fn adopt_object(&self, path: &Path, digest: &str) -> io::Result<()> {
+        let dest = self.object_path(digest);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::rename(path, dest)
     }
 
     /// Copy an object to `dest` (atomically), checking its content on the way.

@@ -13,6 +13,7 @@ use super::outputs::{output_path, remove_vanished_outputs, restore};
 use super::unit::{Unit, UnitInput, UnitNode, UnitOutcome};
 use crate::events::{Event, Outcome, Reporter};
 use crate::plan::Plan;
+use crate::remote::sync::{self as remote_sync, Pulled};
 use crate::store::{now_unix, Memo, RunRecord, Store};
 
 #[derive(Debug, Clone, Default)]
@@ -33,6 +34,8 @@ pub struct RunSummary {
     pub run_id: String,
     pub executed: Vec<String>,
     pub cached: Vec<String>,
+    /// The cached nodes whose results came from the remote cache.
+    pub fetched: Vec<String>,
     /// (node, why)
     pub failed: Vec<(String, String)>,
     pub skipped: Vec<String>,
@@ -82,6 +85,7 @@ impl<'a> Scheduler<'a> {
                 run_id: store.new_run_id(),
                 executed: vec![],
                 cached: vec![],
+                fetched: vec![],
                 failed: vec![],
                 skipped: vec![],
                 results: plan.results.clone(),
@@ -172,8 +176,9 @@ impl<'a> Scheduler<'a> {
     }
 
     /// The next unit: the first pending node, with the other pending nodes of
-    /// its stage when the stage batches.
-    fn next_unit(&mut self) -> Option<(Vec<usize>, Unit)> {
+    /// its stage when the stage batches; and whether its nodes may come from
+    /// the remote cache (not when `--force` names the stage).
+    fn next_unit(&mut self) -> Option<(Vec<usize>, Unit, bool)> {
         let first = self.to_run.pop_front()?;
         let stage = self.plan.nodes[first.ni].stage;
         let mut batch = vec![first];
@@ -187,18 +192,31 @@ impl<'a> Scheduler<'a> {
             pipeline: std::path::absolute(&self.plan.spec.file).unwrap_or_else(|_| self.plan.spec.file.clone()),
             overrides: self.options.overrides.clone(),
             workspace: std::path::absolute(&self.plan.workspace).unwrap_or_else(|_| self.plan.workspace.clone()),
+            remote: self.store.remote.as_ref().map(|r| r.url().to_string()),
             nodes: batch.into_iter().map(|p| p.unit).collect(),
         };
-        Some((indices, unit))
+        let forced = self.options.force.iter().any(|f| f == &self.plan.stages[stage].name);
+        Some((indices, unit, self.store.remote.is_some() && !forced))
     }
 
     /// Take in the outcomes of a unit's nodes (`indices`); a node without an
-    /// outcome failed.
-    fn absorb(&mut self, indices: Vec<usize>, outcomes: Vec<UnitOutcome>) {
+    /// outcome failed. `fetched` nodes came from the remote cache.
+    fn absorb(&mut self, indices: Vec<usize>, outcomes: Vec<UnitOutcome>, fetched: &HashSet<String>) {
         let mut by_node: std::collections::HashMap<String, Result<_, String>> = outcomes.into_iter().map(|o| (o.node, o.result)).collect();
         for i in indices {
             let result = by_node.remove(&self.plan.nodes[i].id).unwrap_or_else(|| Err("the executor reported no outcome for this node".into()));
             match result {
+                Ok(action) if fetched.contains(&action.node) => {
+                    let node = &self.plan.nodes[i];
+                    match restore(self.plan, node, &action, self.store, &mut self.memo) {
+                        Ok(true) => {
+                            self.summary.fetched.push(node.id.clone());
+                            self.finish(i, Outcome::Cached, Some(Done { key: action.key, outputs: action.outputs }));
+                        }
+                        Ok(false) => self.finish(i, Outcome::Failed("an object fetched from the remote cache vanished from the store".into()), None),
+                        Err(e) => self.finish(i, Outcome::Failed(format!("cannot restore the outputs fetched from the remote cache: {e}")), None),
+                    }
+                }
                 Ok(action) => {
                     let node = &self.plan.nodes[i];
                     for (name, f) in &action.outputs {
@@ -227,10 +245,49 @@ impl<'a> Scheduler<'a> {
             nodes: self.plan.nodes.iter().zip(&self.done).filter_map(|(node, d)| d.as_ref().map(|d| (node.id.clone(), d.key.clone()))).collect(),
             executed: s.executed.clone(),
             cached: s.cached.clone(),
+            fetched: s.fetched.clone(),
             failed: s.failed.iter().map(|(n, _)| n.clone()).collect(),
             skipped: s.skipped.clone(),
         }
     }
+}
+
+/// Run a unit on a scheduler thread: with `pull`, the nodes the remote cache
+/// has come from there (into the local store, recorded there), and only the
+/// others go to the executor. Also returns the ids of the fetched nodes.
+fn run_unit(plan: &Plan, store: &Store, executor: &dyn Executor, mut unit: Unit, pull: bool, reporter: &dyn Reporter) -> (Vec<UnitOutcome>, HashSet<String>) {
+    let mut outcomes = Vec::new();
+    let mut fetched = HashSet::new();
+    if let (true, Some(remote)) = (pull, &store.remote) {
+        let mut rest = Vec::new();
+        for node in std::mem::take(&mut unit.nodes) {
+            let pulled = remote_sync::pull(store, remote, &node.material.key());
+            let result = match pulled {
+                Ok(Pulled::Hit(action)) => {
+                    store.write_action(&action).map(|()| *action).map_err(|e| format!("cannot store the record fetched from the remote cache: {e}"))
+                }
+                Ok(Pulled::Miss) => {
+                    rest.push(node);
+                    continue;
+                }
+                Ok(Pulled::Broken(why)) => {
+                    reporter.event(Event::Note(format!("{why}: `{}` runs again and repairs the remote", node.node)));
+                    rest.push(node);
+                    continue;
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if result.is_ok() {
+                fetched.insert(node.node.clone());
+            }
+            outcomes.push(UnitOutcome { node: node.node, result });
+        }
+        unit.nodes = rest;
+    }
+    if !unit.nodes.is_empty() {
+        outcomes.extend(executor.execute(plan, store, &unit));
+    }
+    (outcomes, fetched)
 }
 
 /// Nodes a run covers: all, or with `--only` those stages and their upstream.
@@ -259,16 +316,16 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, executor: &dyn Exec
     let mut s = Scheduler::new(plan, store, options, reporter);
     reporter.event(Event::Planned { stages: plan.stages.iter().map(|st| (st.name.clone(), st.nodes.iter().filter(|&&n| s.selected[n]).count())).collect() });
     let jobs = options.jobs.max(1);
-    let (tx, rx) = mpsc::channel::<(Vec<usize>, Vec<UnitOutcome>)>();
+    let (tx, rx) = mpsc::channel::<(Vec<usize>, (Vec<UnitOutcome>, HashSet<String>))>();
     let mut running = 0usize;
     std::thread::scope(|scope| loop {
         s.settle_ready();
         while running < jobs {
-            let Some((indices, unit)) = s.next_unit() else { break };
+            let Some((indices, unit, pull)) = s.next_unit() else { break };
             running += 1;
             let tx = tx.clone();
             scope.spawn(move || {
-                let _ = tx.send((indices, executor.execute(plan, store, &unit)));
+                let _ = tx.send((indices, run_unit(plan, store, executor, unit, pull, reporter)));
             });
         }
         if running == 0 {
@@ -277,9 +334,9 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, executor: &dyn Exec
             }
             continue;
         }
-        let Ok((indices, outcomes)) = rx.recv() else { break };
+        let Ok((indices, (outcomes, fetched))) = rx.recv() else { break };
         running -= 1;
-        s.absorb(indices, outcomes);
+        s.absorb(indices, outcomes, &fetched);
     });
     store.save_memo(&s.memo)?;
     if options.record {

@@ -17,6 +17,7 @@ use super::material::{output_digest, walk};
 use super::outputs::recorded_results_dir;
 use crate::key::KeyMaterial;
 use crate::plan::{Node, Plan};
+use crate::remote::sync::{publish, Published};
 use crate::stage::{InputArtifact, Records, RunContext, StageError};
 use crate::store::{now_unix, ActionRecord, Environment, FileRecord, InputRecord, Store};
 
@@ -28,6 +29,10 @@ pub struct Unit {
     pub overrides: Vec<String>,
     /// The workspace (its `.radpipe/` is the store).
     pub workspace: PathBuf,
+    /// The remote cache the store publishes to (its URL; credentials come
+    /// from the environment of whoever executes the unit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<String>,
     /// Nodes of one stage; more than one only for a batching stage.
     pub nodes: Vec<UnitNode>,
 }
@@ -139,6 +144,32 @@ pub fn execute_unit(plan: &Plan, store: &Store, unit: &Unit) -> Vec<UnitOutcome>
     outcomes
 }
 
+/// Record a node that ran: published to the remote first, when there is
+/// one (the remote may answer with another writer's result, which is then
+/// this node's too), then the local record.
+fn record(plan: &Plan, store: &Store, node: &Node, action: ActionRecord) -> Result<ActionRecord, String> {
+    let action = match &store.remote {
+        None => action,
+        Some(remote) => match publish(store, remote, action).map_err(|e| e.to_string())? {
+            Published::Ours(a) => a,
+            Published::Adopted(winner) => {
+                // Workspace `outs` show the adopted result, as the results folder will.
+                if !node.decl.outs.is_empty() {
+                    for (name, f) in &winner.outputs {
+                        let dest = plan.workspace.join(name);
+                        if !store.restore(&f.digest, &dest).map_err(|e| format!("cannot restore `{name}` adopted from {}: {e}", remote.url()))? {
+                            return Err(format!("the adopted output `{name}` ({}) vanished from the store", f.digest));
+                        }
+                    }
+                }
+                winner
+            }
+        },
+    };
+    store.write_action(&action).map_err(|e| format!("cannot store the outputs: {e}"))?;
+    Ok(action)
+}
+
 /// The outputs of a node that ran: its output folder, or its workspace `outs`.
 fn collect_outputs(plan: &Plan, store: &Store, node: &Node, out_dir: &std::path::Path) -> std::io::Result<BTreeMap<String, FileRecord>> {
     let mut outputs = BTreeMap::new();
@@ -184,11 +215,10 @@ fn commit(plan: &Plan, store: &Store, p: Prepared<'_>, result: Result<(), StageE
             finished_unix: now_unix(),
             environment: Environment::current(),
         };
-        store.write_action(&action)?;
         Ok(action)
     };
     let outcome = match result {
-        Ok(()) => commit().map_err(|e| format!("cannot store the outputs: {e}")),
+        Ok(()) => commit().map_err(|e| format!("cannot store the outputs: {e}")).and_then(|action| record(plan, store, node, action)),
         Err(e) if log.is_empty() => Err(e.to_string()),
         Err(e) => {
             // Keep the log of a failure where users can read it.
