@@ -9,7 +9,10 @@ one run:
   2. a fully cached run from a fresh workspace against the remote: everything
      restored (time, HTTP requests the server answered, bytes that arrived);
   3. the no-op rerun of that workspace with a warm local store (median of 5):
-     its request count must be 0.
+     its request count must be 0;
+  4. the same for the reference pipeline on the `tiny` cohorts (registration,
+     resampling, training: nodes worth restoring): its first run without and
+     with the remote, and its restore into a fresh workspace.
 Requests are counted from the server's access log; bytes are the objects and
 records the fresh workspace's store holds afterwards.
 
@@ -46,9 +49,30 @@ def workspace(root, name):
     return ws
 
 
-def run(radpipe, ws, env, extra=()):
+TINY = ["params.data=data", "params.slice_size=32", "params.device=cpu", "stages.embed.train.epochs=2", "stages.pca.components=4",
+        "stages.fuse.patch=4", "stages.fuse.d_model=16", "stages.fuse.train.epochs=3"]
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_workspace(radpipe, root, name):
+    ws = os.path.join(root, name)
+    for rel in ("pipelines/demo.yaml", "schemas/clinical.yaml"):
+        os.makedirs(os.path.dirname(os.path.join(ws, rel)), exist_ok=True)
+        shutil.copy(os.path.join(REPO, rel), os.path.join(ws, rel))
+    subprocess.run([radpipe, "synth", "--preset", "tiny", "--out", "data"], cwd=ws, check=True, capture_output=True)
+    return ws
+
+
+def tiny_args():
+    args = ["pipelines/demo.yaml"]
+    for s in TINY:
+        args += ["--set", s]
+    return args
+
+
+def run(radpipe, ws, env, extra=(), pipeline=("pipeline.yaml",)):
     t = time.perf_counter()
-    out = subprocess.run([radpipe, "run", "--json", "pipeline.yaml", *extra], cwd=ws, env=env, capture_output=True, text=True)
+    out = subprocess.run([radpipe, "run", "--json", *pipeline, *extra], cwd=ws, env=env, capture_output=True, text=True)
     took = time.perf_counter() - t
     if out.returncode != 0:
         sys.exit(f"radpipe run failed in {ws}:\n{out.stderr[-3000:]}")
@@ -112,6 +136,21 @@ def main():
         res["noop_rerun_s"] = statistics.median(noops)
         res["noop_requests"] = requests() - before
         res["restore_vs_recompute"] = res["first_run_local_s"] / res["restore_from_remote_s"]
+
+        tiny = {}
+        tiny["first_run_local_s"], _ = run(radpipe, tiny_workspace(radpipe, root, "tiny-baseline"), env, pipeline=tiny_args())
+        before = requests()
+        tiny["first_run_with_upload_s"], first = run(radpipe, tiny_workspace(radpipe, root, "tiny-a"), env, remote, tiny_args())
+        tiny["nodes"] = len(first["executed"])
+        tiny["upload_requests"] = requests() - before
+        fresh = tiny_workspace(radpipe, root, "tiny-b")
+        before = requests()
+        tiny["restore_from_remote_s"], restored = run(radpipe, fresh, env, remote, tiny_args())
+        tiny["restore_requests"] = requests() - before
+        tiny["restore_bytes"] = store_bytes(fresh)
+        assert not restored["executed"], restored["executed"][:5]
+        tiny["restore_vs_recompute"] = tiny["first_run_local_s"] / tiny["restore_from_remote_s"]
+        res["tiny_reference_pipeline"] = tiny
         print(json.dumps(res, indent=2))
     finally:
         server.kill()

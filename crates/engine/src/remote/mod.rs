@@ -17,10 +17,11 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig, WriteMultipart};
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use runtime::block_on;
@@ -59,6 +60,9 @@ pub struct Remote {
     kind: RemoteKind,
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
+    /// Objects this process knows the remote holds (uploaded or seen), so
+    /// that one log shared by many nodes is looked up once.
+    known: Mutex<HashSet<String>>,
 }
 
 /// An object fetched into a local file: the digest of what arrived.
@@ -82,7 +86,7 @@ impl Remote {
                 builder = builder.with_allow_http(true);
             }
             let store = builder.build().map_err(|e| format!("cannot configure the S3 remote `{url}`: {e}"))?;
-            return Ok(Remote { url: url.to_string(), kind: RemoteKind::S3, store: Arc::new(store), prefix: ObjectPath::from(prefix) });
+            return Ok(Remote::new(url, RemoteKind::S3, Arc::new(store), ObjectPath::from(prefix)));
         }
         if let Some(folder) = url.strip_prefix("file://") {
             if !folder.starts_with('/') {
@@ -90,9 +94,23 @@ impl Remote {
             }
             std::fs::create_dir_all(folder).map_err(|e| format!("cannot create the remote folder {folder}: {e}"))?;
             let store = LocalFileSystem::new_with_prefix(folder).map_err(|e| format!("cannot open the remote folder {folder}: {e}"))?;
-            return Ok(Remote { url: url.to_string(), kind: RemoteKind::File, store: Arc::new(store), prefix: ObjectPath::default() });
+            return Ok(Remote::new(url, RemoteKind::File, Arc::new(store), ObjectPath::default()));
         }
         Err(format!("`{url}` is not a remote cache: use s3://BUCKET/PREFIX or file:///FOLDER"))
+    }
+
+    fn new(url: &str, kind: RemoteKind, store: Arc<dyn ObjectStore>, prefix: ObjectPath) -> Remote {
+        Remote { url: url.to_string(), kind, store, prefix, known: Mutex::new(HashSet::new()) }
+    }
+
+    pub(crate) fn knows(&self, digest: &str) -> bool {
+        self.known.lock().is_ok_and(|k| k.contains(digest))
+    }
+
+    fn learn(&self, digest: &str) {
+        if let Ok(mut k) = self.known.lock() {
+            k.insert(digest.to_string());
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -149,8 +167,14 @@ impl Remote {
 
     /// Whether the remote holds the object `digest` (its content is not checked).
     pub fn has_object(&self, digest: &str) -> Result<bool, RemoteError> {
+        if self.knows(digest) {
+            return Ok(true);
+        }
         match block_on(self.store.head(&self.object(digest))) {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                self.learn(digest);
+                Ok(true)
+            }
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(self.error(format!("cannot look up the object {digest}"), e)),
         }
@@ -159,6 +183,12 @@ impl Remote {
     /// Upload the local file `path` as the object `digest`: one request
     /// below [`MULTIPART_PART`], a multipart upload from there on.
     pub fn put_object(&self, digest: &str, path: &Path) -> Result<(), RemoteError> {
+        self.upload(digest, path)?;
+        self.learn(digest);
+        Ok(())
+    }
+
+    fn upload(&self, digest: &str, path: &Path) -> Result<(), RemoteError> {
         let failed = |e: &dyn fmt::Display| self.error(format!("cannot upload the object {digest}"), e);
         let mut file = std::fs::File::open(path).map_err(|e| failed(&e))?;
         let size = file.metadata().map_err(|e| failed(&e))?.len();
@@ -208,6 +238,9 @@ impl Remote {
 
     /// Move a corrupt object to `quarantine/<digest>`, so that no run uses it.
     pub fn quarantine(&self, digest: &str) -> Result<String, RemoteError> {
+        if let Ok(mut k) = self.known.lock() {
+            k.remove(digest);
+        }
         let dest = self.path(&format!("quarantine/{digest}"));
         block_on(self.store.rename(&self.object(digest), &dest)).map_err(|e| self.error(format!("cannot quarantine the object {digest}"), e))?;
         Ok(dest.to_string())
