@@ -15,14 +15,17 @@ use std::process::{Command, Stdio};
 
 /// The environment every radpipe call of these tests gets: hermetic
 /// settings (no user config folder) plus `extra`.
-fn env(extra: &[(&'static str, String)], config: &Path) -> Vec<(&'static str, String)> {
+fn env(extra: &[(&'static str, String)], config: &Path) -> Env {
     let mut v = vec![("XDG_CONFIG_HOME", config.to_string_lossy().into_owned())];
     v.extend_from_slice(extra);
     v
 }
 
+/// Environment variables of a radpipe call.
+type Env = Vec<(&'static str, String)>;
+
 /// The S3 server, a hermetic config folder, and the environment of radpipe calls against it.
-fn s3() -> Option<(Moto, tempfile::TempDir, Vec<(&'static str, String)>)> {
+fn s3() -> Option<(Moto, tempfile::TempDir, Env)> {
     let moto = Moto::start()?;
     let config = tempfile::tempdir().unwrap();
     let e = env(&moto.env(), config.path());
