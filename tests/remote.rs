@@ -271,11 +271,14 @@ fn a_remote_that_dies_mid_run_fails_the_run_cleanly_and_the_rerun_completes() {
     let verify = command(&ws, &e, &["verify"]).output().unwrap();
     assert!(verify.status.success(), "{}", stdout(&verify));
 
+    // The rerun's units go to `exec-node` child processes, which publish
+    // to the remote the unit names, with the credentials of their environment.
     moto.restart();
-    let again = run(&ws, &e, &["p.yaml", "--cache", &remote]);
+    let again = run(&ws, &e, &["p.yaml", "--cache", &remote, "--executor", "subprocess"]);
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert!(again.failed.is_empty());
     assert!(!again.executed.is_empty());
+    assert_eq!(moto.keys("dies/actions/").len(), again.executed.len(), "every node executed is on the (restarted) remote");
 }
 
 #[test]
