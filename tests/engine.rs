@@ -37,7 +37,7 @@ fn changing_a_param_reruns_exactly_its_stage_and_downstream_and_changing_it_back
 fn status_names_the_changed_param_with_old_and_new_values() {
     let ws = chain_workspace(&["P1"]);
     ws.run(&["p.yaml"]);
-    let out = ws.radpipe(&["status", "p.yaml", "--set", "params.offset=9"]);
+    let out = ws.radpipe(&["status", "p.yaml", "--nodes", "--set", "params.offset=9"]);
     let text = stdout(&out);
     assert!(text.contains("report\n    param `params.offset` changed: 1 -> 9"), "{text}");
     assert!(!text.contains("a[P1]"), "{text}");
@@ -58,13 +58,13 @@ fn adding_a_patient_runs_its_nodes_and_the_cohort_level_ones_and_removing_one_re
     let ws = chain_workspace(&["P1", "P2"]);
     ws.run(&["p.yaml"]);
     ws.write("c1.csv", "patient_id,age\nP1,50\nP2,51\nP10,70\n");
-    let status = stdout(&ws.radpipe(&["status", "p.yaml"]));
+    let status = stdout(&ws.radpipe(&["status", "p.yaml", "--nodes"]));
     assert!(status.contains("a[P10]\n    new patient P10 (cohort c1)"), "{status}");
     let added = ws.run(&["p.yaml"]);
     assert_eq!(added.executed, set(&["a[P10]", "b[P10]", "total", "report"]));
     assert_eq!(ws.read("out/total.txt"), "5\n5\n6\n");
     ws.write("c1.csv", "patient_id,age\nP1,50\nP10,70\n");
-    let status = stdout(&ws.radpipe(&["status", "p.yaml"]));
+    let status = stdout(&ws.radpipe(&["status", "p.yaml", "--nodes"]));
     assert!(status.contains("patient P2 removed"), "{status}");
     let removed = ws.run(&["p.yaml"]);
     assert_eq!(removed.executed, set(&["total", "report"]));
@@ -91,7 +91,7 @@ stages:
     ws.write("raw/y.txt", "two\n");
     ws.run(&["p.yaml"]);
     ws.write("raw/y.txt", "three\n");
-    let status = stdout(&ws.radpipe(&["status", "p.yaml"]));
+    let status = stdout(&ws.radpipe(&["status", "p.yaml", "--nodes"]));
     assert!(status.contains("up[y]\n    input file `raw/y.txt` changed"), "{status}");
     let r = ws.run(&["p.yaml"]);
     assert_eq!(r.executed, set(&["up[y]"]));
@@ -136,6 +136,13 @@ fn keep_going_lets_other_patients_finish_and_names_the_failing_one() {
     assert!(error.contains("cannot read scan for BAD") && error.contains("exit status: 3"), "{error}");
     let log = ws.read(".radpipe/logs/b[BAD].log");
     assert!(log.contains("cannot read scan for BAD"), "the failed node's log is kept: {log}");
+    // Skipped nodes are summarised per stage, and the output ends with the failure and its log.
+    assert!(!r.stderr.lines().any(|l| l.starts_with("skipped total") || l.starts_with("skipped report")), "{}", r.stderr);
+    assert!(r.stderr.contains("skipped 2 nodes (total 1, report 1): an upstream node did not finish\n"), "{}", r.stderr);
+    let last = r.stderr.lines().last().unwrap();
+    assert!(last.starts_with("FAILED b[BAD]: ") && last.contains("(log: ") && last.contains("b[BAD].log"), "{}", r.stderr);
+    assert!(stopped.stderr.lines().last().unwrap().starts_with("FAILED b[BAD]: "), "{}", stopped.stderr);
+    assert!(!stopped.stderr.lines().any(|l| l.starts_with("skipped ") && l.contains("]: ")), "no line per skipped node: {}", stopped.stderr);
 }
 
 #[test]
@@ -227,4 +234,24 @@ stages:
     let r = ws.run(&["p.yaml"]);
     assert_eq!(r.executed, set(&["up[raw/a.txt]", "up[raw/b.txt]"]));
     assert_eq!(ws.read("raw/b.txt.up"), "B\n");
+}
+
+#[test]
+fn status_prints_one_line_per_stage_and_each_node_with_nodes() {
+    let ws = chain_workspace(&["P1", "P2", "P3"]);
+    ws.run(&["p.yaml"]);
+    let text = stdout(&ws.radpipe(&["status", "p.yaml", "--set", "params.factor=3"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "a, b, total, report and the count: {text}");
+    assert!(lines[0].starts_with("a: 3 nodes; param `params.factor` changed: "), "{text}");
+    assert_eq!(lines[1], "b: 3 nodes; upstream `a` will run", "{text}");
+    assert!(lines[2].starts_with("total: upstream `b[P1]`, `b[P2]`, `b[P3]` will run"), "{text}");
+    assert_eq!(lines[4], "8 stale, 0 cached");
+    let detail = stdout(&ws.radpipe(&["status", "p.yaml", "--nodes", "--set", "params.factor=3"]));
+    assert!(detail.contains("a[P2]\n    param `params.factor` changed: "), "{detail}");
+    assert_eq!(detail.lines().count(), 17, "a node line and a reason line per stale node, and the count: {detail}");
+
+    ws.write("c1.csv", "patient_id,age\nP1,50\nP2,51\nP3,52\nP10,70\nP11,71\nP12,72\nP13,73\n");
+    let text = stdout(&ws.radpipe(&["status", "p.yaml"]));
+    assert!(text.contains("a: 4 nodes; new patients (cohort c1): P10, P11, P12 and 1 more\n"), "{text}");
 }

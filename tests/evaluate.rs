@@ -127,6 +127,10 @@ fn auc_delong_and_threshold_metrics_match_the_fixtures() {
     assert!(ws.path(&format!(".radpipe/actions/{}.json", m["ev/c1/B/auc"]["lineage"].as_str().unwrap())).exists());
     let text = lineage["steps"].to_string();
     assert!(text.contains("model") && text.contains("c1.csv"), "{text}");
+    // A misspelt metric id: the nearest metric ids are suggested, not just the node.
+    let out = ws.radpipe(&["lineage", "p.yaml", "ev/c1/B/aucc"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("(did you mean `ev/c1/B/auc`"), "{}", stderr(&out));
     // Rerun: nothing to do.
     let again = ws.run(&["p.yaml"]);
     assert!(again.executed.is_empty(), "{:?}", again.executed);
@@ -393,4 +397,22 @@ fn the_class_test_is_r_wilcox_and_a_threshold_can_be_fitted_for_another_label() 
         assert!(ws.read("results/ev/table.md").contains("(Youden index on c0 for z = 1)"));
         assert!(ws.read("results/own/table.md").contains("| c0 (in-sample) | s |"), "each cohort's own Youden point is fitted in-sample");
     }
+}
+
+#[test]
+fn a_label_of_booleans_as_r_writes_them_is_evaluated_with_positive_true() {
+    let ws = Workspace::new();
+    let mut t = String::from("patient_id,y,a\n");
+    for (i, (y, a)) in [("TRUE", 0.9), ("FALSE", 0.2), ("TRUE", 0.7), ("FALSE", 0.4), ("TRUE", 0.3), ("FALSE", 0.1)].iter().enumerate() {
+        t.push_str(&format!("P{i},{y},{a}\n"));
+    }
+    ws.write("c1.csv", &t);
+    ws.write(
+        "p.yaml",
+        "version: 1\nname: ev\ncohorts:\n  c1: { table: c1.csv }\nstages:\n  ingest: { kind: ingest, cohorts: [c1] }\n  ev:\n    kind: evaluate\n    input: [ingest]\n    label: y\n    positive: true\n    scores: { A: a }\n    cohorts: [c1]\n    threshold: { rule: fixed, value: 0.5 }\n",
+    );
+    let r = ws.run(&["p.yaml"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stderr, error_of(&r));
+    // Positives 0.9, 0.7, 0.3 against negatives 0.2, 0.4, 0.1: 8 of 9 pairs ordered.
+    close(value(&metrics(&ws, "ev"), "ev/c1/A/auc"), 8.0 / 9.0, 1e-12, "auc");
 }

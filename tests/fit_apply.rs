@@ -71,7 +71,7 @@ fn growing_or_editing_validation_cohorts_never_refits() {
     // A new external patient: its own nodes, nothing else (ingest re-reads the table).
     ws.write("raw/E99.txt", "1,2,3\n");
     ws.write("external.csv", &(ws.read("external.csv") + "E99,25\n"));
-    let status = stdout(&ws.radpipe(&["status", "p.yaml"]));
+    let status = stdout(&ws.radpipe(&["status", "p.yaml", "--nodes"]));
     assert!(status.contains("pca.fit\n    upstream `split` will run (this node stays cached if their outputs come out unchanged)"), "{status}");
     let r = ws.run(&["p.yaml"]);
     assert!(!r.executed.contains("pca.fit"), "{:?}", r.executed);

@@ -448,7 +448,7 @@ fn the_demo_pipeline_end_to_end_report_swaps_growth_and_lineage() {
         }
     }
     ws.write("data/external/clinical.csv", &table);
-    let status = stdout(&ws.radpipe(&args("status", &[])));
+    let status = stdout(&ws.radpipe(&args("status", &["--nodes"])));
     assert!(status.contains("E-0901"), "status names the new patients: {status}");
     let grown = run(&ws, &[]);
     let per_patient: BTreeSet<&String> = grown.executed.iter().filter(|n| n.contains('[') && !n.contains(".fit")).collect();
@@ -463,7 +463,7 @@ fn the_demo_pipeline_end_to_end_report_swaps_growth_and_lineage() {
     // Swap: another centre as the external cohort; no model refits, and
     // institution 1's patients are not preprocessed again.
     let swap = ["--set", "cohorts.external.table=other/external/clinical.csv", "--set", "cohorts.external.images=other/external/images"];
-    let status = stdout(&ws.radpipe(&args("status", &swap)));
+    let status = stdout(&ws.radpipe(&args("status", &[&swap[..], &["--nodes"]].concat())));
     assert!(status.contains("external"), "{status}");
     let swapped = run(&ws, &swap);
     assert!(!swapped.executed.iter().any(|n| n.ends_with(".fit") || n.contains(".fit[")), "no model refits: {:?}", swapped.executed);

@@ -1,5 +1,6 @@
 //! Renders engine events on stderr: one progress bar per stage (hidden when
-//! stderr is not a terminal), failures as they happen.
+//! stderr is not a terminal), failures as they happen; skipped nodes are
+//! counted per stage and reason and summarised once, at the end of the run.
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -10,11 +11,44 @@ use radpipe_engine::events::{Event, Outcome, Reporter};
 pub struct Progress {
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    /// Skipped nodes by reason, in the order the reasons first happened.
+    skipped: Mutex<Vec<Skipped>>,
 }
+
+/// Nodes skipped for one reason: (stage, how many), per stage.
+type Skipped = (String, Vec<(String, usize)>);
 
 impl Progress {
     pub fn new() -> Self {
-        Progress { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), bars: Mutex::new(HashMap::new()) }
+        Progress { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), bars: Mutex::new(HashMap::new()), skipped: Mutex::new(Vec::new()) }
+    }
+
+    fn skip(&self, stage: String, why: &str) {
+        // Reasons that name an upstream node are counted together.
+        let why = if why.starts_with("needs ") { "an upstream node did not finish" } else { why };
+        let mut skipped = self.skipped.lock().expect("skipped");
+        let i = skipped.iter().position(|(w, _)| w == why).unwrap_or_else(|| {
+            skipped.push((why.to_string(), Vec::new()));
+            skipped.len() - 1
+        });
+        match skipped[i].1.iter_mut().find(|(s, _)| *s == stage) {
+            Some((_, n)) => *n += 1,
+            None => skipped[i].1.push((stage, 1)),
+        }
+    }
+
+    /// One line per reason: how many nodes of which stages were skipped
+    /// since the last call (a sweep summarises each member's run).
+    pub fn skipped_summary(&self) -> Vec<String> {
+        let skipped = std::mem::take(&mut *self.skipped.lock().expect("skipped"));
+        skipped
+            .iter()
+            .map(|(why, stages)| {
+                let total: usize = stages.iter().map(|(_, n)| n).sum();
+                let per_stage: Vec<String> = stages.iter().map(|(s, n)| format!("{s} {n}")).collect();
+                format!("skipped {total} node{} ({}): {why}", if total == 1 { "" } else { "s" }, per_stage.join(", "))
+            })
+            .collect()
     }
 
     fn say(&self, line: &str) {
@@ -47,7 +81,7 @@ impl Reporter for Progress {
                 }
                 match outcome {
                     Outcome::Failed(why) => self.say(&format!("FAILED {node}: {why}")),
-                    Outcome::Skipped(why) if !why.starts_with("not selected") => self.say(&format!("skipped {node}: {why}")),
+                    Outcome::Skipped(why) if !why.starts_with("not selected") => self.skip(stage, &why),
                     _ => {}
                 }
             }

@@ -125,6 +125,9 @@ pub(super) fn execute(plan: &Plan, store: &Store, options: &RunOptions, executor
         eprintln!("error: the store could not be written: {e}");
         ExitCode::from(EXIT_FAILED)
     })?;
+    for line in reporter.skipped_summary() {
+        eprintln!("{line}");
+    }
     let remote = match &store.remote {
         Some(r) if !summary.fetched.is_empty() => format!(" ({} from {})", summary.fetched.len(), r.url()),
         _ => String::new(),
@@ -138,6 +141,10 @@ pub(super) fn execute(plan: &Plan, store: &Store, options: &RunOptions, executor
         summary.skipped.len(),
         summary.results.display()
     );
+    // The root causes again, last, where a long run's output ends.
+    for (node, why) in &summary.failed {
+        eprintln!("FAILED {node}: {why}");
+    }
     Ok(summary)
 }
 

@@ -90,5 +90,12 @@ impl From<Diagnostic> for Diagnostics {
 
 /// "did you mean" for a misspelt name, from the names that exist.
 pub fn did_you_mean<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    known.into_iter().map(|k| (strsim::jaro_winkler(name, k), k)).filter(|(score, _)| *score > 0.8).max_by(|a, b| a.0.total_cmp(&b.0)).map(|(_, k)| k)
+    nearest(name, known, 1).into_iter().next()
+}
+
+/// The `n` known names closest to a misspelt one (Jaro-Winkler over 0.8), closest first.
+pub fn nearest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>, n: usize) -> Vec<&'a str> {
+    let mut scored: Vec<(f64, &str)> = known.into_iter().map(|k| (strsim::jaro_winkler(name, k), k)).filter(|(score, _)| *score > 0.8).collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
+    scored.into_iter().take(n).map(|(_, k)| k).collect()
 }

@@ -96,6 +96,8 @@ fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<Resolved, Lin
         return Ok((read(key)?, None, None, None));
     }
     let parts: Vec<&str> = target.split('/').collect();
+    // The metric ids of the nodes the target's prefixes name, for the hint.
+    let mut metric_ids: Vec<String> = Vec::new();
     for k in (1..parts.len()).rev() {
         let node = parts[..k].join("/");
         if let Some(key) = run.nodes.get(&node) {
@@ -108,6 +110,9 @@ fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<Resolved, Lin
             if let Some(v) = metric_value(&metrics, target, &parts[k..]) {
                 let patients = parts.get(k).and_then(|group| group_patients(store, &action, group));
                 return Ok((action, Some(v), Some(format!("metrics.json of {node}")), patients));
+            }
+            if let Value::Array(entries) = &metrics {
+                metric_ids.extend(entries.iter().filter_map(|e| e.get("id").and_then(Value::as_str)).map(str::to_string));
             }
         }
     }
@@ -125,9 +130,11 @@ fn resolve(store: &Store, run: &RunRecord, target: &str) -> Result<Resolved, Lin
             return Ok((action, None, Some(shown.to_string()), None));
         }
     }
-    let hint = match super::diagnostics::did_you_mean(target, run.nodes.keys().map(String::as_str)) {
-        Some(s) => format!(" (did you mean `{s}`?)"),
-        None => String::new(),
+    let metrics = super::diagnostics::nearest(target, metric_ids.iter().map(String::as_str), 3);
+    let hint = match (metrics.as_slice(), super::diagnostics::did_you_mean(target, run.nodes.keys().map(String::as_str))) {
+        ([], None) => String::new(),
+        ([], Some(node)) => format!(" (did you mean `{node}`?)"),
+        (ids, _) => format!(" (did you mean {}?)", ids.iter().map(|id| format!("`{id}`")).collect::<Vec<_>>().join(", ")),
     };
     Err(LineageError::UnknownTarget { target: target.into(), run: run.id.clone(), hint })
 }

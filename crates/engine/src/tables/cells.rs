@@ -1,6 +1,7 @@
 //! A column's cells as the statistics read them: a number where the value is
-//! one (numeric and boolean columns, or text that parses), text otherwise, and
-//! missing for an empty cell, `NA` or `NaN`.
+//! one (numeric and boolean columns, or text that parses; `TRUE`/`FALSE` in
+//! any case, as R writes booleans, are 1 and 0 like a boolean column's),
+//! text otherwise, and missing for an empty cell, `NA` or `NaN`.
 
 use polars::prelude::*;
 
@@ -31,6 +32,8 @@ pub fn cells(column: &Column) -> PolarsResult<Vec<Cell>> {
         .map(|v| match v.map(str::trim) {
             None | Some("") => Cell::Missing,
             Some(t) if t.eq_ignore_ascii_case("na") || t.eq_ignore_ascii_case("nan") => Cell::Missing,
+            Some(t) if t.eq_ignore_ascii_case("true") => Cell::Number(1.0),
+            Some(t) if t.eq_ignore_ascii_case("false") => Cell::Number(0.0),
             Some(t) => match t.parse::<f64>() {
                 Ok(x) => Cell::Number(x),
                 Err(_) => Cell::Text(t.to_string()),
