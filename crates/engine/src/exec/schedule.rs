@@ -206,7 +206,7 @@ impl<'a> Scheduler<'a> {
         for i in indices {
             let result = by_node.remove(&self.plan.nodes[i].id).unwrap_or_else(|| Err("the executor reported no outcome for this node".into()));
             match result {
-                Ok(action) if fetched.contains(&action.node) => {
+                Ok(action) if fetched.contains(&self.plan.nodes[i].id) => {
                     let node = &self.plan.nodes[i];
                     match restore(self.plan, node, &action, self.store, &mut self.memo) {
                         Ok(true) => {

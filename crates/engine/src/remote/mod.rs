@@ -242,8 +242,11 @@ impl Remote {
             k.remove(digest);
         }
         let dest = self.path(&format!("quarantine/{digest}"));
-        block_on(self.store.rename(&self.object(digest), &dest)).map_err(|e| self.error(format!("cannot quarantine the object {digest}"), e))?;
-        Ok(dest.to_string())
+        match block_on(self.store.rename(&self.object(digest), &dest)) {
+            // Another run (or `verify --remote`) moved it first.
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(dest.to_string()),
+            Err(e) => Err(self.error(format!("cannot quarantine the object {digest}"), e)),
+        }
     }
 
     /// Digests of every object, sorted.

@@ -40,10 +40,30 @@ fn digests(action: &ActionRecord) -> impl Iterator<Item = &str> {
 }
 
 fn parse(remote: &Remote, key: &str, bytes: &[u8]) -> Result<ActionRecord, String> {
-    match serde_json::from_slice::<ActionRecord>(bytes) {
-        Ok(a) if a.key == key => Ok(a),
-        Ok(a) => Err(format!("the record {key} of {} describes the key {}", remote.url(), a.key)),
-        Err(e) => Err(format!("the record {key} of {} is not an action record: {e}", remote.url())),
+    let action = match serde_json::from_slice::<ActionRecord>(bytes) {
+        Ok(a) if a.key == key => a,
+        Ok(a) => return Err(format!("the record {key} of {} describes the key {}", remote.url(), a.key)),
+        Err(e) => return Err(format!("the record {key} of {} is not an action record: {e}", remote.url())),
+    };
+    sound(&action).map_err(|why| format!("the record {key} of {} {why}", remote.url()))?;
+    Ok(action)
+}
+
+/// A record from elsewhere is data, not trust: its digests must be digests
+/// and its output names relative paths that stay inside their folder, or
+/// restoring it would read or write files outside the store and workspace.
+fn sound(action: &ActionRecord) -> Result<(), String> {
+    let is_digest = |d: &str| d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    if let Some(bad) = digests(action).find(|d| !is_digest(d)) {
+        return Err(format!("names `{bad}`, which is not a blake3 digest"));
+    }
+    let inside = |p: &str| {
+        let path = std::path::Path::new(p);
+        !p.is_empty() && path.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+    };
+    match action.outputs.keys().chain(action.results_dir.iter()).find(|p| !inside(p)) {
+        Some(bad) => Err(format!("names the output path `{bad}`, which leaves its folder")),
+        None => Ok(()),
     }
 }
 
@@ -130,4 +150,33 @@ pub fn publish(store: &Store, remote: &Remote, action: ActionRecord) -> Result<P
     upload(store, remote, &action, true)?;
     remote.replace_record(&action.key, bytes)?;
     Ok(Published::Ours(action))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(output: &str, digest: &str) -> ActionRecord {
+        let d = "a".repeat(64);
+        serde_json::from_value(serde_json::json!({
+            "key": "k", "node": "n", "stage": "s",
+            "material": {"kind": "command", "version": 1, "params": {}, "sources": {}, "inputs": []},
+            "inputs": [], "outputs": {output: {"digest": digest, "size": 1}}, "results_dir": "results/s",
+            "output_digest": d, "log": d, "duration_s": 0.0, "finished_unix": 0,
+            "environment": {"radpipe": "0", "os": "linux", "arch": "x86_64"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_record_that_would_reach_outside_the_store_or_workspace_is_refused() {
+        let d = "0123456789abcdef".repeat(4);
+        assert!(sound(&record("out/a.txt", &d)).is_ok());
+        for name in ["/home/u/.bashrc", "../x", "out/../../x", ""] {
+            assert!(sound(&record(name, &d)).unwrap_err().contains("leaves its folder"), "{name}");
+        }
+        for digest in ["ab/../../../x", "é".repeat(32).as_str(), &d.to_uppercase(), &d[..63]] {
+            assert!(sound(&record("out/a.txt", digest)).unwrap_err().contains("not a blake3 digest"), "{digest}");
+        }
+    }
 }
