@@ -2,6 +2,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 use super::{Ctx, EXIT_FAILED, EXIT_INVALID};
+use radpipe_engine::remote::sync::named_objects;
 use radpipe_engine::remote::{Fetched, RemoteError};
 use radpipe_engine::store::{hash_file, ActionRecord, Store};
 
@@ -113,7 +114,7 @@ fn verify_remote(ctx: &Ctx) -> ExitCode {
                 missing += 1;
                 continue;
             };
-            for (name, digest) in std::iter::once(("log", &a.log)).chain(a.outputs.iter().map(|(n, f)| (n.as_str(), &f.digest))) {
+            for (name, digest) in named_objects(&a) {
                 if !good.contains(digest) {
                     println!("{}: `{name}` ({digest}) is missing on the remote; the next run that needs it runs the node again", a.node);
                     missing += 1;

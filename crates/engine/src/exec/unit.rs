@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::material::{output_digest, walk};
-use super::outputs::recorded_results_dir;
+use super::outputs::{output_path, recorded_results_dir};
 use crate::key::KeyMaterial;
 use crate::plan::{Node, Plan};
 use crate::remote::sync::{publish, Published};
@@ -156,7 +156,7 @@ fn record(plan: &Plan, store: &Store, node: &Node, action: ActionRecord) -> Resu
                 // Workspace `outs` show the adopted result, as the results folder will.
                 if !node.decl.outs.is_empty() {
                     for (name, f) in &winner.outputs {
-                        let dest = plan.workspace.join(name);
+                        let dest = output_path(plan, node, name);
                         if !store.restore(&f.digest, &dest).map_err(|e| format!("cannot restore `{name}` adopted from {}: {e}", remote.url()))? {
                             return Err(format!("the adopted output `{name}` ({}) vanished from the store", f.digest));
                         }

@@ -35,8 +35,13 @@ pub enum Published {
     Adopted(ActionRecord),
 }
 
+/// Every object a record names, with its name (`log` for the log).
+pub fn named_objects(action: &ActionRecord) -> impl Iterator<Item = (&str, &str)> {
+    std::iter::once(("log", action.log.as_str())).chain(action.outputs.iter().map(|(n, f)| (n.as_str(), f.digest.as_str())))
+}
+
 fn digests(action: &ActionRecord) -> impl Iterator<Item = &str> {
-    std::iter::once(action.log.as_str()).chain(action.outputs.values().map(|f| f.digest.as_str()))
+    named_objects(action).map(|(_, d)| d)
 }
 
 fn parse(remote: &Remote, key: &str, bytes: &[u8]) -> Result<ActionRecord, String> {
