@@ -3,7 +3,8 @@
 //! and overrides the unit names (so the node's stage and parameters come from
 //! the same source as the scheduler's), the inputs are resolved from the store
 //! by digest, and the outputs and action records are committed to it (and
-//! published to the remote cache the unit names). The
+//! published to the remote cache the unit names). A Slurm job passes
+//! `--outcomes FILE`, which the submitting run reads when the job ends. The
 //! store lock belongs to the scheduler that wrote the unit.
 
 use clap::Parser;
@@ -19,6 +20,10 @@ use radpipe_engine::store::Store;
 pub struct Args {
     /// The unit's description (JSON).
     unit: PathBuf,
+    /// Write the outcomes to this file (atomically, after the nodes are
+    /// committed) instead of stdout: how a cluster job answers.
+    #[arg(long, value_name = "FILE")]
+    outcomes: Option<PathBuf>,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
@@ -47,6 +52,17 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         }
     };
     let store = store.with_remote(remote);
-    super::print_json(&execute_unit(&plan, &store, &unit));
-    ExitCode::SUCCESS
+    let outcomes = execute_unit(&plan, &store, &unit);
+    let Some(file) = args.outcomes else {
+        super::print_json(&outcomes);
+        return ExitCode::SUCCESS;
+    };
+    let text = serde_json::to_vec(&outcomes).unwrap_or_default();
+    match store.write_atomic(&file, &text) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write the outcomes to {}: {e}", file.display());
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use super::progress::Progress;
 use super::{Ctx, EXIT_FAILED};
 use radpipe_engine::events::{Event, Reporter};
+use radpipe_engine::exec::slurm::{Canceller, SlurmExecutor, SlurmOptions};
 use radpipe_engine::exec::{self, Executor, LocalExecutor, RunOptions, RunSummary, SubprocessExecutor};
 use radpipe_engine::settings::{self, Settings};
 use radpipe_engine::store::{Store, StoreLock};
@@ -40,18 +41,53 @@ pub struct ExecArgs {
     /// Let other nodes (other patients, other sweep members) finish when one fails.
     #[arg(long)]
     pub keep_going: bool,
-    /// Where units of work run: `local` (threads of this process) or
+    /// Where units of work run: `local` (threads of this process),
     /// `subprocess` (each unit by `radpipe exec-node` in a child process that
-    /// resolves its inputs from the store by digest, as a cluster job would).
-    /// Setting `run.executor`; default: local.
+    /// resolves its inputs from the store by digest, as a cluster job would)
+    /// or `slurm` (jobs of the Slurm cluster this machine submits to: job
+    /// arrays per stage, the `slurm.*` settings and each stage's `resources:`).
+    /// Setting `run.executor`; default: local. With slurm, `--jobs` counts
+    /// units submitted at once (default 1000).
     #[arg(long, value_enum)]
     executor: Option<ExecutorKind>,
+    /// Resubmit a Slurm job that Slurm ended (FAILED, TIMEOUT, OUT_OF_MEMORY,
+    /// NODE_FAIL...) up to N times before its nodes fail.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExecutorKind {
     Local,
     Subprocess,
+    Slurm,
+}
+
+/// The exit status of a run that Ctrl-C or SIGTERM interrupted (128 + SIGINT).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// An executor, and for Slurm what cancels its jobs.
+pub(super) struct Chosen {
+    pub executor: Box<dyn Executor>,
+    canceller: Option<Canceller>,
+}
+
+impl Chosen {
+    /// Whether Ctrl-C or SIGTERM cancelled the run's jobs.
+    pub(super) fn interrupted(&self) -> bool {
+        self.canceller.as_ref().is_some_and(Canceller::cancelled)
+    }
+
+    /// A run's exit status: interrupted, a node failed, or success.
+    pub(super) fn exit(&self, summary: &RunSummary) -> ExitCode {
+        if self.interrupted() {
+            ExitCode::from(EXIT_INTERRUPTED)
+        } else if summary.failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
 }
 
 /// Execute what is stale and reuse what is cached; exit 1 when a node failed.
@@ -72,22 +108,18 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         Err(code) => return code,
     };
     let options = args.exec.options(&ctx.settings, args.force, args.only, args.sets);
-    let executor = match ExecArgs::executor(&ctx.settings) {
+    let chosen = match args.exec.executor(&ctx.settings, &store) {
         Ok(e) => e,
         Err(code) => return code,
     };
-    let summary = match execute(&plan, &store, &options, executor.as_ref(), &reporter) {
+    let summary = match execute(&plan, &store, &options, chosen.executor.as_ref(), &reporter) {
         Ok(s) => s,
         Err(code) => return code,
     };
     if args.json {
         super::print_json(&outcome_json(&summary));
     }
-    if summary.failed.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILED)
-    }
+    chosen.exit(&summary)
 }
 
 impl ExecArgs {
@@ -104,18 +136,54 @@ impl ExecArgs {
         RunOptions { jobs: settings.jobs(), keep_going: self.keep_going, force, only, overrides, record: true }
     }
 
-    /// The executor the settings name.
-    pub(super) fn executor(settings: &Settings) -> Result<Box<dyn Executor>, ExitCode> {
-        match settings.executor() {
-            "subprocess" => match std::env::current_exe() {
-                Ok(program) => Ok(Box::new(SubprocessExecutor { program })),
-                Err(e) => {
-                    eprintln!("error: cannot find the radpipe executable for `exec-node`: {e}");
-                    Err(ExitCode::from(EXIT_FAILED))
+    /// The executor the settings name. A Slurm executor starts a session in
+    /// the store, and Ctrl-C or SIGTERM then cancels the run's jobs (a second
+    /// one exits at once).
+    pub(super) fn executor(&self, settings: &Settings, store: &Store) -> Result<Chosen, ExitCode> {
+        let program = || {
+            std::env::current_exe().map_err(|e| {
+                eprintln!("error: cannot find the radpipe executable for `exec-node`: {e}");
+                ExitCode::from(EXIT_FAILED)
+            })
+        };
+        let executor: Box<dyn Executor> = match settings.executor() {
+            "subprocess" => Box::new(SubprocessExecutor { program: program()? }),
+            "slurm" => {
+                let slurm = SlurmExecutor::start(store, slurm_options(settings, program()?, self.retries)).map_err(|e| {
+                    eprintln!("error: cannot run on Slurm: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                })?;
+                let canceller = slurm.canceller();
+                let handler = canceller.clone();
+                if let Err(e) = ctrlc::set_handler(move || {
+                    if handler.cancel() {
+                        std::process::exit(EXIT_INTERRUPTED.into());
+                    }
+                    eprintln!("interrupted: cancelling the run's Slurm jobs (again to quit at once)");
+                }) {
+                    eprintln!("warning: Ctrl-C will not cancel the run's Slurm jobs: {e}");
                 }
-            },
-            _ => Ok(Box::new(LocalExecutor)),
-        }
+                return Ok(Chosen { executor: Box::new(slurm), canceller: Some(canceller) });
+            }
+            _ => Box::new(LocalExecutor),
+        };
+        Ok(Chosen { executor, canceller: None })
+    }
+}
+
+/// The Slurm executor's options from the `slurm.*` settings.
+fn slurm_options(settings: &Settings, program: PathBuf, retries: usize) -> SlurmOptions {
+    let get = |name| settings.value(name).map(str::to_string);
+    SlurmOptions {
+        program,
+        partition: get(settings::SLURM_PARTITION),
+        gpu_partition: get(settings::SLURM_GPU_PARTITION),
+        account: get(settings::SLURM_ACCOUNT),
+        qos: get(settings::SLURM_QOS),
+        flags: settings.value(settings::SLURM_FLAGS).map(|f| f.split_whitespace().map(str::to_string).collect()).unwrap_or_default(),
+        throttle: settings.value(settings::SLURM_THROTTLE).and_then(|v| v.parse().ok()),
+        poll: std::time::Duration::from_secs_f64(settings.value(settings::SLURM_POLL).and_then(|v| v.parse().ok()).unwrap_or(5.0)),
+        retries,
     }
 }
 

@@ -1,4 +1,5 @@
 use clap::Parser;
+use radpipe_engine::exec::slurm::{self, QueuedNode};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,10 +32,22 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
     };
     let store = Store::existing(&ctx.workspace);
     let status = radpipe_engine::status::status(&plan, store.as_ref());
+    let queued = match store.as_ref().map(slurm::queued_nodes).transpose() {
+        Ok(q) => q.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("warning: cannot ask Slurm about this workspace's jobs: {e}");
+            Vec::new()
+        }
+    };
     if args.json {
-        super::print_json(&status);
+        let mut value = serde_json::to_value(&status).unwrap_or_default();
+        if !queued.is_empty() {
+            value["queued"] = serde_json::to_value(&queued).unwrap_or_default();
+        }
+        super::print_json(&value);
         return ExitCode::SUCCESS;
     }
+    print_queued(&queued, args.nodes);
     if status.stale.is_empty() {
         println!("up to date: all {} nodes are cached", status.fresh);
         return ExitCode::SUCCESS;
@@ -53,6 +66,37 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
     }
     println!("{} stale, {} cached", status.stale.len(), status.fresh);
     ExitCode::SUCCESS
+}
+
+/// The nodes Slurm holds for a run of this workspace: one line per stage
+/// (with `--nodes`, per node), with their job ids and states.
+fn print_queued(queued: &[QueuedNode], nodes: bool) {
+    if nodes {
+        for q in queued {
+            println!("{}: slurm job {} {}", q.node, q.job, q.state);
+        }
+        return;
+    }
+    let mut stages: Vec<(&str, Vec<&QueuedNode>)> = Vec::new();
+    for q in queued {
+        match stages.iter_mut().find(|(s, _)| *s == q.stage) {
+            Some((_, v)) => v.push(q),
+            None => stages.push((&q.stage, vec![q])),
+        }
+    }
+    for (stage, qs) in stages {
+        let mut states: Vec<(&str, usize)> = Vec::new();
+        for q in &qs {
+            match states.iter_mut().find(|(s, _)| *s == q.state) {
+                Some((_, n)) => *n += 1,
+                None => states.push((&q.state, 1)),
+            }
+        }
+        let counts: Vec<String> = states.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        let mut jobs: Vec<&str> = qs.iter().map(|q| q.job.split('_').next().unwrap_or(&q.job)).collect();
+        jobs.dedup();
+        println!("{stage}: {} nodes on Slurm ({}), job {}", qs.len(), counts.join(", "), jobs.join(", "));
+    }
 }
 
 /// A reason in its stage-level form, and what was specific to the node (a

@@ -66,7 +66,7 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let executor = match ExecArgs::executor(&ctx.settings) {
+    let chosen = match args.exec.executor(&ctx.settings, &store) {
         Ok(e) => e,
         Err(code) => return code,
     };
@@ -83,7 +83,7 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
     for (i, (member, plan, sets)) in plans.into_iter().enumerate() {
         eprintln!("sweep {}: member {}/{count} `{member}` ({})", sweep.name, i + 1, member.overrides.join(" "));
         let options = args.exec.options(&ctx.settings, Vec::new(), Vec::new(), sets);
-        let summary = match execute(&plan, &store, &options, executor.as_ref(), &reporter) {
+        let summary = match execute(&plan, &store, &options, chosen.executor.as_ref(), &reporter) {
             Ok(s) => s,
             Err(code) => return code,
         };
@@ -102,6 +102,10 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         } else {
             members[i].1 = MemberOutcome::Failed(summary.run_id.clone());
             failed = true;
+            if chosen.interrupted() {
+                eprintln!("sweep {}: interrupted during member `{member}`", sweep.name);
+                break;
+            }
             if !args.exec.keep_going {
                 eprintln!("sweep {}: stopped after member `{member}` failed (--keep-going runs the others)", sweep.name);
                 break;

@@ -30,6 +30,7 @@ use radpipe_engine::stage::Trained;
 use super::{InputRef, NodeDecl, RunContext, Stage, StageError};
 use radpipe_engine::diagnostics::{Diagnostic, Diagnostics};
 use radpipe_engine::plan::PlanContext;
+use radpipe_engine::resources::Resources;
 use radpipe_protocol::{FuseModel, FuseParams, TrainSpec, Work};
 
 /// Part of every key. 2: no per-epoch wall-clock seconds in `fit.json` and
@@ -185,6 +186,11 @@ impl Stage for Fuse {
 
     fn batched(&self) -> bool {
         true
+    }
+
+    /// A deep-learning batch: one job on the GPU partition.
+    fn resources(&self) -> Resources {
+        Resources { cpus: Some(2), mem_gb: Some(4.0), gpus: Some(1), time: None }
     }
 
     fn run_batch(&self, ctxs: &mut [RunContext<'_>]) -> Vec<Result<(), StageError>> {

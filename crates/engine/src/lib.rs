@@ -9,6 +9,7 @@
 //! - `plan`: nodes, edges, cycles, topological order.
 //! - `key` (private): cache keys. `store`: objects, actions, runs, lock, memo.
 //! - `remote`: the shared cache (S3 or a shared folder) behind the store.
+//! - `resources`: what a stage's cluster jobs ask for (never in a key).
 //! - `settings`: command line over `RADPIPE_*` over `radpipe.toml` over defaults.
 //! - `exec`: the scheduler, units of work named by digest, executors (local
 //!   threads, `exec-node` child processes). `status`: why-stale. `lineage`: number -> sources.
@@ -25,6 +26,7 @@ pub mod lineage;
 pub mod partition;
 pub mod plan;
 pub mod remote;
+pub mod resources;
 pub mod settings;
 pub mod spec;
 pub mod stage;

@@ -2,6 +2,7 @@
 //! `input:` and from matching `deps` to other nodes' `outs`, cycles named, and
 //! a topological order. `dag`, `status` and `run` all start from a `Plan`.
 
+use crate::resources::Allocation;
 use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
 use std::collections::{BTreeSet, HashMap};
@@ -201,6 +202,12 @@ pub struct Plan {
 impl Plan {
     pub fn stage(&self, node: &Node) -> &dyn Stage {
         &*self.spec.spec.stages[node.stage]
+    }
+
+    /// What a node's cluster job asks for: its stage's `resources:` over its kind's defaults.
+    pub fn allocation(&self, node: &Node) -> Allocation {
+        let name = &self.stages[node.stage].name;
+        self.spec.spec.resources.get(name).cloned().unwrap_or_default().over(&self.stage(node).resources())
     }
 
     /// The node with this id.

@@ -11,6 +11,9 @@
 //! [run]
 //! jobs = 8
 //! executor = "local"
+//! [slurm]
+//! partition = "cpu"
+//! gpu_partition = "gpu"
 //! ```
 
 use serde::Serialize;
@@ -28,6 +31,16 @@ pub struct Def {
 pub const CACHE_REMOTE: &str = "cache.remote";
 pub const RUN_JOBS: &str = "run.jobs";
 pub const RUN_EXECUTOR: &str = "run.executor";
+pub const SLURM_PARTITION: &str = "slurm.partition";
+pub const SLURM_GPU_PARTITION: &str = "slurm.gpu_partition";
+pub const SLURM_ACCOUNT: &str = "slurm.account";
+pub const SLURM_QOS: &str = "slurm.qos";
+pub const SLURM_FLAGS: &str = "slurm.flags";
+pub const SLURM_THROTTLE: &str = "slurm.throttle";
+pub const SLURM_POLL: &str = "slurm.poll";
+
+/// How many units a Slurm run keeps submitted at once unless `run.jobs` says.
+pub const SLURM_DEFAULT_JOBS: usize = 1000;
 
 /// Every setting radpipe knows.
 pub const DEFS: &[Def] = &[
@@ -38,11 +51,23 @@ pub const DEFS: &[Def] = &[
         help: "the shared remote cache: s3://BUCKET/PREFIX or file:///FOLDER (default: none)",
     },
     Def { name: RUN_JOBS, env: "RADPIPE_JOBS", flag: "--jobs", help: "nodes to run at once (default: the number of CPUs)" },
-    Def { name: RUN_EXECUTOR, env: "RADPIPE_EXECUTOR", flag: "--executor", help: "where units of work run: local or subprocess (default: local)" },
+    Def { name: RUN_EXECUTOR, env: "RADPIPE_EXECUTOR", flag: "--executor", help: "where units of work run: local, subprocess or slurm (default: local)" },
+    Def { name: SLURM_PARTITION, env: "RADPIPE_SLURM_PARTITION", flag: "", help: "the partition of CPU jobs (default: the cluster's default)" },
+    Def { name: SLURM_GPU_PARTITION, env: "RADPIPE_SLURM_GPU_PARTITION", flag: "", help: "the partition of jobs that ask for GPUs (default: slurm.partition)" },
+    Def { name: SLURM_ACCOUNT, env: "RADPIPE_SLURM_ACCOUNT", flag: "", help: "the account jobs are charged to (--account; default: none)" },
+    Def { name: SLURM_QOS, env: "RADPIPE_SLURM_QOS", flag: "", help: "the quality of service of jobs (--qos; default: none)" },
+    Def { name: SLURM_FLAGS, env: "RADPIPE_SLURM_FLAGS", flag: "", help: "more sbatch flags for every job, separated by spaces (default: none)" },
+    Def { name: SLURM_THROTTLE, env: "RADPIPE_SLURM_THROTTLE", flag: "", help: "array tasks of one job running at once (--array=...%N; default: no limit)" },
+    Def {
+        name: SLURM_POLL,
+        env: "RADPIPE_SLURM_POLL",
+        flag: "",
+        help: "seconds between the first squeue calls of a round; the interval grows to 60 s while nothing ends (default: 5)",
+    },
 ];
 
 /// The executors a setting may name.
-pub const EXECUTORS: &[&str] = &["local", "subprocess"];
+pub const EXECUTORS: &[&str] = &["local", "subprocess", "slurm"];
 
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -170,7 +195,8 @@ impl Settings {
         &self.entries
     }
 
-    fn value(&self, name: &str) -> Option<&str> {
+    /// The value of a setting, when it has one.
+    pub fn value(&self, name: &str) -> Option<&str> {
         self.entries.iter().find(|e| e.name == name).and_then(|e| e.value.as_deref())
     }
 
@@ -179,8 +205,13 @@ impl Settings {
         self.value(CACHE_REMOTE)
     }
 
-    /// Nodes to run at once.
+    /// Nodes to run at once: on Slurm, unless set, [`SLURM_DEFAULT_JOBS`]
+    /// (the cluster decides how many of them run).
     pub fn jobs(&self) -> usize {
+        let defaulted = self.entries.iter().any(|e| e.name == RUN_JOBS && e.source == Source::Default);
+        if defaulted && self.executor() == "slurm" {
+            return SLURM_DEFAULT_JOBS;
+        }
         self.value(RUN_JOBS).and_then(|v| v.parse().ok()).unwrap_or(1)
     }
 
@@ -195,6 +226,7 @@ fn default(name: &str) -> Option<String> {
     match name {
         RUN_JOBS => Some(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string()),
         RUN_EXECUTOR => Some("local".into()),
+        SLURM_POLL => Some("5".into()),
         _ => None,
     }
 }
@@ -205,6 +237,14 @@ fn check(name: &str, value: &str) -> Result<(), String> {
         RUN_JOBS => match value.parse::<usize>() {
             Ok(n) if n > 0 => Ok(()),
             _ => Err("expected a whole number of jobs, at least 1".into()),
+        },
+        SLURM_THROTTLE => match value.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err("expected a whole number of array tasks, at least 1".into()),
+        },
+        SLURM_POLL => match value.parse::<f64>() {
+            Ok(s) if (0.1..=60.0).contains(&s) => Ok(()),
+            _ => Err("expected seconds between 0.1 and 60".into()),
         },
         RUN_EXECUTOR if !EXECUTORS.contains(&value) => Err(format!("expected one of {}", EXECUTORS.join(", "))),
         CACHE_REMOTE if !(value.starts_with("s3://") || value.starts_with("file://")) => Err("expected s3://BUCKET/PREFIX or file:///FOLDER".into()),

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::diagnostics::{did_you_mean, Diagnostic, Diagnostics, Origin};
 use super::yaml::{self, PathSeg, YNode};
+use crate::resources::Resources;
 use crate::stage::{Registry, Stage};
 
 // `S` is the stage type: raw JSON in the first pass, then a stage of the
@@ -37,6 +38,11 @@ pub struct PipelineSpec<S = Box<dyn Stage>> {
     /// Published values to show beside reproduced ones in the report (free form).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<Value>,
+    /// Each stage's `resources:` (taken out of the stage before it is typed,
+    /// so that they never reach its parameters or its key).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub resources: IndexMap<String, Resources>,
 }
 
 /// One cohort: a clinical table and, optionally, a folder of per-patient images.
@@ -186,6 +192,7 @@ pub fn load(file: &Path, overrides: &[String], registry: &dyn Registry) -> Resul
         );
     }
     let mut stages = IndexMap::new();
+    let mut resources = IndexMap::new();
     for (name, value) in raw.stages {
         let base = PathSeg::keys(["stages", name.as_str()]);
         if name.is_empty() || name.contains(['[', ']', '/', '.', ' ']) {
@@ -211,6 +218,19 @@ pub fn load(file: &Path, overrides: &[String], registry: &dyn Registry) -> Resul
             );
             continue;
         };
+        if let Some(given) = value.as_object_mut().and_then(|m| m.shift_remove("resources")) {
+            let mut at = base.clone();
+            at.push(PathSeg::Key("resources".into()));
+            match typed::<Resources>(&tree, &at, given) {
+                Ok(r) => match r.problem() {
+                    Some(why) => diags.push(Diagnostic::new(tree.origin_at(&at, false), format!("`stages.{name}.resources`: {why}"))),
+                    None => {
+                        resources.insert(name.clone(), r);
+                    }
+                },
+                Err(d) => diags.push(d),
+            }
+        }
         match registry.parse(&kind, &tree, &base, value) {
             Some(Ok(stage)) => {
                 stages.insert(name, stage);
@@ -230,7 +250,7 @@ pub fn load(file: &Path, overrides: &[String], registry: &dyn Registry) -> Resul
     if !diags.is_empty() {
         return Err(diags);
     }
-    let spec = PipelineSpec { version: raw.version, name: raw.name, params: raw.params, cohorts: raw.cohorts, stages, reference: raw.reference };
+    let spec = PipelineSpec { version: raw.version, name: raw.name, params: raw.params, cohorts: raw.cohorts, stages, reference: raw.reference, resources };
     Ok(LoadedSpec { file: file.to_path_buf(), spec, tree })
 }
 
@@ -241,8 +261,27 @@ pub fn load(file: &Path, overrides: &[String], registry: &dyn Registry) -> Resul
 pub fn json_schema<K: JsonSchema>() -> Value {
     let schema = schemars::schema_for!(PipelineSpec<K>);
     let mut value = serde_json::to_value(schema).expect("a schema is JSON");
+    add_resources(&mut value);
     allow_references(&mut value);
     value
+}
+
+/// Every stage kind accepts `resources:` (see [`PipelineSpec::resources`]).
+fn add_resources(schema: &mut Value) {
+    let mut resources = serde_json::to_value(schemars::schema_for!(Resources)).expect("a schema is JSON");
+    if let Some(map) = resources.as_object_mut() {
+        map.remove("$schema");
+        map.insert("title".into(), Value::String("Resources".into()));
+    }
+    let Some(defs) = schema.get_mut("$defs").and_then(Value::as_object_mut) else { return };
+    if let Some(Value::Array(kinds)) = defs.get_mut("StageSpec").and_then(|s| s.get_mut("oneOf")) {
+        for kind in kinds {
+            if let Some(Value::Object(props)) = kind.get_mut("properties") {
+                props.insert("resources".into(), serde_json::json!({"$ref": "#/$defs/Resources"}));
+            }
+        }
+    }
+    defs.insert("Resources".into(), resources);
 }
 
 fn allow_references(v: &mut Value) {

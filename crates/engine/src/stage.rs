@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use crate::diagnostics::{Diagnostic, Diagnostics};
 use crate::lineage::{self, LineageError, Step};
 use crate::plan::PlanContext;
+use crate::resources::Resources;
 use crate::store::{ActionRecord, Store};
 use crate::yaml::{PathSeg, YNode};
 
@@ -242,6 +243,11 @@ pub trait Stage: Send + Sync + std::fmt::Debug {
     /// `run_batch` (one worker start and one model load for many patients).
     fn batched(&self) -> bool {
         false
+    }
+    /// What this kind's cluster jobs ask for unless the pipeline file's
+    /// `resources:` says otherwise (see [`Resources::over`]).
+    fn resources(&self) -> Resources {
+        Resources::default()
     }
     /// Run several ready nodes of this stage; one result per context, in order.
     fn run_batch(&self, ctxs: &mut [RunContext<'_>]) -> Vec<Result<(), StageError>> {

@@ -13,6 +13,7 @@ mod executor;
 mod material;
 mod outputs;
 mod schedule;
+pub mod slurm;
 mod unit;
 
 pub use executor::{Executor, LocalExecutor, SubprocessExecutor};
