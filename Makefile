@@ -13,7 +13,7 @@ TORCH_VENV := $(RADPIPE_CACHE)/torch
 S3_VENV := $(RADPIPE_CACHE)/s3-venv
 WITH_LIBTORCH = LIBTORCH="$$(sh nn/libtorch.sh $(TORCH_VENV))"
 
-.PHONY: s3-venv build test clippy demo example schema venv fixtures nn-fixtures bench-venv bench bench-remote bench-imaging bench-stats bench-synth bench-nn bench-determinism bench-learning bench-sweep bench-imaging-512 bench-register-512 gpu-carry clean-demo
+.PHONY: s3-venv build test clippy demo example schema venv fixtures nn-fixtures bench-venv bench bench-remote bench-slurm bench-imaging bench-stats bench-synth bench-nn bench-determinism bench-learning bench-sweep bench-imaging-512 bench-register-512 gpu-carry clean-demo
 
 # Both binaries: radpipe (never links libtorch) and the radpipe-nn worker.
 # With the test targets: features are then resolved once for binaries and
@@ -23,7 +23,8 @@ WITH_LIBTORCH = LIBTORCH="$$(sh nn/libtorch.sh $(TORCH_VENV))"
 build:
 	$(WITH_LIBTORCH) $(CARGO) build --workspace --all-targets
 
-# RADPIPE_REQUIRE_SERVICES: the tests that start a service (the S3 server)
+# RADPIPE_REQUIRE_SERVICES: the tests that start a service (the S3 server,
+# the one-host Slurm cluster of tests/services/slurm.sh)
 # fail instead of skipping when it is missing.
 test: build s3-venv
 	RADPIPE_MOTO=$(S3_VENV)/bin/moto_server RADPIPE_REQUIRE_SERVICES=1 $(WITH_LIBTORCH) $(CARGO) test --workspace --no-fail-fast
@@ -85,6 +86,14 @@ $(BENCH_VENV)/.done: benches/requirements.txt
 
 bench: build bench-venv
 	$(BENCH_VENV)/bin/python benches/noop_rerun.py --radpipe $(abspath $(RADPIPE)) --dvc $(BENCH_VENV)/bin/dvc
+
+# The Slurm executor against Snakemake's slurm plugin on a one-host Slurm
+# (tests/services/slurm.sh; needs Debian's slurmctld, slurmd, slurm-client, munge).
+SLURM_BENCH_VENV := $(RADPIPE_CACHE)/snakemake-venv
+BENCH_PATIENTS ?= 610
+bench-slurm: build
+	test -f $(SLURM_BENCH_VENV)/.done || { python3 -m venv $(SLURM_BENCH_VENV) && $(SLURM_BENCH_VENV)/bin/pip install -q -r benches/requirements-slurm.txt && touch $(SLURM_BENCH_VENV)/.done; }
+	python3 benches/slurm_bench.py --radpipe $(RADPIPE) --snakemake $(SLURM_BENCH_VENV)/bin/snakemake --patients $(BENCH_PATIENTS)
 
 # The shared cache against a local S3 server: restore the engine benchmark's
 # 1836 nodes from the remote into a fresh workspace (time, requests, bytes).

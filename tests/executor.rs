@@ -5,8 +5,6 @@
 
 mod common;
 use common::*;
-use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
 
 const PIPELINE: &str = include_str!("pipelines/dl_tiny.yaml");
 
@@ -16,25 +14,6 @@ fn workspace() -> Workspace {
     assert!(out.status.success(), "{}", stderr(&out));
     ws.write("p.yaml", PIPELINE);
     ws
-}
-
-/// node -> (key, output digest), and the output objects, from the store's action records.
-fn actions(ws: &Workspace) -> (BTreeMap<String, (String, String)>, BTreeSet<String>) {
-    let mut nodes = BTreeMap::new();
-    let mut objects = BTreeSet::new();
-    for (_, bytes) in ws.snapshot(".radpipe/actions") {
-        let record: Value = serde_json::from_slice(&bytes).unwrap();
-        let node = record["node"].as_str().unwrap().to_string();
-        let key = record["key"].as_str().unwrap().to_string();
-        let digest = record["output_digest"].as_str().unwrap().to_string();
-        for f in record["outputs"].as_object().unwrap().values() {
-            let d = f["digest"].as_str().unwrap().to_string();
-            assert!(ws.path(&format!(".radpipe/objects/{}/{}", &d[..2], &d[2..])).is_file(), "{node}: object {d} is not stored");
-            objects.insert(d);
-        }
-        assert!(nodes.insert(node.clone(), (key, digest)).is_none(), "{node} has two action records");
-    }
-    (nodes, objects)
 }
 
 #[test]

@@ -2,10 +2,11 @@
 #![allow(dead_code)]
 
 pub mod s3;
+pub mod slurm;
 pub mod stats;
 
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -209,4 +210,23 @@ pub fn tiny_args() -> Vec<&'static str> {
         v.extend(["--set", s]);
     }
     v
+}
+
+/// node -> (key, output digest), and the output objects, from the store's action records.
+pub fn actions(ws: &Workspace) -> (BTreeMap<String, (String, String)>, BTreeSet<String>) {
+    let mut nodes = BTreeMap::new();
+    let mut objects = BTreeSet::new();
+    for (_, bytes) in ws.snapshot(".radpipe/actions") {
+        let record: Value = serde_json::from_slice(&bytes).unwrap();
+        let node = record["node"].as_str().unwrap().to_string();
+        let key = record["key"].as_str().unwrap().to_string();
+        let digest = record["output_digest"].as_str().unwrap().to_string();
+        for f in record["outputs"].as_object().unwrap().values() {
+            let d = f["digest"].as_str().unwrap().to_string();
+            assert!(ws.path(&format!(".radpipe/objects/{}/{}", &d[..2], &d[2..])).is_file(), "{node}: object {d} is not stored");
+            objects.insert(d);
+        }
+        assert!(nodes.insert(node.clone(), (key, digest)).is_none(), "{node} has two action records");
+    }
+    (nodes, objects)
 }

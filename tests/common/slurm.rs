@@ -21,7 +21,12 @@ pub struct Cluster {
 const COMMANDS: &[&str] = &["sbatch", "squeue", "scancel", "scontrol", "sacct"];
 
 fn start() -> Result<Cluster, String> {
-    if Command::new("sh").args(["-c", "command -v sbatch && (command -v slurmctld || test -x /usr/sbin/slurmctld)"]).output().map(|o| !o.status.success()).unwrap_or(true) {
+    if Command::new("sh")
+        .args(["-c", "command -v sbatch && (command -v slurmctld || test -x /usr/sbin/slurmctld)"])
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
         return Err("Slurm is not installed (apt-get install slurmctld slurmd slurm-client munge; .ci/run does)".into());
     }
     let dir = std::env::temp_dir().join(format!("radpipe-slurm-{}", std::process::id()));
@@ -31,12 +36,22 @@ fn start() -> Result<Cluster, String> {
         return Err(format!("the cluster did not start: {}", String::from_utf8_lossy(&out.stderr)));
     }
     // Stop the daemons when this test process is gone.
-    let watchdog = format!("while kill -0 {} 2>/dev/null; do sleep 1; done; sh '{}' stop '{}'; rm -rf '{}'", std::process::id(), script.display(), dir.display(), dir.display());
+    let watchdog = format!(
+        "while kill -0 {} 2>/dev/null; do sleep 1; done; sh '{}' stop '{}'; rm -rf '{}'",
+        std::process::id(),
+        script.display(),
+        dir.display(),
+        dir.display()
+    );
     Command::new("sh").args(["-c", &watchdog]).spawn().map_err(|e| format!("cannot start the watchdog: {e}"))?;
     let wrappers = dir.join("bin");
     std::fs::create_dir_all(&wrappers).unwrap();
     for c in COMMANDS {
-        let real = Command::new("sh").args(["-c", &format!("command -v {c}")]).output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+        let real = Command::new("sh")
+            .args(["-c", &format!("command -v {c}")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
         let text = format!("#!/bin/sh\n[ -n \"$RADPIPE_SLURM_CALLS\" ] && echo \"{c} $*\" >> \"$RADPIPE_SLURM_CALLS\"\nexec {real} \"$@\"\n");
         let path = wrappers.join(c);
         std::fs::write(&path, text).unwrap();

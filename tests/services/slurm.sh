@@ -105,6 +105,7 @@ JobAcctGatherParams=OverMemoryKill
 AccountingStorageType=accounting_storage/none
 GresTypes=gpu
 MinJobAge=300
+EnforcePartLimits=ALL
 DefMemPerCPU=1024
 MaxArraySize=1001
 SchedulerType=sched/backfill

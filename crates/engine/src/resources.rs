@@ -21,9 +21,27 @@ pub struct Resources {
     /// GPUs per job (`--gres=gpu:N`); a job with GPUs goes to the GPU partition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpus: Option<u32>,
-    /// Wall-time limit in Slurm's notation (`30`, `2:00:00`, `1-00:00:00`).
+    /// Wall-time limit: minutes (`30`) or Slurm's notation (`2:00:00`, `1-00:00:00`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<String>,
+    pub time: Option<TimeLimit>,
+}
+
+/// A wall-time limit as written: a number of minutes or Slurm's text.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum TimeLimit {
+    Minutes(u32),
+    Text(String),
+}
+
+impl TimeLimit {
+    /// As sbatch's `--time` takes it.
+    pub fn slurm(&self) -> String {
+        match self {
+            TimeLimit::Minutes(m) => m.to_string(),
+            TimeLimit::Text(t) => t.clone(),
+        }
+    }
 }
 
 /// Resources with every field decided.
@@ -42,7 +60,7 @@ impl Resources {
             cpus: self.cpus.or(defaults.cpus).unwrap_or(1),
             mem_gb: self.mem_gb.or(defaults.mem_gb).unwrap_or(2.0),
             gpus: self.gpus.or(defaults.gpus).unwrap_or(0),
-            time: self.time.clone().or_else(|| defaults.time.clone()),
+            time: self.time.as_ref().or(defaults.time.as_ref()).map(TimeLimit::slurm),
         }
     }
 
@@ -56,7 +74,7 @@ impl Resources {
                 return Some(format!("`mem_gb` must be a positive number of gigabytes, not {m}"));
             }
         }
-        if let Some(t) = &self.time {
+        if let Some(TimeLimit::Text(t)) = &self.time {
             let ok = !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == ':' || c == '-');
             if !ok {
                 return Some(format!("`time` `{t}` is not a Slurm time (`MINUTES`, `HH:MM:SS` or `DAYS-HH:MM:SS`)"));
@@ -90,7 +108,9 @@ mod tests {
     fn bad_values_are_named() {
         assert!(Resources { cpus: Some(0), ..Resources::default() }.problem().unwrap().contains("cpus"));
         assert!(Resources { mem_gb: Some(-1.0), ..Resources::default() }.problem().unwrap().contains("mem_gb"));
-        assert!(Resources { time: Some("2h".into()), ..Resources::default() }.problem().unwrap().contains("`2h`"));
-        assert!(Resources { time: Some("1-02:00:00".into()), ..Resources::default() }.problem().is_none());
+        let time = |t: &str| Resources { time: Some(TimeLimit::Text(t.into())), ..Resources::default() };
+        assert!(time("2h").problem().unwrap().contains("`2h`"));
+        assert!(time("1-02:00:00").problem().is_none());
+        assert_eq!(Resources { time: Some(TimeLimit::Minutes(30)), ..Resources::default() }.over(&Resources::default()).time.as_deref(), Some("30"));
     }
 }

@@ -118,7 +118,7 @@ pub fn unfinished(store: &Store, except: Option<&Session>) -> Vec<(PathBuf, Vec<
     let mut out = Vec::new();
     for entry in entries.flatten() {
         let dir = entry.path();
-        if dir.join(FINISHED).exists() || except.is_some_and(|s| s.dir == dir) {
+        if dir.join(FINISHED).exists() || except.is_some_and(|s| s.dir.file_name() == dir.file_name()) {
             continue;
         }
         let jobs = fs::read_to_string(dir.join(JOBS)).unwrap_or_default();

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""radpipe's Slurm executor against Snakemake's on the same one-host Slurm.
+
+The pipeline is the engine benchmark's (benches/noop_rerun.py): PATIENTS x 3
+per-patient `command` stages (each copies the previous stage's file) + 6
+cohort-level stages, 3 x PATIENTS + 6 nodes (1836 at 610 patients). A fresh
+cluster (tests/services/slurm.sh) runs, in one go:
+  1. radpipe run --executor slurm (defaults: arrays per stage, squeue from 5 s
+     growing to 60 s);
+  2. Snakemake 9 with snakemake-executor-plugin-slurm, its default (one job per
+     rule instance), status by squeue (the cluster has no accounting);
+  3. the same with --slurm-array-jobs=all.
+Each tool's Slurm calls are counted by wrappers on PATH (sbatch, squeue,
+sacct, scancel, scontrol). Every output is checked against the others'.
+
+Usage: python benches/slurm_bench.py --radpipe target/debug/radpipe --snakemake .../bin/snakemake [--patients 610]
+"""
+import argparse
+import collections
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+import noop_rerun  # noqa: E402  (the engine benchmark's pipeline)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMMANDS = ["sbatch", "squeue", "sacct", "scancel", "scontrol"]
+
+
+def snakefile(root):
+    s, c = noop_rerun.PER_PATIENT, noop_rerun.COHORT_LEVEL
+    lines = ["import csv", "P = [r['patient_id'] for r in csv.DictReader(open('data/clinical.csv'))]", "",
+             "rule all:", f"    input: 'out/c{c}.txt'", ""]
+    for i in range(1, s + 1):
+        src = noop_rerun.per_patient_src(i)
+        lines += [f"rule s{i}:", f"    input: '{src}'", f"    output: 'out/s{i}/{{p}}.txt'", "    shell: 'cp {input} {output}'", ""]
+    for i in range(1, c + 1):
+        _, cmd = noop_rerun.cohort_stage(i)
+        inp = f"expand('out/s{s}/{{p}}.txt', p=P)" if i == 1 else f"'out/c{i - 1}.txt'"
+        lines += [f"rule c{i}:", f"    input: {inp}", f"    output: 'out/c{i}.txt'", f"    shell: '{cmd}'", ""]
+    with open(os.path.join(root, "Snakefile"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def wrappers(root):
+    d = os.path.join(root, "bin")
+    os.makedirs(d)
+    for c in COMMANDS:
+        real = shutil.which(c) or f"/usr/bin/{c}"
+        with open(os.path.join(d, c), "w") as f:
+            f.write(f'#!/bin/sh\necho "{c}" >> "$SLURM_CALLS"\nexec {real} "$@"\n')
+        os.chmod(os.path.join(d, c), 0o755)
+    return d
+
+
+def timed_run(cmd, cwd, env, calls):
+    if os.path.exists(calls):
+        os.remove(calls)
+    t = time.perf_counter()
+    out = subprocess.run(cmd, cwd=cwd, env={**env, "SLURM_CALLS": calls}, capture_output=True, text=True)
+    took = time.perf_counter() - t
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed in {cwd}:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+    counts = collections.Counter(open(calls).read().split()) if os.path.exists(calls) else collections.Counter()
+    return {"wall_s": round(took, 1), **{c: counts.get(c, 0) for c in COMMANDS}, "calls": sum(counts.values())}
+
+
+def outputs(ws):
+    out = {}
+    for d, _, files in os.walk(os.path.join(ws, "out")):
+        for f in files:
+            p = os.path.join(d, f)
+            out[os.path.relpath(p, ws)] = open(p, "rb").read()
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--radpipe", required=True)
+    ap.add_argument("--snakemake", required=True)
+    ap.add_argument("--patients", type=int, default=610)
+    ap.add_argument("--skip-snakemake-default", action="store_true", help="only Snakemake with arrays")
+    ap.add_argument("--out", default=None, help="write the figures as JSON here")
+    a = ap.parse_args()
+    noop_rerun.PATIENTS = a.patients
+    radpipe = os.path.abspath(a.radpipe)
+    work = tempfile.mkdtemp(prefix="radpipe-slurm-bench-")
+    cluster = os.path.join(work, "cluster")
+    subprocess.run(["sh", os.path.join(REPO, "tests/services/slurm.sh"), "start", cluster], check=True, capture_output=True)
+    try:
+        env = dict(os.environ)
+        env["SLURM_CONF"] = os.path.join(cluster, "slurm.conf")
+        env["PATH"] = wrappers(work) + ":" + env["PATH"]
+        calls = os.path.join(work, "calls.log")
+        nodes = 3 * a.patients + noop_rerun.COHORT_LEVEL
+        results = {"patients": a.patients, "nodes": nodes}
+
+        rp = os.path.join(work, "radpipe")
+        os.makedirs(rp)
+        noop_rerun.write_inputs(rp)
+        noop_rerun.radpipe_yaml(rp)
+        results["radpipe"] = timed_run([radpipe, "run", "pipeline.yaml", "--executor", "slurm"], rp, env, calls)
+        print("radpipe", results["radpipe"], flush=True)
+        expected = outputs(rp)
+
+        variants = [("snakemake_arrays", ["--slurm-array-jobs=all"])]
+        if not a.skip_snakemake_default:
+            variants.insert(0, ("snakemake", []))
+        for name, extra in variants:
+            ws = os.path.join(work, name)
+            os.makedirs(ws)
+            noop_rerun.write_inputs(ws)
+            snakefile(ws)
+            cmd = [a.snakemake, "--executor", "slurm", "--jobs", "1000", "--slurm-status-command", "squeue", "--slurm-no-account",
+                   "--default-resources", "mem_mb=2048", "cpus_per_task=1", "runtime=60", "--latency-wait", "10", "--quiet", "all", *extra]
+            results[name] = timed_run(cmd, ws, env, calls)
+            print(name, results[name], flush=True)
+            if outputs(ws) != expected:
+                sys.exit(f"{name}: outputs differ from radpipe's")
+        for name in ("snakemake", "snakemake_arrays"):
+            if name in results:
+                s, r = results[name], results["radpipe"]
+                results[f"{name}_vs_radpipe"] = {"calls_ratio": round(s["calls"] / max(r["calls"], 1), 1), "wall_ratio": round(s["wall_s"] / r["wall_s"], 2)}
+        print(json.dumps(results, indent=2))
+        if a.out:
+            with open(a.out, "w") as f:
+                json.dump(results, f, indent=2)
+    finally:
+        subprocess.run(["sh", os.path.join(REPO, "tests/services/slurm.sh"), "stop", cluster], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
