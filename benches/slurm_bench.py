@@ -12,6 +12,9 @@ cluster (tests/services/slurm.sh) runs, in one go:
   3. the same with --slurm-array-jobs=all.
 Each tool's Slurm calls are counted by wrappers on PATH (sbatch, squeue,
 sacct, scancel, scontrol). Every output is checked against the others'.
+Snakemake's jobs call `srun`, which inside a job looks for the cluster's
+configuration at /etc/slurm/slurm.conf: the benchmark links it there for its
+duration when that file does not exist (and refuses to run otherwise).
 
 Usage: python benches/slurm_bench.py --radpipe target/debug/radpipe --snakemake .../bin/snakemake [--patients 610]
 """
@@ -91,7 +94,12 @@ def main():
     radpipe = os.path.abspath(a.radpipe)
     work = tempfile.mkdtemp(prefix="radpipe-slurm-bench-")
     cluster = os.path.join(work, "cluster")
+    etc = "/etc/slurm/slurm.conf"
+    if os.path.lexists(etc):
+        sys.exit(f"{etc} exists: this benchmark links its own cluster's configuration there; run it on a machine without a Slurm of its own")
     subprocess.run(["sh", os.path.join(REPO, "tests/services/slurm.sh"), "start", cluster], check=True, capture_output=True)
+    os.makedirs(os.path.dirname(etc), exist_ok=True)
+    os.symlink(os.path.join(cluster, "slurm.conf"), etc)
     try:
         env = dict(os.environ)
         env["SLURM_CONF"] = os.path.join(cluster, "slurm.conf")
@@ -131,6 +139,7 @@ def main():
             with open(a.out, "w") as f:
                 json.dump(results, f, indent=2)
     finally:
+        os.remove(etc)
         subprocess.run(["sh", os.path.join(REPO, "tests/services/slurm.sh"), "stop", cluster], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 

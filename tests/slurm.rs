@@ -199,7 +199,7 @@ fn ctrl_c_cancels_the_runs_jobs_and_status_showed_them_queued() {
 
     let status = ws.cmd(&["status", "p.yaml", "--set", "params.sleep=60"]).envs(env(cluster, &ws)).output().unwrap();
     let text = stdout(&status);
-    assert!(text.contains(&"work: 3 nodes on Slurm (") && text.contains(&format!("job {id}")), "{text}");
+    assert!(text.contains("work: 3 nodes on Slurm (") && text.contains(&format!("job {id}")), "{text}");
 
     std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();

@@ -75,7 +75,7 @@ pub(super) struct Chosen {
 impl Chosen {
     /// Whether Ctrl-C or SIGTERM cancelled the run's jobs.
     pub(super) fn interrupted(&self) -> bool {
-        self.canceller.as_ref().is_some_and(Canceller::cancelled)
+        self.canceller.as_ref().is_some_and(Canceller::interrupted)
     }
 
     /// A run's exit status: interrupted, a node failed, or success.

@@ -12,7 +12,7 @@
 //! - `resources`: what a stage's cluster jobs ask for (never in a key).
 //! - `settings`: command line over `RADPIPE_*` over `radpipe.toml` over defaults.
 //! - `exec`: the scheduler, units of work named by digest, executors (local
-//!   threads, `exec-node` child processes). `status`: why-stale. `lineage`: number -> sources.
+//!   threads, `exec-node` child processes, Slurm jobs). `status`: why-stale. `lineage`: number -> sources.
 //! - `sweep`: the members of a sweep (`--vary`), their names and folders.
 //! - `partition`: the fit/apply partition file. `tables`: cohort tables and the clinical schema.
 //! - `diagnostics`: problems with file:line:col. `events`: what the CLI shows.

@@ -269,11 +269,16 @@ pub fn json_schema<K: JsonSchema>() -> Value {
 /// Every stage kind accepts `resources:` (see [`PipelineSpec::resources`]).
 fn add_resources(schema: &mut Value) {
     let mut resources = serde_json::to_value(schemars::schema_for!(Resources)).expect("a schema is JSON");
+    let mut inner = serde_json::Map::new();
     if let Some(map) = resources.as_object_mut() {
         map.remove("$schema");
-        map.insert("title".into(), Value::String("Resources".into()));
+        // Its own definitions (the time limit) join the pipeline schema's.
+        if let Some(Value::Object(d)) = map.remove("$defs") {
+            inner = d;
+        }
     }
     let Some(defs) = schema.get_mut("$defs").and_then(Value::as_object_mut) else { return };
+    defs.extend(inner);
     if let Some(Value::Array(kinds)) = defs.get_mut("StageSpec").and_then(|s| s.get_mut("oneOf")) {
         for kind in kinds {
             if let Some(Value::Object(props)) = kind.get_mut("properties") {

@@ -91,6 +91,8 @@ struct State {
     names: BTreeSet<String>,
     /// Live tasks of a crashed run, by unit signature.
     adoptable: Vec<LiveTask>,
+    /// The jobs of a crashed run taken over.
+    adopted_jobs: BTreeSet<String>,
     stop: bool,
     cancel_requested: bool,
     cancelled: bool,
@@ -132,8 +134,8 @@ impl Canceller {
         again
     }
 
-    /// Whether the run was cancelled.
-    pub fn cancelled(&self) -> bool {
+    /// Whether a cancel was requested (the run was interrupted).
+    pub fn interrupted(&self) -> bool {
         self.0.lock().cancel_requested
     }
 }
@@ -160,11 +162,6 @@ impl SlurmExecutor {
     pub fn canceller(&self) -> Canceller {
         Canceller(Arc::clone(&self.shared))
     }
-
-    /// The session's folder (`.radpipe/slurm/<session>`).
-    pub fn session_dir(&self) -> &std::path::Path {
-        &self.shared.session.dir
-    }
 }
 
 impl Drop for SlurmExecutor {
@@ -174,7 +171,13 @@ impl Drop for SlurmExecutor {
         if let Some(driver) = self.driver.take() {
             let _ = driver.join();
         }
-        self.shared.session.finish();
+        // A session that submitted and adopted nothing (a cached run) leaves no folder.
+        let state = self.shared.lock();
+        if state.submitted_jobs == 0 && state.adopted_jobs.is_empty() {
+            let _ = std::fs::remove_dir_all(&self.shared.session.dir);
+        } else {
+            self.shared.session.finish();
+        }
     }
 }
 
@@ -215,8 +218,10 @@ fn adopt(shared: &Shared, state: &mut State, work: Work, live: LiveTask) {
     if !state.names.contains(&job.name) {
         state.names.insert(job.name.clone());
     }
-    let task = TaskRecord { nodes: job.tasks[live.index].nodes.clone(), keys: job.tasks[live.index].keys.clone() };
-    let _ = shared.session.append(&JobRecord { tasks: vec![task], array: false, ..job.clone() });
+    // Recorded in this session too, so that a crash of this run adopts it again.
+    if state.adopted_jobs.insert(job.job.clone()) {
+        let _ = shared.session.append(job);
+    }
     state.tasks.push(Task { id: job.task_id(live.index), job: job.job.clone(), dir: job.dir.clone(), index: live.index, work });
 }
 
