@@ -234,7 +234,10 @@ impl Store {
     /// A fresh path in `tmp/` (a file or folder name nobody else uses).
     pub fn tmp_path(&self, hint: &str) -> PathBuf {
         let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        self.root.join("tmp").join(format!("{}-{}-{n}-{hint}", std::process::id(), now_unix()))
+        // Nanoseconds as well as the process id: cluster jobs on other hosts
+        // share `tmp/` and may have the same process id.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        self.root.join("tmp").join(format!("{}-{nanos}-{n}-{hint}", std::process::id()))
     }
 
     /// Write bytes to `dest` through a temporary file and a rename.

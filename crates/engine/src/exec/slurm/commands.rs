@@ -16,7 +16,7 @@ pub enum SlurmError {
     Start { command: String, source: std::io::Error },
     #[error("`{command}` failed ({status}): {stderr}")]
     Refused { command: String, status: String, stderr: String },
-    #[error("`{command}` printed no job id: {stdout}")]
+    #[error("`{command}` printed no job id of this cluster: {stdout} (radpipe submits to the cluster its squeue sees; drop --clusters)")]
     NoJobId { command: String, stdout: String },
 }
 
@@ -36,8 +36,9 @@ pub fn sbatch(flags: &[String], script: &Path) -> Result<String, SlurmError> {
     args.extend(flags.iter().cloned());
     args.push(script.display().to_string());
     let stdout = run("sbatch", &args)?;
-    // `--parsable` prints `ID` or `ID;CLUSTER`.
-    let id = stdout.trim().split(';').next().unwrap_or("").to_string();
+    // `--parsable` prints `ID`, or `ID;CLUSTER` for a job sent to another
+    // cluster, which this run's squeue and scancel would not see.
+    let id = stdout.trim().to_string();
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
         return Err(SlurmError::NoJobId { command: format!("sbatch {}", args.join(" ")), stdout });
     }
@@ -49,6 +50,7 @@ pub fn sbatch(flags: &[String], script: &Path) -> Result<String, SlurmError> {
 pub fn squeue(names: &[String]) -> Result<HashMap<String, JobState>, SlurmError> {
     let args = vec![
         "--noheader".to_string(),
+        "--all".to_string(),
         "--array".to_string(),
         "--states=all".to_string(),
         format!("--name={}", names.join(",")),

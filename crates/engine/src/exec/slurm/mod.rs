@@ -91,8 +91,10 @@ struct State {
     names: BTreeSet<String>,
     /// Live tasks of a crashed run, by unit signature.
     adoptable: Vec<LiveTask>,
-    /// The jobs of a crashed run taken over.
+    /// The live jobs of crashed runs, taken over (recorded in this session).
     adopted_jobs: BTreeSet<String>,
+    /// Whether squeue failed so often that the run's jobs were cancelled.
+    given_up: bool,
     stop: bool,
     cancel_requested: bool,
     cancelled: bool,
@@ -148,10 +150,16 @@ impl SlurmExecutor {
         let session = Session::create(store).map_err(|e| format!("cannot create a Slurm session in {}: {e}", store.root.display()))?;
         let (adoptable, earlier) = session::live_tasks(store, Some(&session)).map_err(|e| e.to_string())?;
         let mut state = State { names: BTreeSet::from([session.name.clone()]), ..State::default() };
+        // Their live jobs are this session's now: recorded here before the
+        // earlier sessions are closed, so that a crash of this run still finds them.
+        for live in &adoptable {
+            if state.adopted_jobs.insert(live.job.job.clone()) {
+                session.append(&live.job).map_err(|e| format!("cannot record the live jobs of an earlier run in {}: {e}", session.dir.display()))?;
+            }
+        }
         state.adoptable = adoptable;
-        // Their live jobs are this session's now (recorded as they are adopted).
         earlier.iter().for_each(|dir| session::finish_dir(dir));
-        let shared = Arc::new(Shared { options, session, max_array: max_array.max(2), state: Mutex::new(state), wake: Condvar::new() });
+        let shared = Arc::new(Shared { options, session, max_array: max_array.max(1), state: Mutex::new(state), wake: Condvar::new() });
         let driver = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new().name("slurm".into()).spawn(move || drive(&shared)).map_err(|e| format!("cannot start the Slurm driver: {e}"))?
@@ -175,7 +183,7 @@ impl Drop for SlurmExecutor {
         let state = self.shared.lock();
         if state.submitted_jobs == 0 && state.adopted_jobs.is_empty() {
             let _ = std::fs::remove_dir_all(&self.shared.session.dir);
-        } else {
+        } else if !state.given_up {
             self.shared.session.finish();
         }
     }
@@ -199,7 +207,7 @@ impl Executor for SlurmExecutor {
             match live {
                 Some(i) => {
                     let live = state.adoptable.swap_remove(i);
-                    adopt(&self.shared, &mut state, work, live);
+                    adopt(&mut state, work, live);
                 }
                 None => {
                     state.queue.push(work);
@@ -213,14 +221,10 @@ impl Executor for SlurmExecutor {
 }
 
 /// Take over a live task of a crashed run: poll it instead of submitting.
-fn adopt(shared: &Shared, state: &mut State, work: Work, live: LiveTask) {
+fn adopt(state: &mut State, work: Work, live: LiveTask) {
     let job = &live.job;
     if !state.names.contains(&job.name) {
         state.names.insert(job.name.clone());
-    }
-    // Recorded in this session too, so that a crash of this run adopts it again.
-    if state.adopted_jobs.insert(job.job.clone()) {
-        let _ = shared.session.append(job);
     }
     state.tasks.push(Task { id: job.task_id(live.index), job: job.job.clone(), dir: job.dir.clone(), index: live.index, work });
 }
@@ -258,8 +262,13 @@ fn drive(shared: &Shared) {
             state = shared.lock();
             state.submitted_jobs += jobs;
             state.tasks.extend(tasks);
-            delay = first;
-            next_poll = Instant::now() + delay;
+            // New jobs are looked at within `first`; a steady trickle of
+            // submissions never postpones the next poll.
+            let soon = Instant::now() + first;
+            if soon < next_poll {
+                delay = first;
+                next_poll = soon;
+            }
             continue;
         }
         if !state.tasks.is_empty() && now >= next_poll {
@@ -275,10 +284,12 @@ fn drive(shared: &Shared) {
                 Err(e) => {
                     squeue_failures += 1;
                     if squeue_failures >= SQUEUE_FAILURES {
-                        let why = format!("{e} ({squeue_failures} times in a row): the run's jobs are given up");
-                        for task in std::mem::take(&mut state.tasks) {
-                            let _ = task.work.reply.send(failed(&task.work.unit, &why));
-                        }
+                        let tasks = std::mem::take(&mut state.tasks);
+                        state.given_up = true;
+                        drop(state);
+                        give_up(tasks, &format!("{e} ({squeue_failures} times in a row)"));
+                        squeue_failures = 0;
+                        state = shared.lock();
                     }
                     false
                 }
@@ -312,6 +323,19 @@ fn cancel(tasks: Vec<Task>, queue: Vec<Work>) {
     }
     for work in queue {
         let _ = work.reply.send(failed(&work.unit, "not submitted: the run was interrupted"));
+    }
+}
+
+/// Cancel the jobs of tasks whose states cannot be read, and fail them.
+fn give_up(tasks: Vec<Task>, cause: &str) {
+    let ids: Vec<String> = tasks.iter().map(|t| t.job.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let cancelled = match commands::scancel(&ids) {
+        Ok(()) => format!("they were cancelled ({})", ids.join(", ")),
+        Err(e) => format!("cancelling them failed too ({e}); check `squeue` for jobs {}", ids.join(", ")),
+    };
+    let why = format!("squeue failed: {cause}: the run's jobs are given up and {cancelled}");
+    for task in tasks {
+        let _ = task.work.reply.send(failed(&task.work.unit, &why));
     }
 }
 
@@ -398,8 +422,10 @@ fn submit_job(shared: &Shared, chunk: Vec<Work>, seq: usize) -> Result<Vec<Task>
     }
     let script = dir.join("job.sh");
     let program = quoted(&shared.options.program.display().to_string());
+    // A single job reads no array index (one inherited from a surrounding array job would be wrong).
+    let index = if chunk.len() > 1 { "${SLURM_ARRAY_TASK_ID}" } else { "0" };
     let text = format!(
-        "#!/bin/sh\n# radpipe: stage `{stage}`, {n} unit(s)\ni=${{SLURM_ARRAY_TASK_ID:-0}}\nexec {program} exec-node \"unit-$i.json\" --outcomes \"outcome-$i.json\"\n",
+        "#!/bin/sh\n# radpipe: stage `{stage}`, {n} unit(s)\ni={index}\nexec {program} exec-node \"unit-$i.json\" --outcomes \"outcome-$i.json\"\n",
         n = chunk.len()
     );
     if let Err(e) = std::fs::write(&script, text) {
@@ -435,8 +461,22 @@ fn settle(shared: &Shared, state: &mut State, states: &std::collections::HashMap
     for task in tasks {
         let outcomes = session::outcome_file(&task.dir, task.index);
         let log = session::log_file(&task.dir, task.index);
-        match states.get(&task.id) {
-            Some(JobState::Active(_)) => {
+        // A task squeue no longer lists, without outcomes, ended unseen (its end state aged out).
+        let unseen = JobState::Ended { state: "UNKNOWN".into(), reason: "no longer listed by squeue".into() };
+        let listed = match states.get(&task.id) {
+            None if !outcomes.exists() => Some(&unseen),
+            other => other,
+        };
+        match listed {
+            Some(s @ JobState::Active { reason, .. }) if s.never_runs() => {
+                let _ = commands::scancel(std::slice::from_ref(&task.job));
+                let why = format!(
+                    "slurm job {} of stage `{}` can never start ({reason}): it asks for more than its partition, account or QOS allows; it was cancelled",
+                    task.id, task.work.stage
+                );
+                let _ = task.work.reply.send(failed(&task.work.unit, &why));
+            }
+            Some(JobState::Active { .. }) => {
                 state.tasks.push(task);
                 continue;
             }
@@ -452,25 +492,33 @@ fn settle(shared: &Shared, state: &mut State, states: &std::collections::HashMap
                     let _ = task.work.reply.send(failed(&task.work.unit, &why));
                 }
             }
-            // COMPLETED, or gone from squeue's memory: the outcomes tell.
-            completed => {
+            // COMPLETED, or gone from squeue's memory with its outcomes written.
+            _ => {
                 let read =
                     std::fs::read(&outcomes).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<Vec<UnitOutcome>>(&b).map_err(|e| e.to_string()));
+                let n = task.work.unit.nodes.len();
                 let result = match read {
-                    Ok(o) if o.len() == task.work.unit.nodes.len() => o,
-                    Ok(o) => failed(&task.work.unit, &format!("slurm job {} answered {} outcomes for {} nodes", task.id, o.len(), task.work.unit.nodes.len())),
+                    Ok(o) if o.len() == n => o,
+                    Ok(o) => {
+                        let why = format!(
+                            "slurm job {} of stage `{}` answered {} outcomes for {n} nodes ({}); log: {}",
+                            task.id,
+                            task.work.stage,
+                            o.len(),
+                            outcomes.display(),
+                            log.display()
+                        );
+                        failed(&task.work.unit, &why)
+                    }
                     Err(e) => {
-                        let how = if completed.is_some() { "completed" } else { "is no longer listed by squeue" };
-                        failed(
-                            &task.work.unit,
-                            &format!(
-                                "slurm job {} of stage `{}` {how} without outcomes ({}: {e}); log: {}",
-                                task.id,
-                                task.work.stage,
-                                outcomes.display(),
-                                log.display()
-                            ),
-                        )
+                        let why = format!(
+                            "slurm job {} of stage `{}` completed without outcomes ({}: {e}); log: {}",
+                            task.id,
+                            task.work.stage,
+                            outcomes.display(),
+                            log.display()
+                        );
+                        failed(&task.work.unit, &why)
                     }
                 };
                 let _ = task.work.reply.send(result);

@@ -146,7 +146,7 @@ pub fn live_tasks(store: &Store, except: Option<&Session>) -> Result<(Vec<LiveTa
     for (_, jobs) in &sessions {
         for job in jobs {
             for index in 0..job.tasks.len() {
-                if let Some(JobState::Active(state)) = states.get(&job.task_id(index)) {
+                if let Some(JobState::Active { state, .. }) = states.get(&job.task_id(index)) {
                     live.push(LiveTask { job: job.clone(), index, state: state.clone() });
                 }
             }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 /// How far a job (or an array task) has got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobState {
-    /// Pending, running, completing, suspended: wait.
-    Active(String),
+    /// Pending, running, completing, suspended: wait (Slurm's state and reason).
+    Active { state: String, reason: String },
     /// Ended well: its outcomes file holds the nodes' results.
     Completed,
     /// Ended otherwise: Slurm's state and reason (`FAILED`, `NonZeroExitCode`).
@@ -23,10 +23,31 @@ impl JobState {
         match state {
             "COMPLETED" => JobState::Completed,
             s if ENDED.contains(&s) => JobState::Ended { state: s.to_string(), reason: reason.to_string() },
-            s => JobState::Active(s.to_string()),
+            s => JobState::Active { state: s.to_string(), reason: reason.to_string() },
         }
     }
+
+    /// Whether a pending job's reason says it can never start as submitted
+    /// (a limit of its partition, account or QOS that sbatch let through
+    /// without `EnforcePartLimits`).
+    pub fn never_runs(&self) -> bool {
+        matches!(self, JobState::Active { state, reason } if state == "PENDING" && NEVER_RUNS.iter().any(|r| reason.starts_with(r)))
+    }
 }
+
+/// Pending reasons that no waiting cures.
+const NEVER_RUNS: &[&str] = &[
+    "PartitionConfig",
+    "PartitionNodeLimit",
+    "PartitionTimeLimit",
+    "BadConstraints",
+    "InvalidAccount",
+    "InvalidQOS",
+    "DependencyNeverSatisfied",
+    "QOSMaxWallDurationPerJobLimit",
+    "QOSMaxCpuPerJobLimit",
+    "QOSMaxMemoryPerJob",
+];
 
 /// The `--format` that [`parse_squeue`] reads: job id (`123` or `123_4`), state, reason.
 pub const SQUEUE_FORMAT: &str = "%i|%T|%r";
@@ -57,7 +78,9 @@ mod tests {
     #[test]
     fn squeue_lines_become_states() {
         let states = parse_squeue("1_1|PENDING|Resources\n1_0|COMPLETED|None\n2|FAILED|JobLaunchFailure\n3|CANCELLED by 0|None\nnoise\n");
-        assert_eq!(states["1_1"], JobState::Active("PENDING".into()));
+        assert_eq!(states["1_1"], JobState::Active { state: "PENDING".into(), reason: "Resources".into() });
+        assert!(!states["1_1"].never_runs());
+        assert!(parse_squeue("5|PENDING|PartitionTimeLimit\n")["5"].never_runs());
         assert_eq!(states["1_0"], JobState::Completed);
         assert_eq!(states["2"], JobState::Ended { state: "FAILED".into(), reason: "JobLaunchFailure".into() });
         assert!(matches!(&states["3"], JobState::Ended { state, .. } if state == "CANCELLED"));
