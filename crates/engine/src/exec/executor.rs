@@ -65,6 +65,6 @@ impl Executor for SubprocessExecutor {
 }
 
 /// Every node of the unit failed for one reason.
-fn failed(unit: &Unit, why: &str) -> Vec<UnitOutcome> {
+pub(super) fn failed(unit: &Unit, why: &str) -> Vec<UnitOutcome> {
     unit.nodes.iter().map(|n| UnitOutcome { node: n.node.clone(), result: Err(why.to_string()) }).collect()
 }

@@ -48,26 +48,17 @@ pub fn sbatch(flags: &[String], script: &Path) -> Result<String, SlurmError> {
 /// The states of every job of these names, array tasks one by one, ended
 /// ones included while Slurm still lists them (`MinJobAge`): one call.
 pub fn squeue(names: &[String]) -> Result<HashMap<String, JobState>, SlurmError> {
-    let args = vec![
-        "--noheader".to_string(),
-        "--all".to_string(),
-        "--array".to_string(),
-        "--states=all".to_string(),
-        format!("--name={}", names.join(",")),
-        format!("--format={SQUEUE_FORMAT}"),
-    ];
-    run("squeue", &args).map(|text| parse_squeue(&text))
+    run("squeue", &squeue_args(format!("--name={}", names.join(",")))).map(|text| parse_squeue(&text))
+}
+
+/// squeue's flags for every job (hidden partitions too), array tasks one by one, ended ones included, selected by `selector`.
+fn squeue_args(selector: String) -> Vec<String> {
+    vec!["--noheader".into(), "--all".into(), "--array".into(), "--states=all".into(), selector, format!("--format={SQUEUE_FORMAT}")]
 }
 
 /// The states of these jobs (by id), as [`squeue`]: one call.
 pub fn squeue_jobs(ids: &[String]) -> Result<HashMap<String, JobState>, SlurmError> {
-    let args = vec![
-        "--noheader".to_string(),
-        "--array".to_string(),
-        "--states=all".to_string(),
-        format!("--jobs={}", ids.join(",")),
-        format!("--format={SQUEUE_FORMAT}"),
-    ];
+    let args = squeue_args(format!("--jobs={}", ids.join(",")));
     match run("squeue", &args) {
         Ok(text) => Ok(parse_squeue(&text)),
         // squeue refuses a list whose jobs have all left its memory.

@@ -32,7 +32,7 @@ pub use commands::SlurmError;
 use session::{JobRecord, LiveTask, Session, TaskRecord};
 use state::JobState;
 
-use super::executor::Executor;
+use super::executor::{failed, Executor};
 use super::unit::{Unit, UnitOutcome};
 use crate::plan::Plan;
 use crate::resources::Allocation;
@@ -227,11 +227,6 @@ fn adopt(state: &mut State, work: Work, live: LiveTask) {
         state.names.insert(job.name.clone());
     }
     state.tasks.push(Task { id: job.task_id(live.index), job: job.job.clone(), dir: job.dir.clone(), index: live.index, work });
-}
-
-/// Every node of the unit failed for one reason.
-fn failed(unit: &Unit, why: &str) -> Vec<UnitOutcome> {
-    unit.nodes.iter().map(|n| UnitOutcome { node: n.node.clone(), result: Err(why.to_string()) }).collect()
 }
 
 fn drive(shared: &Shared) {
