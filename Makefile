@@ -13,7 +13,7 @@ TORCH_VENV := $(RADPIPE_CACHE)/torch
 S3_VENV := $(RADPIPE_CACHE)/s3-venv
 WITH_LIBTORCH = LIBTORCH="$$(sh nn/libtorch.sh $(TORCH_VENV))"
 
-.PHONY: s3-venv build test clippy demo example schema venv fixtures nn-fixtures bench-venv bench bench-remote bench-slurm bench-imaging bench-stats bench-synth bench-nn bench-determinism bench-learning bench-sweep bench-imaging-512 bench-register-512 gpu-carry clean-demo
+.PHONY: s3-venv build test clippy demo example schema venv fixtures nn-fixtures bench-venv bench bench-remote bench-slurm bench-scale bench-imaging bench-stats bench-synth bench-nn bench-determinism bench-learning bench-sweep bench-imaging-512 bench-register-512 gpu-carry clean-demo
 
 # Both binaries: radpipe (never links libtorch) and the radpipe-nn worker.
 # With the test targets: features are then resolved once for binaries and
@@ -86,6 +86,13 @@ $(BENCH_VENV)/.done: benches/requirements.txt
 
 bench: build bench-venv
 	$(BENCH_VENV)/bin/python benches/noop_rerun.py --radpipe $(abspath $(RADPIPE)) --dvc $(BENCH_VENV)/bin/dvc
+
+# The engine at cluster scale: the same pipeline for growing cohorts (3N+6
+# nodes): first run, no-op run and status, time and peak memory. The first run
+# of 10^5 patients takes about half an hour here.
+SCALE_PATIENTS ?= 610 6100 30000 100000
+bench-scale: build
+	python3 benches/engine_scale.py --radpipe $(RADPIPE) --patients $(SCALE_PATIENTS)
 
 # The Slurm executor against Snakemake's slurm plugin on a one-host Slurm
 # (tests/services/slurm.sh; needs Debian's slurmctld, slurmd, slurm-client, munge).

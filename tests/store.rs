@@ -121,3 +121,47 @@ fn gc_keeps_what_recent_runs_use_and_removes_the_rest() {
     assert!(ws.run(&["p.yaml"]).executed.is_empty());
     assert_eq!(ws.run(&["p.yaml", "--set", "params.offset=2"]).executed, set(&["report"]));
 }
+
+/// The action index is a cache: a torn last line (a run killed while
+/// appending), a missing file, or a `--force` run never change what runs, and
+/// each leaves a complete index behind.
+#[test]
+fn a_torn_or_missing_action_index_is_rebuilt_without_running_anything() {
+    let ws = chain_workspace(&["P1", "P2", "P3"]);
+    assert_eq!(ws.run(&["p.yaml"]).executed.len(), 8);
+    let index = ws.path(".radpipe/index.jsonl");
+    let lines = |ws: &Workspace| ws.read(".radpipe/index.jsonl").lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()).count();
+    assert_eq!(lines(&ws), 8, "one line per executed action");
+
+    let text = ws.read(".radpipe/index.jsonl");
+    let torn = &text[..text.len() - text.lines().last().unwrap().len() / 2 - 1];
+    std::fs::write(&index, torn).unwrap();
+    assert!(ws.run(&["p.yaml"]).executed.is_empty());
+    assert_eq!(lines(&ws), 8, "the torn action is looked up in actions/ and added again");
+
+    std::fs::remove_file(&index).unwrap();
+    assert!(ws.run(&["p.yaml"]).executed.is_empty());
+    assert_eq!(lines(&ws), 8);
+
+    assert_eq!(ws.run(&["p.yaml", "--force", "total"]).executed, set(&["total"]));
+    assert_eq!(lines(&ws), 8, "a forced run rebuilds the index");
+    assert!(ws.run(&["p.yaml"]).executed.is_empty());
+}
+
+/// The index trusts that an object stays until `gc`, `verify` or a quarantine
+/// removes it. An object deleted by hand is found by `verify`, which drops the
+/// index, so that the node runs again (and `status` says so first).
+#[test]
+fn verify_finds_an_object_deleted_by_hand_and_its_node_runs_again() {
+    let ws = chain_workspace(&["P1", "P2"]);
+    ws.run(&["p.yaml"]);
+    let digest = blake3::hash(ws.read("out/total.txt").as_bytes()).to_hex().to_string();
+    std::fs::remove_file(ws.path(&format!(".radpipe/objects/{}/{}", &digest[..2], &digest[2..]))).unwrap();
+    let verify = ws.radpipe(&["verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    assert!(stdout(&verify).contains("out/total.txt") && stdout(&verify).contains("is missing"), "{}", stdout(&verify));
+    let status = ws.radpipe(&["status", "p.yaml"]);
+    assert!(stdout(&status).contains("outputs missing from the store"), "{}", stdout(&status));
+    assert_eq!(ws.run(&["p.yaml"]).executed, set(&["total"]));
+    assert!(ws.radpipe(&["verify"]).status.success());
+}

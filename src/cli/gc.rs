@@ -13,7 +13,8 @@ pub struct Args {
 }
 
 /// Removes run records beyond the latest N, the action records and objects no
-/// kept run uses, and leftovers of interrupted runs in `.radpipe/tmp/`. Only
+/// kept run uses, and leftovers of interrupted runs in `.radpipe/tmp/`; the
+/// action index goes too (the next run rebuilds it from what is left). Only
 /// the local store: nothing on the remote cache is ever deleted (other
 /// workspaces' records reference it).
 pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
@@ -56,6 +57,7 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         for id in drop {
             std::fs::remove_file(store.root.join("runs").join(format!("{id}.json")))?;
         }
+        store.drop_index()?;
         for entry in std::fs::read_dir(store.root.join("tmp"))? {
             let p = entry?.path();
             let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };

@@ -17,7 +17,8 @@ pub struct Args {
 /// `.radpipe/quarantine/` (on the remote: `quarantine/`), so it is never used
 /// again: the nodes that made it run again on the next `run` (and, on the
 /// remote, upload it again). Action records whose objects are missing are
-/// reported too. Exit 1 when anything was wrong.
+/// reported too, and the action index is dropped so that their nodes run
+/// again. Exit 1 when anything was wrong.
 pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
     if args.remote {
         return verify_remote(ctx);
@@ -51,6 +52,10 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
                     missing += 1;
                 }
             }
+        }
+        if missing > 0 {
+            // The index would still list these records as complete.
+            store.drop_index()?;
         }
         Ok((digests.len(), corrupt, missing))
     })();

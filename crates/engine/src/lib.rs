@@ -8,6 +8,7 @@
 //! - `stage`: the Stage and Registry traits, node declarations, the run context.
 //! - `plan`: nodes, edges, cycles, topological order.
 //! - `key` (private): cache keys. `store`: objects, actions, runs, lock, memo.
+//!   `action_index` (private): which action records have all their objects.
 //! - `remote`: the shared cache (S3 or a shared folder) behind the store.
 //! - `resources`: what a stage's cluster jobs ask for (never in a key).
 //! - `settings`: command line over `RADPIPE_*` over `radpipe.toml` over defaults.
@@ -18,6 +19,7 @@
 //! - `diagnostics`: problems with file:line:col. `events`: what the CLI shows.
 //! - `worker`: spawns `radpipe-nn` for deep-learning nodes (libtorch stays out).
 
+mod action_index;
 pub mod diagnostics;
 pub mod events;
 pub mod exec;

@@ -7,8 +7,10 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
+use super::action_index::{ActionIndex, Outputs};
 use super::key::{InputDigest, KeyMaterial};
 use super::plan::{Plan, Upstream};
 use super::store::{ActionRecord, RunRecord, Store};
@@ -109,41 +111,45 @@ pub fn explain(old: &KeyMaterial, new: &KeyMaterial, patient_of: &dyn Fn(&str) -
 }
 
 /// The digests of the (fresh) upstream outputs a node reads, sorted, as they enter its key.
-fn input_digests(active: &[&Upstream], fresh: &[Option<ActionRecord>]) -> Vec<InputDigest> {
+fn input_digests(plan: &Plan, active: &[&Upstream], fresh: &[Option<Outputs>]) -> Vec<InputDigest> {
     let mut inputs: Vec<InputDigest> = active
         .iter()
         .map(|u| {
-            let up = fresh[u.node].as_ref().expect("fresh upstream");
-            let sel: BTreeMap<&String, &String> = up
-                .outputs
+            let outputs = fresh[u.node].as_ref().expect("fresh upstream");
+            let sel: BTreeMap<&String, &String> = outputs
                 .iter()
                 .filter(|(n, _)| u.select.as_deref().is_none_or(|s| n.as_str() == s || n.starts_with(&format!("{s}/"))))
                 .map(|(n, f)| (n, &f.digest))
                 .collect();
-            InputDigest { node: up.node.clone(), select: u.select.clone(), digest: super::key::set_digest(sel) }
+            InputDigest { node: plan.nodes[u.node].id.clone(), select: u.select.clone(), digest: super::key::set_digest(sel) }
         })
         .collect();
     inputs.sort();
     inputs
 }
 
-/// The status of every node of the plan.
+/// The status of every node of the plan. Reads only the action index while
+/// nodes are fresh; the run records and previous actions only for stale ones.
 pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
     let mut memo = store.map(Store::load_memo).unwrap_or_default();
-    let runs: Vec<RunRecord> = store.map(|s| s.run_ids().iter().take(20).filter_map(|id| s.read_run(id)).collect()).unwrap_or_default();
+    let mut index = store.map(ActionIndex::load).unwrap_or_default();
+    let runs: OnceCell<Vec<RunRecord>> = OnceCell::new();
+    let previous_action = |node: &str| {
+        let s = store?;
+        s.previous_action(runs.get_or_init(|| s.run_ids().iter().take(20).filter_map(|id| s.read_run(id)).collect()), node)
+    };
     let item_names: BTreeMap<String, String> =
         plan.nodes.iter().filter_map(|n| n.decl.item.as_ref().filter(|i| i.cohort.is_some()).map(|i| (n.id.clone(), i.id.clone()))).collect();
-    let mut fresh: Vec<Option<ActionRecord>> = vec![None; plan.nodes.len()];
-    // The last recorded action of each node: a stale split's previous partition
-    // predicts which patients a fit node will see.
+    // The outputs of each fresh node.
+    let mut fresh: Vec<Option<Outputs>> = vec![None; plan.nodes.len()];
+    // The last recorded action of each stale node: a stale split's previous
+    // partition predicts which patients a fit node will see.
     let mut last: Vec<Option<ActionRecord>> = vec![None; plan.nodes.len()];
     let mut stale = Vec::new();
     for &i in &plan.order {
         let node = &plan.nodes[i];
         let stage = plan.stage_name(node).to_string();
-        let previous = store.and_then(|s| s.previous_action(&runs, &node.id));
-        last[i] = previous.clone();
-        let outputs_of = |u: usize| fresh[u].as_ref().or(last[u].as_ref()).map(|a| &a.outputs);
+        let outputs_of = |u: usize| fresh[u].as_ref().or(last[u].as_ref().map(|a| &a.outputs));
         let active = match store {
             Some(s) => super::exec::active_upstream(plan, node, &outputs_of, s).unwrap_or_else(|_| node.upstream.iter().collect()),
             None => node.upstream.iter().collect(),
@@ -157,8 +163,9 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
             None => reasons.push("never run".into()),
         };
         if !stale_ups.is_empty() {
+            last[i] = previous_action(&node.id);
             let mut reasons = Vec::new();
-            if previous.is_none() {
+            if last[i].is_none() {
                 first_time(&mut reasons);
             }
             let shown: Vec<&str> = stale_ups.iter().take(3).copied().collect();
@@ -170,7 +177,7 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
             stale.push(StaleNode { node: node.id.clone(), stage, reasons });
             continue;
         }
-        let inputs = input_digests(&active, &fresh);
+        let inputs = input_digests(plan, &active, &fresh);
         let mut sources = BTreeMap::new();
         let mut unreadable = Vec::new();
         for s in &node.sources {
@@ -183,19 +190,20 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
         }
         let material = super::exec::key_material(plan, node, sources, inputs);
         let key = material.key();
-        if unreadable.is_empty() {
-            if let Some(action) = store.and_then(|s| s.read_action(&key)) {
-                let s = store.expect("an action came from a store");
-                if s.has_object(&action.log) && action.outputs.values().all(|f| s.has_object(&f.digest)) {
-                    fresh[i] = Some(action);
-                    continue;
-                }
+        if let (true, Some(s)) = (unreadable.is_empty(), store) {
+            if let Some(outputs) = index.present(s, &key) {
+                fresh[i] = Some(outputs.clone());
+                continue;
+            }
+            if s.read_action(&key).is_some() {
+                last[i] = previous_action(&node.id);
                 stale.push(StaleNode { node: node.id.clone(), stage, reasons: vec!["outputs missing from the store (corrupt or collected)".into()] });
                 continue;
             }
         }
+        last[i] = previous_action(&node.id);
         let mut reasons = unreadable;
-        match &previous {
+        match &last[i] {
             Some(prev) => {
                 // Inputs that left the plan (a removed patient) are named from their own records.
                 let patient_of = |node: &str| {

@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::action_index::Outputs;
 use crate::events::{Event, Reporter};
 use crate::plan::{Node, Plan, RESULTS};
-use crate::store::{hash_file, ActionRecord, Memo, Store};
+use crate::store::{hash_file, Memo, Store};
 
 /// A node's folder inside the results folder: `<stage>/` (single node),
 /// `<stage>/<item>/`, and for a fit node `<stage>/fit/`.
@@ -54,8 +55,8 @@ pub(super) fn output_path(plan: &Plan, node: &Node, name: &str) -> PathBuf {
 
 /// Make a cached node's outputs present where users expect them. `false`: an
 /// object is missing or corrupt, so the node must run again.
-pub(super) fn restore(plan: &Plan, node: &Node, action: &ActionRecord, store: &Store, memo: &mut Memo) -> std::io::Result<bool> {
-    for (name, file) in &action.outputs {
+pub(super) fn restore(plan: &Plan, node: &Node, outputs: &Outputs, store: &Store, memo: &mut Memo) -> std::io::Result<bool> {
+    for (name, file) in outputs {
         let dest = output_path(plan, node, name);
         if memo.matches(&dest, &file.digest) {
             continue;

@@ -11,6 +11,7 @@ use super::executor::Executor;
 use super::material::{active_upstream, material, Done, Material};
 use super::outputs::{output_path, remove_vanished_outputs, restore};
 use super::unit::{Unit, UnitInput, UnitNode, UnitOutcome};
+use crate::action_index::ActionIndex;
 use crate::events::{Event, Outcome, Reporter};
 use crate::plan::Plan;
 use crate::remote::sync::{self as remote_sync, Pulled};
@@ -55,6 +56,7 @@ struct Scheduler<'a> {
     options: &'a RunOptions,
     reporter: &'a dyn Reporter,
     memo: Memo,
+    index: ActionIndex,
     selected: Vec<bool>,
     dependents: Vec<Vec<usize>>,
     done: Vec<Option<Done>>,
@@ -66,15 +68,22 @@ struct Scheduler<'a> {
 }
 
 impl<'a> Scheduler<'a> {
-    fn new(plan: &'a Plan, store: &'a Store, options: &'a RunOptions, reporter: &'a dyn Reporter) -> Self {
+    fn new(plan: &'a Plan, store: &'a Store, options: &'a RunOptions, reporter: &'a dyn Reporter) -> std::io::Result<Self> {
+        if !options.force.is_empty() {
+            // Forced nodes rewrite their records under the same keys; were
+            // this run killed before it saves the index, the old lines would
+            // outlive the records. Without a file, it is rebuilt.
+            store.drop_index()?;
+        }
         let waiting: Vec<usize> = plan.nodes.iter().map(|node| node.upstream.iter().map(|u| u.node).collect::<HashSet<_>>().len()).collect();
         let ready = plan.order.iter().copied().filter(|&i| waiting[i] == 0).collect();
-        Scheduler {
+        Ok(Scheduler {
             plan,
             store,
             options,
             reporter,
             memo: store.load_memo(),
+            index: ActionIndex::load(store),
             selected: selected_nodes(plan, &options.only),
             dependents: plan.dependents(),
             done: vec![None; plan.nodes.len()],
@@ -91,7 +100,7 @@ impl<'a> Scheduler<'a> {
                 results: plan.results.clone(),
             },
             stop: false,
-        }
+        })
     }
 
     /// Record how node `i` ended and release its dependents.
@@ -158,10 +167,10 @@ impl<'a> Scheduler<'a> {
         let Material { material, inputs: reads, dropped } = material(plan, node, &active, done, &mut self.memo).map_err(Outcome::Failed)?;
         let key = material.key();
         if !self.options.force.iter().any(|f| f == plan.stage_name(node)) {
-            if let Some(action) = store.read_action(&key) {
-                let present = store.has_object(&action.log) && action.outputs.values().all(|f| store.has_object(&f.digest));
-                if present && restore(plan, node, &action, store, &mut self.memo).unwrap_or(false) {
-                    self.finish(i, Outcome::Cached, Some(Done { key, outputs: action.outputs }));
+            if let Some(outputs) = self.index.present(store, &key) {
+                if restore(plan, node, outputs, store, &mut self.memo).unwrap_or(false) {
+                    let outputs = outputs.clone();
+                    self.finish(i, Outcome::Cached, Some(Done { key, outputs }));
                     return Ok(None);
                 }
             }
@@ -208,8 +217,9 @@ impl<'a> Scheduler<'a> {
             match result {
                 Ok(action) if fetched.contains(&self.plan.nodes[i].id) => {
                     let node = &self.plan.nodes[i];
-                    match restore(self.plan, node, &action, self.store, &mut self.memo) {
+                    match restore(self.plan, node, &action.outputs, self.store, &mut self.memo) {
                         Ok(true) => {
+                            self.index.add(&action);
                             self.summary.fetched.push(node.id.clone());
                             self.finish(i, Outcome::Cached, Some(Done { key: action.key, outputs: action.outputs }));
                         }
@@ -226,6 +236,7 @@ impl<'a> Scheduler<'a> {
                         }
                         self.memo.record(&dest, &f.digest);
                     }
+                    self.index.add(&action);
                     self.finish(i, Outcome::Executed, Some(Done { key: action.key, outputs: action.outputs }));
                 }
                 Err(why) => self.finish(i, Outcome::Failed(why), None),
@@ -313,7 +324,7 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, executor: &dyn Exec
     if options.only.is_empty() {
         remove_vanished_outputs(plan, store, reporter);
     }
-    let mut s = Scheduler::new(plan, store, options, reporter);
+    let mut s = Scheduler::new(plan, store, options, reporter)?;
     reporter.event(Event::Planned { stages: plan.stages.iter().map(|st| (st.name.clone(), st.nodes.iter().filter(|&&n| s.selected[n]).count())).collect() });
     let jobs = options.jobs.max(1);
     let (tx, rx) = mpsc::channel::<(Vec<usize>, (Vec<UnitOutcome>, HashSet<String>))>();
@@ -339,6 +350,7 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, executor: &dyn Exec
         s.absorb(indices, outcomes, &fetched);
     });
     store.save_memo(&s.memo)?;
+    s.index.save(store)?;
     if options.record {
         store.write_run(&s.record(started_unix))?;
     }
