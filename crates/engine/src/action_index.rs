@@ -11,108 +11,156 @@
 //! once stays in the store until `gc`, `verify` or a quarantine removes it;
 //! those delete the index ([`Store::drop_index`]), and the next run rebuilds it.
 //! Only the process that holds the store lock appends to it.
+//!
+//! In memory it keeps the file's bytes and, per key, where its line is; a
+//! line's outputs are parsed when its key is looked up (each one once per run),
+//! so the index costs little more than the file's size.
 
+use litemap::LiteMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Write};
+use std::ops::Range;
 
 use crate::store::{ActionRecord, FileRecord, Store};
 
 /// The file name inside the store.
 pub const FILE: &str = "index.jsonl";
 
-/// A node's outputs by name, as its action recorded them.
-pub type Outputs = BTreeMap<String, FileRecord>;
+/// A node's outputs by name, as its action recorded them: sorted, on a Vec
+/// (a `BTreeMap` allocates room for 11 entries, and most nodes have one).
+pub type Outputs = LiteMap<String, FileRecord>;
 
-#[derive(Serialize, Deserialize)]
+/// A line as written.
+#[derive(Serialize)]
+struct LineOut<'a> {
+    key: &'a str,
+    log: &'a str,
+    outputs: &'a BTreeMap<String, FileRecord>,
+}
+
+/// A line as read (the log's digest only matters to the file's reader).
+#[derive(Deserialize)]
 struct Line {
     key: String,
-    log: String,
     outputs: Outputs,
+}
+
+/// Only the key of a line, to place it without parsing the rest.
+#[derive(Deserialize)]
+struct KeyOnly<'a> {
+    key: &'a str,
+}
+
+/// Where a key's line is: in the file as loaded, or among the lines added since.
+#[derive(Clone)]
+enum At {
+    Loaded(Range<usize>),
+    Added(Range<usize>),
 }
 
 #[derive(Default)]
 pub struct ActionIndex {
-    entries: HashMap<String, (String, Outputs)>,
+    loaded: Vec<u8>,
+    /// Lines of actions noted since loading, to append.
+    added: Vec<u8>,
+    entries: HashMap<blake3::Hash, At>,
     /// Lines in the file (entries plus the ones later lines replaced or that
     /// did not parse).
     lines: usize,
     /// The file ends inside a line (a crash while appending).
     torn: bool,
-    /// Keys added since loading, to append.
-    added: Vec<String>,
 }
 
 impl ActionIndex {
     /// The store's index; empty when it has none.
     pub fn load(store: &Store) -> Self {
-        let mut index = ActionIndex::default();
-        let Ok(bytes) = fs::read(store.root.join(FILE)) else { return index };
-        index.torn = !bytes.is_empty() && !bytes.ends_with(b"\n");
-        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            if let Ok(Line { key, log, outputs }) = serde_json::from_slice(line) {
-                index.entries.insert(key, (log, outputs));
+        let Ok(loaded) = fs::read(store.root.join(FILE)) else { return ActionIndex::default() };
+        let mut index = ActionIndex { torn: !loaded.is_empty() && !loaded.ends_with(b"\n"), ..ActionIndex::default() };
+        let mut start = 0;
+        for line in loaded.split(|&b| b == b'\n') {
+            let range = start..start + line.len();
+            start = range.end + 1;
+            if line.is_empty() {
+                continue;
             }
             index.lines += 1;
+            let key = serde_json::from_slice::<KeyOnly>(line).ok().and_then(|k| blake3::Hash::from_hex(k.key).ok());
+            if let Some(key) = key {
+                index.entries.insert(key, At::Loaded(range));
+            }
         }
+        index.loaded = loaded;
         index
+    }
+
+    fn line(&self, at: &At) -> &[u8] {
+        match at {
+            At::Loaded(r) => &self.loaded[r.clone()],
+            At::Added(r) => &self.added[r.clone()],
+        }
+    }
+
+    /// The outputs the index lists for `key` (read-only: the file as loaded
+    /// and what was added since).
+    pub fn get(&self, key: &str) -> Option<Outputs> {
+        let at = self.entries.get(&blake3::Hash::from_hex(key).ok()?)?;
+        serde_json::from_slice::<Line>(self.line(at)).ok().filter(|l| l.key == key).map(|l| l.outputs)
     }
 
     /// The outputs of the action recorded for `key`, when its record and all
     /// its objects are in the store.
-    pub fn present(&mut self, store: &Store, key: &str) -> Option<&Outputs> {
-        if !self.entries.contains_key(key) {
-            let action = store.read_action(key)?;
-            let found = store.has_object(&action.log) && action.outputs.values().all(|f| store.has_object(&f.digest));
-            if !found {
-                return None;
-            }
-            self.add(&action);
+    pub fn present(&mut self, store: &Store, key: &str) -> Option<Outputs> {
+        if let Some(outputs) = self.get(key) {
+            return Some(outputs);
         }
-        self.entries.get(key).map(|(_, outputs)| outputs)
+        let action = store.read_action(key)?;
+        let found = store.has_object(&action.log) && action.outputs.values().all(|f| store.has_object(&f.digest));
+        if !found {
+            return None;
+        }
+        self.add(&action);
+        Some(action.outputs.into_iter().collect())
     }
 
     /// Note an action whose record and objects were just written.
     pub fn add(&mut self, action: &ActionRecord) {
-        let entry = (action.log.clone(), action.outputs.clone());
-        if self.entries.get(&action.key) != Some(&entry) {
-            self.entries.insert(action.key.clone(), entry);
-            self.added.push(action.key.clone());
+        let Ok(hash) = blake3::Hash::from_hex(&action.key) else { return };
+        let line = LineOut { key: &action.key, log: &action.log, outputs: &action.outputs };
+        let text = serde_json::to_vec(&line).expect("an index line is JSON");
+        if self.entries.get(&hash).is_some_and(|at| self.line(at) == text.as_slice()) {
+            return;
         }
+        let start = self.added.len();
+        self.added.extend_from_slice(&text);
+        self.entries.insert(hash, At::Added(start..self.added.len()));
+        self.added.push(b'\n');
     }
 
-    /// Append what was added; rewrite the file instead when replaced lines
-    /// would make up more than half of it.
-    pub fn save(&mut self, store: &Store) -> io::Result<()> {
+    /// Append what was added; rewrite the file instead when replaced or bad
+    /// lines would make up more than half of it.
+    pub fn save(self, store: &Store) -> io::Result<()> {
         if self.added.is_empty() {
             return Ok(());
         }
-        let line = |key: &String| {
-            let (log, outputs) = &self.entries[key];
-            let mut text = serde_json::to_vec(&Line { key: key.clone(), log: log.clone(), outputs: outputs.clone() }).map_err(io::Error::other)?;
-            text.push(b'\n');
-            Ok::<_, io::Error>(text)
-        };
+        let new_lines = self.added.iter().filter(|&&b| b == b'\n').count();
         let path = store.root.join(FILE);
-        if self.lines + self.added.len() > 2 * self.entries.len() {
-            let mut text = Vec::new();
-            for key in self.entries.keys() {
-                text.extend(line(key)?);
-            }
-            store.write_atomic(&path, &text)?;
-            self.lines = self.entries.len();
+        if self.lines + new_lines > 2 * self.entries.len() {
+            store.write_atomic_with(&path, |f| {
+                for at in self.entries.values() {
+                    f.write_all(self.line(at))?;
+                    f.write_all(b"\n")?;
+                }
+                Ok(())
+            })
         } else {
-            // A torn last line is ended first, so that it stays one bad line.
-            let mut text = if self.torn { b"\n".to_vec() } else { Vec::new() };
-            for key in &self.added {
-                text.extend(line(key)?);
+            let mut file = fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            if self.torn {
+                // End the torn line first, so that it stays one bad line.
+                file.write_all(b"\n")?;
             }
-            fs::OpenOptions::new().create(true).append(true).open(&path)?.write_all(&text)?;
-            self.lines += self.added.len();
+            file.write_all(&self.added)
         }
-        self.torn = false;
-        self.added.clear();
-        Ok(())
     }
 }

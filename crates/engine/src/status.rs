@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use std::cell::OnceCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::action_index::{ActionIndex, Outputs};
 use super::key::{InputDigest, KeyMaterial};
@@ -134,22 +134,25 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
     let mut memo = store.map(Store::load_memo).unwrap_or_default();
     let mut index = store.map(ActionIndex::load).unwrap_or_default();
     let runs: OnceCell<Vec<RunRecord>> = OnceCell::new();
+    // With its outputs in the form `active_upstream` reads.
     let previous_action = |node: &str| {
         let s = store?;
-        s.previous_action(runs.get_or_init(|| s.run_ids().iter().take(20).filter_map(|id| s.read_run(id)).collect()), node)
+        let action = s.previous_action(runs.get_or_init(|| s.run_ids().iter().take(20).filter_map(|id| s.read_run(id)).collect()), node)?;
+        let outputs: Outputs = action.outputs.iter().map(|(name, f)| (name.clone(), f.clone())).collect();
+        Some((action, outputs))
     };
     let item_names: BTreeMap<String, String> =
         plan.nodes.iter().filter_map(|n| n.decl.item.as_ref().filter(|i| i.cohort.is_some()).map(|i| (n.id.clone(), i.id.clone()))).collect();
     // The outputs of each fresh node.
     let mut fresh: Vec<Option<Outputs>> = vec![None; plan.nodes.len()];
-    // The last recorded action of each stale node: a stale split's previous
-    // partition predicts which patients a fit node will see.
-    let mut last: Vec<Option<ActionRecord>> = vec![None; plan.nodes.len()];
+    // The last recorded action of each stale node (by index): a stale split's
+    // previous partition predicts which patients a fit node will see.
+    let mut last: HashMap<usize, (ActionRecord, Outputs)> = HashMap::new();
     let mut stale = Vec::new();
     for &i in &plan.order {
         let node = &plan.nodes[i];
         let stage = plan.stage_name(node).to_string();
-        let outputs_of = |u: usize| fresh[u].as_ref().or(last[u].as_ref().map(|a| &a.outputs));
+        let outputs_of = |u: usize| fresh[u].as_ref().or(last.get(&u).map(|(_, outputs)| outputs));
         let active = match store {
             Some(s) => super::exec::active_upstream(plan, node, &outputs_of, s).unwrap_or_else(|_| node.upstream.iter().collect()),
             None => node.upstream.iter().collect(),
@@ -163,9 +166,9 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
             None => reasons.push("never run".into()),
         };
         if !stale_ups.is_empty() {
-            last[i] = previous_action(&node.id);
+            last.extend(previous_action(&node.id).map(|p| (i, p)));
             let mut reasons = Vec::new();
-            if last[i].is_none() {
+            if !last.contains_key(&i) {
                 first_time(&mut reasons);
             }
             let shown: Vec<&str> = stale_ups.iter().take(3).copied().collect();
@@ -192,19 +195,19 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
         let key = material.key();
         if let (true, Some(s)) = (unreadable.is_empty(), store) {
             if let Some(outputs) = index.present(s, &key) {
-                fresh[i] = Some(outputs.clone());
+                fresh[i] = Some(outputs);
                 continue;
             }
             if s.read_action(&key).is_some() {
-                last[i] = previous_action(&node.id);
+                last.extend(previous_action(&node.id).map(|p| (i, p)));
                 stale.push(StaleNode { node: node.id.clone(), stage, reasons: vec!["outputs missing from the store (corrupt or collected)".into()] });
                 continue;
             }
         }
-        last[i] = previous_action(&node.id);
+        last.extend(previous_action(&node.id).map(|p| (i, p)));
         let mut reasons = unreadable;
-        match &last[i] {
-            Some(prev) => {
+        match last.get(&i) {
+            Some((prev, _)) => {
                 // Inputs that left the plan (a removed patient) are named from their own records.
                 let patient_of = |node: &str| {
                     item_names.get(node).cloned().or_else(|| {

@@ -10,9 +10,9 @@
 //! a half-visible result. `lock` guards the store against two writers.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -105,9 +105,11 @@ fn plain_results() -> String {
 
 /// The source-hash memo: (path, size, mtime, inode) -> digest. It saves rehashing
 /// unchanged files; it never replaces the hash (a changed stat means rehash).
+/// Hashed, not sorted: a no-op run of 10^5 patients looks up 600,000 paths
+/// that share long prefixes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Memo {
-    entries: BTreeMap<String, MemoEntry>,
+    entries: HashMap<String, MemoEntry>,
     #[serde(skip)]
     dirty: bool,
 }
@@ -128,10 +130,13 @@ fn stat_entry(meta: &fs::Metadata) -> (u64, i128, u64) {
 impl Memo {
     /// The digest of a file, from the memo when its stat is unchanged.
     pub fn file_digest(&mut self, path: &Path) -> io::Result<String> {
-        let meta = fs::metadata(path)?;
-        let (size, mtime_ns, inode) = stat_entry(&meta);
-        let name = path.to_string_lossy().into_owned();
-        if let Some(e) = self.entries.get(&name) {
+        self.file_digest_as(path, &fs::metadata(path)?)
+    }
+
+    /// [`Memo::file_digest`] of a file whose `meta` the caller has already read.
+    pub fn file_digest_as(&mut self, path: &Path, meta: &fs::Metadata) -> io::Result<String> {
+        let (size, mtime_ns, inode) = stat_entry(meta);
+        if let Some(e) = self.entries.get(path.to_string_lossy().as_ref()) {
             if e.size == size && e.mtime_ns == mtime_ns && e.inode == inode {
                 return Ok(e.digest.clone());
             }
@@ -141,11 +146,18 @@ impl Memo {
         Ok(digest)
     }
 
+    /// The digest the memo holds for the file `path`, when the file is as
+    /// the memo saw it (no hashing).
+    pub fn remembered(&self, path: &Path) -> Option<&str> {
+        let meta = fs::metadata(path).ok().filter(fs::Metadata::is_file)?;
+        let (size, mtime_ns, inode) = stat_entry(&meta);
+        let e = self.entries.get(path.to_string_lossy().as_ref())?;
+        (e.size == size && e.mtime_ns == mtime_ns && e.inode == inode).then_some(e.digest.as_str())
+    }
+
     /// Whether the memo knows `path` to hold `digest` now (no hashing).
     pub fn matches(&self, path: &Path, digest: &str) -> bool {
-        let Ok(meta) = fs::metadata(path) else { return false };
-        let (size, mtime_ns, inode) = stat_entry(&meta);
-        self.entries.get(path.to_string_lossy().as_ref()).is_some_and(|e| e.size == size && e.mtime_ns == mtime_ns && e.inode == inode && e.digest == digest)
+        self.remembered(path) == Some(digest)
     }
 
     /// Remember that `path`, as it is now, holds `digest`.
@@ -245,11 +257,17 @@ impl Store {
 
     /// Write bytes to `dest` through a temporary file and a rename.
     pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.write_atomic_with(dest, |f| f.write_all(bytes))
+    }
+
+    /// [`Store::write_atomic`] of what `write` writes, buffered: a record of
+    /// 300,006 nodes is never all in memory as text.
+    pub fn write_atomic_with(&self, dest: &Path, write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>) -> io::Result<()> {
         let tmp = self.tmp_path("w");
         {
-            let mut f = File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
+            let mut f = BufWriter::new(File::create(&tmp)?);
+            write(&mut f)?;
+            f.into_inner().map_err(io::IntoInnerError::into_error)?.sync_all()?;
         }
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
@@ -376,8 +394,7 @@ impl Store {
     /// Compact JSON: at 10^5 patients a record names 300,006 nodes, and a
     /// no-op run reads the latest one back.
     pub fn write_run(&self, run: &RunRecord) -> io::Result<()> {
-        let text = serde_json::to_vec(run).map_err(io::Error::other)?;
-        self.write_atomic(&self.root.join("runs").join(format!("{}.json", run.id)), &text)
+        self.write_atomic_with(&self.root.join("runs").join(format!("{}.json", run.id)), |f| serde_json::to_writer(f, run).map_err(io::Error::other))
     }
 
     /// Run ids, newest first.
@@ -414,8 +431,7 @@ impl Store {
         if !memo.dirty {
             return Ok(());
         }
-        let text = serde_json::to_vec(memo).map_err(io::Error::other)?;
-        self.write_atomic(&self.root.join("memo.json"), &text)
+        self.write_atomic_with(&self.root.join("memo.json"), |f| serde_json::to_writer(f, memo).map_err(io::Error::other))
     }
 
     /// Every object digest in the store.

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::action_index::Outputs;
 use crate::key::{set_digest, InputDigest, KeyMaterial};
 use crate::partition::{self, Partition};
 use crate::plan::{Node, Plan, Upstream};
@@ -16,21 +17,15 @@ use crate::store::{FileRecord, InputRecord, Memo, Store};
 #[derive(Debug, Clone)]
 pub(super) struct Done {
     pub key: String,
-    pub outputs: BTreeMap<String, FileRecord>,
+    pub outputs: Outputs,
 }
 
 impl Done {
     /// All outputs, or those at or under `select`.
-    pub fn selected(&self, select: Option<&str>) -> BTreeMap<String, FileRecord> {
-        match select {
-            None => self.outputs.clone(),
-            Some(sel) => self
-                .outputs
-                .iter()
-                .filter(|(name, _)| name.as_str() == sel || name.starts_with(&format!("{sel}/")))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        }
+    pub fn selected<'a>(&'a self, select: Option<&'a str>) -> impl Iterator<Item = (&'a String, &'a FileRecord)> {
+        self.outputs
+            .iter()
+            .filter(move |(name, _)| select.is_none_or(|sel| name.strip_prefix(sel).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))))
     }
 }
 
@@ -45,7 +40,7 @@ pub(super) fn output_digest(outputs: &BTreeMap<String, FileRecord>) -> String {
 pub(crate) fn active_upstream<'p>(
     plan: &'p Plan,
     node: &'p Node,
-    outputs_of: &dyn Fn(usize) -> Option<&'p BTreeMap<String, FileRecord>>,
+    outputs_of: &dyn Fn(usize) -> Option<&'p Outputs>,
     store: &Store,
 ) -> Result<Vec<&'p Upstream>, String> {
     let Some(on) = &node.decl.fit_on else { return Ok(node.upstream.iter().collect()) };
@@ -73,14 +68,24 @@ pub(super) struct Material {
     pub dropped: Vec<String>,
 }
 
-/// The material of a node's key, given its finished upstream nodes.
-pub(super) fn material(plan: &Plan, node: &Node, active: &[&Upstream], done: &[Option<Done>], memo: &mut Memo) -> Result<Material, String> {
+/// The digests of a node's sources, hashed through the memo.
+pub(super) fn source_digests(plan: &Plan, node: &Node, memo: &mut Memo) -> Result<BTreeMap<String, String>, String> {
     let mut sources = BTreeMap::new();
     for s in &node.sources {
-        let path = plan.workspace.join(s);
-        let digest = source_digest(&path, memo).map_err(|e| format!("cannot read input `{s}`: {e}"))?;
+        let digest = source_digest(&plan.workspace.join(s), memo).map_err(|e| format!("cannot read input `{s}`: {e}"))?;
         sources.insert(s.clone(), digest);
     }
+    Ok(sources)
+}
+
+/// The same from the memo alone, when every source is a file the memo saw as
+/// it is now: no hashing and no writes.
+pub(super) fn remembered_sources(plan: &Plan, node: &Node, memo: &Memo) -> Option<BTreeMap<String, String>> {
+    node.sources.iter().map(|s| Some((s.clone(), memo.remembered(&plan.workspace.join(s))?.to_string()))).collect()
+}
+
+/// The material of a node's key, given its sources' digests and its finished upstream nodes.
+pub(super) fn material(plan: &Plan, node: &Node, active: &[&Upstream], done: &[Option<Done>], sources: BTreeMap<String, String>) -> Material {
     let mut inputs = Vec::new();
     let mut records = Vec::new();
     let mut dropped = Vec::new();
@@ -88,8 +93,8 @@ pub(super) fn material(plan: &Plan, node: &Node, active: &[&Upstream], done: &[O
         let up = &plan.nodes[u.node];
         match &done[u.node] {
             Some(d) => {
-                let sel = d.selected(u.select.as_deref());
-                inputs.push(InputDigest { node: up.id.clone(), select: u.select.clone(), digest: output_digest(&sel) });
+                let digest = set_digest(d.selected(u.select.as_deref()).map(|(name, f)| (name, &f.digest)));
+                inputs.push(InputDigest { node: up.id.clone(), select: u.select.clone(), digest });
                 records.push(InputRecord { node: up.id.clone(), key: d.key.clone() });
             }
             None => dropped.push(up.id.clone()),
@@ -98,7 +103,7 @@ pub(super) fn material(plan: &Plan, node: &Node, active: &[&Upstream], done: &[O
     inputs.sort();
     records.sort_by(|a, b| a.node.cmp(&b.node));
     records.dedup();
-    Ok(Material { material: key_material(plan, node, sources, inputs), inputs: records, dropped })
+    Material { material: key_material(plan, node, sources, inputs), inputs: records, dropped }
 }
 
 /// A node's key material from the digests of its sources and inputs.
@@ -116,7 +121,8 @@ pub(crate) fn key_material(plan: &Plan, node: &Node, sources: BTreeMap<String, S
 
 /// A source's digest: a file's content hash, or a folder's over its files.
 pub(crate) fn source_digest(path: &Path, memo: &mut Memo) -> std::io::Result<String> {
-    if path.is_dir() {
+    let meta = fs::metadata(path)?;
+    if meta.is_dir() {
         let files = walk(path)?;
         let mut digests = BTreeMap::new();
         for f in files {
@@ -125,7 +131,7 @@ pub(crate) fn source_digest(path: &Path, memo: &mut Memo) -> std::io::Result<Str
         }
         Ok(set_digest(digests.iter()))
     } else {
-        memo.file_digest(path)
+        memo.file_digest_as(path, &meta)
     }
 }
 

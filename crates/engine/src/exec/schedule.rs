@@ -3,17 +3,18 @@
 //! pool; units are not rayon tasks, so a waiting node never runs another one
 //! inside its own time). A batching stage's ready nodes go as one unit.
 
+use rayon::prelude::*;
 use std::collections::{HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::mpsc;
 
 use super::executor::Executor;
-use super::material::{active_upstream, material, Done, Material};
+use super::material::{active_upstream, material, remembered_sources, source_digests, Done, Material};
 use super::outputs::{output_path, remove_vanished_outputs, restore};
 use super::unit::{Unit, UnitInput, UnitNode, UnitOutcome};
-use crate::action_index::ActionIndex;
+use crate::action_index::{ActionIndex, Outputs};
 use crate::events::{Event, Outcome, Reporter};
-use crate::plan::Plan;
+use crate::plan::{Node, Plan};
 use crate::remote::sync::{self as remote_sync, Pulled};
 use crate::store::{now_unix, Memo, RunRecord, Store};
 
@@ -125,22 +126,16 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    /// Decide every ready node: skipped, cached, or pending execution.
+    /// Decide every ready node: skipped, cached, or pending execution. The
+    /// ready nodes are first probed for a cache hit in parallel
+    /// ([`Scheduler::probe`]); the others go through [`Scheduler::prepare`]
+    /// one by one. Nodes that become ready meanwhile make the next batch.
     fn settle_ready(&mut self) {
-        while let Some(i) = self.ready.pop_front() {
-            if !self.selected[i] {
-                self.finish(i, Outcome::Skipped("not selected by --only".into()), None);
-                self.summary.skipped.pop();
-                continue;
-            }
-            if self.stop {
-                self.finish(i, Outcome::Skipped("the run stopped after a failure".into()), None);
-                continue;
-            }
-            match self.prepare(i) {
-                Ok(Some(pending)) => self.to_run.push_back(pending),
-                Ok(None) => {}
-                Err(outcome) => self.finish(i, outcome, None),
+        while !self.ready.is_empty() {
+            let batch: Vec<usize> = self.ready.drain(..).collect();
+            let hits: Vec<Option<Done>> = batch.par_iter().map(|&i| self.probe(i)).collect();
+            for (i, hit) in batch.into_iter().zip(hits) {
+                self.settle(i, hit);
             }
         }
         if self.stop {
@@ -148,6 +143,53 @@ impl<'a> Scheduler<'a> {
                 self.finish(p.ni, Outcome::Skipped("the run stopped after a failure".into()), None);
             }
         }
+    }
+
+    /// One ready node: skipped, cached (`hit`, or found by `prepare`), or pending.
+    fn settle(&mut self, i: usize, hit: Option<Done>) {
+        if !self.selected[i] {
+            self.finish(i, Outcome::Skipped("not selected by --only".into()), None);
+            self.summary.skipped.pop();
+            return;
+        }
+        if self.stop {
+            self.finish(i, Outcome::Skipped("the run stopped after a failure".into()), None);
+            return;
+        }
+        if let Some(done) = hit {
+            self.finish(i, Outcome::Cached, Some(done));
+            return;
+        }
+        match self.prepare(i) {
+            Ok(Some(pending)) => self.to_run.push_back(pending),
+            Ok(None) => {}
+            Err(outcome) => self.finish(i, outcome, None),
+        }
+    }
+
+    fn forced(&self, node: &Node) -> bool {
+        self.options.force.iter().any(|f| f == self.plan.stage_name(node))
+    }
+
+    /// A ready node's result when the index lists its key and its outputs
+    /// are in place as the memo saw them, as are its sources: nothing to
+    /// hash, copy or write, so this only reads and runs in parallel. `None`:
+    /// [`Scheduler::prepare`] decides (and reports what is wrong).
+    fn probe(&self, i: usize) -> Option<Done> {
+        let (plan, done) = (self.plan, &self.done);
+        let node = &plan.nodes[i];
+        if !self.selected[i] || self.forced(node) {
+            return None;
+        }
+        let outputs_of = |u: usize| done[u].as_ref().map(|d| &d.outputs);
+        let active = active_upstream(plan, node, &outputs_of, self.store).ok()?;
+        if active.iter().any(|u| done[u.node].is_none()) {
+            return None;
+        }
+        let sources = remembered_sources(plan, node, &self.memo)?;
+        let key = material(plan, node, &active, done, sources).material.key();
+        let outputs = self.index.get(&key)?;
+        outputs.iter().all(|(name, f)| self.memo.matches(&output_path(plan, node, name), &f.digest)).then_some(Done { key, outputs })
     }
 
     /// A ready node's key; a cache hit finishes it (`Ok(None)`), else it is
@@ -164,12 +206,12 @@ impl<'a> Scheduler<'a> {
                 return Err(Outcome::Skipped(format!("needs {} that did not finish", missing.join(", "))));
             }
         }
-        let Material { material, inputs: reads, dropped } = material(plan, node, &active, done, &mut self.memo).map_err(Outcome::Failed)?;
+        let sources = source_digests(plan, node, &mut self.memo).map_err(Outcome::Failed)?;
+        let Material { material, inputs: reads, dropped } = material(plan, node, &active, done, sources);
         let key = material.key();
-        if !self.options.force.iter().any(|f| f == plan.stage_name(node)) {
+        if !self.forced(node) {
             if let Some(outputs) = self.index.present(store, &key) {
-                if restore(plan, node, outputs, store, &mut self.memo).unwrap_or(false) {
-                    let outputs = outputs.clone();
+                if restore(plan, node, &outputs, store, &mut self.memo).unwrap_or(false) {
                     self.finish(i, Outcome::Cached, Some(Done { key, outputs }));
                     return Ok(None);
                 }
@@ -178,7 +220,11 @@ impl<'a> Scheduler<'a> {
         let inputs = active
             .iter()
             .filter_map(|u| {
-                done[u.node].as_ref().map(|d| UnitInput { node: plan.nodes[u.node].id.clone(), key: d.key.clone(), files: d.selected(u.select.as_deref()) })
+                done[u.node].as_ref().map(|d| UnitInput {
+                    node: plan.nodes[u.node].id.clone(),
+                    key: d.key.clone(),
+                    files: d.selected(u.select.as_deref()).map(|(name, f)| (name.clone(), f.clone())).collect(),
+                })
             })
             .collect();
         Ok(Some(Pending { ni: i, unit: UnitNode { node: node.id.clone(), material, reads, dropped, inputs } }))
@@ -217,11 +263,12 @@ impl<'a> Scheduler<'a> {
             match result {
                 Ok(action) if fetched.contains(&self.plan.nodes[i].id) => {
                     let node = &self.plan.nodes[i];
-                    match restore(self.plan, node, &action.outputs, self.store, &mut self.memo) {
+                    let outputs: Outputs = action.outputs.iter().map(|(name, f)| (name.clone(), f.clone())).collect();
+                    match restore(self.plan, node, &outputs, self.store, &mut self.memo) {
                         Ok(true) => {
                             self.index.add(&action);
                             self.summary.fetched.push(node.id.clone());
-                            self.finish(i, Outcome::Cached, Some(Done { key: action.key, outputs: action.outputs }));
+                            self.finish(i, Outcome::Cached, Some(Done { key: action.key, outputs }));
                         }
                         Ok(false) => self.finish(i, Outcome::Failed("an object fetched from the remote cache vanished from the store".into()), None),
                         Err(e) => self.finish(i, Outcome::Failed(format!("cannot restore the outputs fetched from the remote cache: {e}")), None),
@@ -237,14 +284,16 @@ impl<'a> Scheduler<'a> {
                         self.memo.record(&dest, &f.digest);
                     }
                     self.index.add(&action);
-                    self.finish(i, Outcome::Executed, Some(Done { key: action.key, outputs: action.outputs }));
+                    self.finish(i, Outcome::Executed, Some(Done { key: action.key, outputs: action.outputs.into_iter().collect() }));
                 }
                 Err(why) => self.finish(i, Outcome::Failed(why), None),
             }
         }
     }
 
-    fn record(&self, started_unix: u64) -> RunRecord {
+    /// The run's record. It takes the nodes' keys: the scheduler is done with them.
+    fn record(&mut self, started_unix: u64) -> RunRecord {
+        let done = std::mem::take(&mut self.done);
         let s = &self.summary;
         RunRecord {
             id: s.run_id.clone(),
@@ -253,7 +302,7 @@ impl<'a> Scheduler<'a> {
             results: self.plan.results_in_workspace(),
             started_unix,
             finished_unix: now_unix(),
-            nodes: self.plan.nodes.iter().zip(&self.done).filter_map(|(node, d)| d.as_ref().map(|d| (node.id.clone(), d.key.clone()))).collect(),
+            nodes: self.plan.nodes.iter().zip(done).filter_map(|(node, d)| d.map(|d| (node.id.clone(), d.key))).collect(),
             executed: s.executed.clone(),
             cached: s.cached.clone(),
             fetched: s.fetched.clone(),
@@ -350,7 +399,7 @@ pub fn run(plan: &Plan, store: &Store, options: &RunOptions, executor: &dyn Exec
         s.absorb(indices, outcomes, &fetched);
     });
     store.save_memo(&s.memo)?;
-    s.index.save(store)?;
+    std::mem::take(&mut s.index).save(store)?;
     if options.record {
         store.write_run(&s.record(started_unix))?;
     }
