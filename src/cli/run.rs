@@ -93,7 +93,7 @@ impl Chosen {
 /// Execute what is stale and reuse what is cached; exit 1 when a node failed.
 pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
     let plan = match ctx.plan(&args.pipeline, &args.sets) {
-        Ok(p) => p,
+        Ok(p) => super::kept_to_exit(p),
         Err(code) => return code,
     };
     for name in args.only.iter().chain(&args.force) {

@@ -27,7 +27,7 @@ pub struct Args {
 /// upstream nodes that will run.
 pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
     let plan = match ctx.plan(&args.pipeline, &args.sets) {
-        Ok(p) => p,
+        Ok(p) => super::kept_to_exit(p),
         Err(code) => return code,
     };
     let store = Store::existing(&ctx.workspace);

@@ -87,11 +87,28 @@ pub enum OnMissing {
 
 fn interpolate(template: &str, item: Option<&Item>) -> String {
     let Some(item) = item else { return template.to_string() };
-    let mut s = template.replace("${item}", &item.id).replace("${patient}", &item.id);
-    if let Some(c) = &item.cohort {
-        s = s.replace("${cohort}", c);
+    // One pass (a plan of 10^5 patients interpolates 600,000 strings).
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let value = [("${item}", Some(&item.id)), ("${patient}", Some(&item.id)), ("${cohort}", item.cohort.as_ref())]
+            .into_iter()
+            .find_map(|(name, value)| Some((name, value?)).filter(|_| rest.starts_with(name)));
+        match value {
+            Some((name, value)) => {
+                out.push_str(value);
+                rest = &rest[name.len()..];
+            }
+            None => {
+                out.push_str("${");
+                rest = &rest[2..];
+            }
+        }
     }
-    s
+    out.push_str(rest);
+    out
 }
 
 fn scalar_text(v: &Value) -> String {
@@ -207,3 +224,17 @@ impl Stage for Command {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolation_fills_item_patient_and_cohort_and_leaves_other_forms_to_the_shell() {
+        let item = Item { id: "P1".into(), cohort: Some("c1".into()) };
+        assert_eq!(interpolate("cp ${patient}.txt out/${cohort}/${item} ${HOME} $${x} ${", Some(&item)), "cp P1.txt out/c1/P1 ${HOME} $${x} ${");
+        let bare = Item { id: "a b".into(), cohort: None };
+        assert_eq!(interpolate("${item}/${cohort}", Some(&bare)), "a b/${cohort}");
+        assert_eq!(interpolate("${patient}", None), "${patient}");
+    }
+}

@@ -5,6 +5,7 @@
 use crate::resources::Allocation;
 use indexmap::IndexMap;
 use petgraph::graph::{DiGraph, NodeIndex};
+use rayon::prelude::*;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -272,11 +273,14 @@ pub fn build(spec: LoadedSpec, workspace: &Path) -> Result<Plan, Diagnostics> {
         return Err(cycle_error(&spec, &declared, &cycle));
     }
     let (ctx, mut diags) = PlanContext::new(workspace, &spec);
-    let mut nodes: Vec<Node> = Vec::new();
+    // Stages expand independently, and a per-patient one into 10^5 nodes: in parallel.
+    let expanded: Vec<Result<Vec<NodeDecl>, Diagnostics>> =
+        spec.spec.stages.iter().collect::<Vec<_>>().par_iter().map(|(name, stage)| stage.expand(&ctx, name)).collect();
+    let mut nodes: Vec<Node> = Vec::with_capacity(expanded.iter().map(|e| e.as_ref().map_or(0, Vec::len)).sum());
     let mut stages: Vec<StagePlan> = Vec::new();
-    for (si, (name, stage)) in spec.spec.stages.iter().enumerate() {
+    for (si, (name, expansion)) in spec.spec.stages.keys().zip(expanded).enumerate() {
         let mut plan = StagePlan { name: name.clone(), nodes: Vec::new(), upstream: BTreeSet::new() };
-        match stage.expand(&ctx, name) {
+        match expansion {
             Ok(decls) => {
                 for decl in decls {
                     plan.nodes.push(nodes.len());
