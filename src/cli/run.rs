@@ -112,7 +112,7 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         Ok(e) => e,
         Err(code) => return code,
     };
-    let summary = match execute(&plan, &store, &options, chosen.executor.as_ref(), &reporter) {
+    let summary = match execute(plan, &store, &options, chosen.executor.as_ref(), &reporter) {
         Ok(s) => s,
         Err(code) => return code,
     };

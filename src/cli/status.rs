@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, args: Args) -> ExitCode {
         Err(code) => return code,
     };
     let store = Store::existing(&ctx.workspace);
-    let status = radpipe_engine::status::status(&plan, store.as_ref());
+    let status = radpipe_engine::status::status(plan, store.as_ref());
     let queued = match store.as_ref().map(slurm::queued_nodes).transpose() {
         Ok(q) => q.unwrap_or_default(),
         Err(e) => {
