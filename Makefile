@@ -98,9 +98,11 @@ bench-scale: build
 # (tests/services/slurm.sh; needs Debian's slurmctld, slurmd, slurm-client, munge).
 SLURM_BENCH_VENV := $(RADPIPE_CACHE)/snakemake-venv
 BENCH_PATIENTS ?= 610
+# Seconds after which each Snakemake run is stopped and measured as it stands (unset: to its end).
+SNAKEMAKE_BUDGET ?=
 bench-slurm: build
 	test -f $(SLURM_BENCH_VENV)/.done || { python3 -m venv $(SLURM_BENCH_VENV) && $(SLURM_BENCH_VENV)/bin/pip install -q -r benches/requirements-slurm.txt && touch $(SLURM_BENCH_VENV)/.done; }
-	python3 benches/slurm_bench.py --radpipe $(RADPIPE) --snakemake $(SLURM_BENCH_VENV)/bin/snakemake --patients $(BENCH_PATIENTS)
+	python3 benches/slurm_bench.py --radpipe $(RADPIPE) --snakemake $(SLURM_BENCH_VENV)/bin/snakemake --patients $(BENCH_PATIENTS) $(if $(SNAKEMAKE_BUDGET),--snakemake-budget $(SNAKEMAKE_BUDGET))
 
 # The shared cache against a local S3 server: restore the engine benchmark's
 # 1836 nodes from the remote into a fresh workspace (time, requests, bytes).

@@ -32,6 +32,11 @@ pub const FILE: &str = "index.jsonl";
 /// (a `BTreeMap` allocates room for 11 entries, and most nodes have one).
 pub type Outputs = LiteMap<String, FileRecord>;
 
+/// The outputs an action record holds, in the form the engine keeps them.
+pub fn outputs_of(action: &ActionRecord) -> Outputs {
+    action.outputs.iter().map(|(name, f)| (name.clone(), f.clone())).collect()
+}
+
 /// A line as written.
 #[derive(Serialize)]
 struct LineOut<'a> {

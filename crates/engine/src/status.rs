@@ -10,7 +10,8 @@ use serde_json::Value;
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap};
 
-use super::action_index::{ActionIndex, Outputs};
+use super::action_index::{self, ActionIndex, Outputs};
+use super::exec::selection_digest;
 use super::key::{InputDigest, KeyMaterial};
 use super::plan::{Plan, Upstream};
 use super::store::{ActionRecord, RunRecord, Store};
@@ -112,18 +113,7 @@ pub fn explain(old: &KeyMaterial, new: &KeyMaterial, patient_of: &dyn Fn(&str) -
 
 /// The digests of the (fresh) upstream outputs a node reads, sorted, as they enter its key.
 fn input_digests(plan: &Plan, active: &[&Upstream], fresh: &[Option<Outputs>]) -> Vec<InputDigest> {
-    let mut inputs: Vec<InputDigest> = active
-        .iter()
-        .map(|u| {
-            let outputs = fresh[u.node].as_ref().expect("fresh upstream");
-            let sel: BTreeMap<&String, &String> = outputs
-                .iter()
-                .filter(|(n, _)| u.select.as_deref().is_none_or(|s| n.as_str() == s || n.starts_with(&format!("{s}/"))))
-                .map(|(n, f)| (n, &f.digest))
-                .collect();
-            InputDigest { node: plan.nodes[u.node].id.clone(), select: u.select.clone(), digest: super::key::set_digest(sel) }
-        })
-        .collect();
+    let mut inputs: Vec<InputDigest> = active.iter().map(|u| selection_digest(plan, u, fresh[u.node].as_ref().expect("fresh upstream"))).collect();
     inputs.sort();
     inputs
 }
@@ -138,7 +128,7 @@ pub fn status(plan: &Plan, store: Option<&Store>) -> Status {
     let previous_action = |node: &str| {
         let s = store?;
         let action = s.previous_action(runs.get_or_init(|| s.run_ids().iter().take(20).filter_map(|id| s.read_run(id)).collect()), node)?;
-        let outputs: Outputs = action.outputs.iter().map(|(name, f)| (name.clone(), f.clone())).collect();
+        let outputs = action_index::outputs_of(&action);
         Some((action, outputs))
     };
     let item_names: BTreeMap<String, String> =

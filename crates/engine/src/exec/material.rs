@@ -20,13 +20,15 @@ pub(super) struct Done {
     pub outputs: Outputs,
 }
 
-impl Done {
-    /// All outputs, or those at or under `select`.
-    pub fn selected<'a>(&'a self, select: Option<&'a str>) -> impl Iterator<Item = (&'a String, &'a FileRecord)> {
-        self.outputs
-            .iter()
-            .filter(move |(name, _)| select.is_none_or(|sel| name.strip_prefix(sel).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))))
-    }
+/// All of a node's outputs, or those at or under `select` (what an edge reads).
+pub(super) fn selected<'a>(outputs: &'a Outputs, select: Option<&'a str>) -> impl Iterator<Item = (&'a String, &'a FileRecord)> {
+    outputs.iter().filter(move |(name, _)| select.is_none_or(|sel| name.strip_prefix(sel).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))))
+}
+
+/// The digest of what an edge reads from a node's outputs, as it enters the reader's key.
+pub(crate) fn selection_digest(plan: &Plan, up: &Upstream, outputs: &Outputs) -> InputDigest {
+    let digest = set_digest(selected(outputs, up.select.as_deref()).map(|(name, f)| (name, &f.digest)));
+    InputDigest { node: plan.nodes[up.node].id.clone(), select: up.select.clone(), digest }
 }
 
 /// The digest of a set of outputs (by name).
@@ -93,8 +95,7 @@ pub(super) fn material(plan: &Plan, node: &Node, active: &[&Upstream], done: &[O
         let up = &plan.nodes[u.node];
         match &done[u.node] {
             Some(d) => {
-                let digest = set_digest(d.selected(u.select.as_deref()).map(|(name, f)| (name, &f.digest)));
-                inputs.push(InputDigest { node: up.id.clone(), select: u.select.clone(), digest });
+                inputs.push(selection_digest(plan, u, &d.outputs));
                 records.push(InputRecord { node: up.id.clone(), key: d.key.clone() });
             }
             None => dropped.push(up.id.clone()),

@@ -20,4 +20,4 @@ pub use executor::{Executor, LocalExecutor, SubprocessExecutor};
 pub use schedule::{run, RunOptions, RunSummary};
 pub use unit::{execute_unit, Unit, UnitInput, UnitNode, UnitOutcome};
 
-pub(crate) use material::{active_upstream, key_material, source_digest};
+pub(crate) use material::{active_upstream, key_material, selection_digest, source_digest};

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use super::executor::Executor;
-use super::material::{active_upstream, material, remembered_sources, source_digests, Done, Material};
+use super::material::{active_upstream, material, remembered_sources, selected, source_digests, Done, Material};
 use super::outputs::{output_path, remove_vanished_outputs, restore};
 use super::unit::{Unit, UnitInput, UnitNode, UnitOutcome};
-use crate::action_index::{ActionIndex, Outputs};
+use crate::action_index::{outputs_of, ActionIndex};
 use crate::events::{Event, Outcome, Reporter};
 use crate::plan::{Node, Plan};
 use crate::remote::sync::{self as remote_sync, Pulled};
@@ -223,7 +223,7 @@ impl<'a> Scheduler<'a> {
                 done[u.node].as_ref().map(|d| UnitInput {
                     node: plan.nodes[u.node].id.clone(),
                     key: d.key.clone(),
-                    files: d.selected(u.select.as_deref()).map(|(name, f)| (name.clone(), f.clone())).collect(),
+                    files: selected(&d.outputs, u.select.as_deref()).map(|(name, f)| (name.clone(), f.clone())).collect(),
                 })
             })
             .collect();
@@ -263,7 +263,7 @@ impl<'a> Scheduler<'a> {
             match result {
                 Ok(action) if fetched.contains(&self.plan.nodes[i].id) => {
                     let node = &self.plan.nodes[i];
-                    let outputs: Outputs = action.outputs.iter().map(|(name, f)| (name.clone(), f.clone())).collect();
+                    let outputs = outputs_of(&action);
                     match restore(self.plan, node, &outputs, self.store, &mut self.memo) {
                         Ok(true) => {
                             self.index.add(&action);
